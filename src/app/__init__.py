@@ -1,0 +1,1 @@
+"""AI Customer Success Manager: a LangGraph agent graph over a book of customer accounts."""

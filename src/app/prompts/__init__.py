@@ -1,0 +1,1 @@
+"""Prompt text only: one module per subgraph, with documented placeholders."""

@@ -1,0 +1,271 @@
+"""Domain and LLM-output pydantic models (SPEC §5): signals, scores, alerts, QBRs, opportunities, messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+UsageTrend = Literal["growing", "stable", "declining", "inactive"]
+Engagement = Literal["high", "medium", "low"]
+InvoiceStatus = Literal["current", "overdue_30", "overdue_60", "overdue_90_plus"]
+TicketSentiment = Literal["positive", "neutral", "negative", "critical"]
+Rag = Literal["GREEN", "AMBER", "RED"]
+CollectionsRisk = Literal["GREEN", "AMBER", "RED", "CRITICAL"]
+ChurnRiskLevel = Literal["low", "medium", "high", "critical"]
+ChurnTrigger = Literal["contract_proximity", "behavioral", "both"]
+Confidence = Literal["low", "medium", "high"]
+OpportunityType = Literal["seats", "module", "integration"]
+QBRTrigger = Literal["quarterly", "contract_proximity"]
+TaskType = Literal["health_scan", "generate_qbr", "check_expansion", "track_feature_adoption"]
+
+TASK_TYPES: tuple[TaskType, ...] = ("health_scan", "generate_qbr", "check_expansion", "track_feature_adoption")
+
+
+class CSMHealthSignals(BaseModel):
+    """The eleven health signals of one account, validated (mutable so callers can adjust one signal)."""
+
+    model_config = ConfigDict(validate_assignment=True, extra="forbid")
+
+    feature_adoption_rate: float = Field(ge=0, le=1)
+    usage_trend: UsageTrend
+    login_frequency_days: int | None = Field(default=None, ge=0)
+    days_since_last_interaction: int | None = Field(default=None, ge=0)
+    stakeholder_engagement: Engagement
+    nps_score: int | None = Field(default=None, ge=0, le=10)
+    invoice_payment_status: InvoiceStatus
+    days_to_renewal: int | None = None
+    seats_utilization_rate: float = Field(ge=0, le=2)
+    open_ticket_count: int = Field(default=0, ge=0)
+    avg_ticket_sentiment: TicketSentiment = "neutral"
+    escalation_count_90_days: int = Field(default=0, ge=0)
+    tam_health_rag: Rag | None = None
+    collections_risk: CollectionsRisk | None = None
+
+
+class CSMHealthScore(BaseModel):
+    """One account's deterministic health score with its per-signal breakdown and movement since last scan."""
+
+    account_id: str
+    score: float = Field(ge=0, le=100)
+    rag: Rag
+    churn_risk_level: ChurnRiskLevel
+    churn_triggered_by: ChurnTrigger | None = None
+    signal_breakdown: dict[str, float]
+    computed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    previous_score: float | None = None
+    signal_deltas: dict[str, float] = Field(default_factory=dict)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def should_alert(self) -> bool:
+        """Whether this score warrants a churn alert: RAG RED or churn risk high/critical."""
+        return self.rag == "RED" or self.churn_risk_level in ("high", "critical")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def score_delta(self) -> float | None:
+        """Change since the previous score, when one exists."""
+        return None if self.previous_score is None else round(self.score - self.previous_score, 2)
+
+
+class ChurnNarrative(BaseModel):
+    """LLM output for a churn alert: why the account is at risk and what to do this week."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    churn_narrative: str = Field(min_length=1, max_length=4000)
+    recommended_actions: list[str] = Field(default_factory=list, max_length=8)
+
+
+class ChurnRiskResult(BaseModel):
+    """A churn risk assessment: the deterministic score plus the LLM-written narrative."""
+
+    account_id: str
+    churn_risk_level: ChurnRiskLevel
+    churn_triggered_by: ChurnTrigger | None = None
+    score: float
+    rag: Rag
+    churn_narrative: str
+    recommended_actions: list[str] = Field(default_factory=list)
+
+
+class ExpansionCandidate(BaseModel):
+    """A deterministic expansion signal found in an account's record (before the LLM writes the pitch)."""
+
+    opportunity_type: OpportunityType
+    evidence: list[str]
+    estimated_arr_impact: float = Field(ge=0)
+    confidence: Confidence
+
+
+class ExpansionPitch(BaseModel):
+    """LLM output for one candidate: the talk track for the account executive."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    opportunity_type: OpportunityType
+    recommended_talk_track: str = Field(min_length=1, max_length=2000)
+
+
+class ExpansionPitches(BaseModel):
+    """LLM output for check_expansion: one pitch per candidate it was given."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    opportunities: list[ExpansionPitch] = Field(default_factory=list, max_length=10)
+
+
+class ExpansionOpportunity(BaseModel):
+    """An expansion opportunity ready for the Sales hand-off."""
+
+    account_id: str
+    opportunity_type: OpportunityType
+    evidence: list[str]
+    estimated_arr_impact: float = Field(ge=0)
+    recommended_talk_track: str
+    confidence: Confidence
+
+
+class QBRNarrative(BaseModel):
+    """LLM output for a QBR: the prose sections (facts and identity come from the caller, never the LLM)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    health_summary: str = Field(min_length=1, max_length=4000)
+    roi_highlights: list[str] = Field(default_factory=list, max_length=10)
+    adoption_commentary: str = Field(default="", max_length=4000)
+    expansion_next_steps: list[str] = Field(default_factory=list, max_length=10)
+    risks: list[str] = Field(default_factory=list, max_length=10)
+
+
+class QBRContent(BaseModel):
+    """A Quarterly Business Review for one account and period."""
+
+    account_id: str
+    account_name: str
+    period: str
+    trigger: QBRTrigger
+    health_summary: str
+    roi_metrics: dict[str, float | str]
+    feature_adoption_scorecard: dict[str, str]
+    expansion_next_steps: list[str]
+    risks: list[str] = Field(default_factory=list)
+    roi_highlights: list[str] = Field(default_factory=list)
+    adoption_commentary: str = ""
+
+
+class AdoptionInsights(BaseModel):
+    """LLM output for feature adoption: a short summary and concrete recommendations."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    summary: str = Field(min_length=1, max_length=4000)
+    recommendations: list[str] = Field(min_length=1, max_length=10)
+
+
+class FeatureAdoptionReport(BaseModel):
+    """Feature adoption for one account: what is used, what is not, and what to do about it."""
+
+    account_id: str
+    features_used: list[str]
+    adoption_rate: float = Field(ge=0, le=1)
+    underutilized_features: list[str]
+    recommendations: list[str]
+    benchmark_comparison: dict[str, float]
+    summary: str = ""
+
+
+class CSMHandoffRequest(BaseModel):
+    """The payload the CSM side hands to the Sales side for one expansion opportunity."""
+
+    type: Literal["handle_expansion_opportunity"] = "handle_expansion_opportunity"
+    account_id: str
+    opportunity_type: OpportunityType
+    evidence: list[str]
+    estimated_arr_impact: float
+    recommended_talk_track: str
+    confidence: Confidence
+
+
+class CSMAlertResult(BaseModel):
+    """What one churn alert did on each of the four channels."""
+
+    account_id: str
+    channels: dict[str, bool] = Field(
+        default_factory=lambda: {"notion": False, "event_bus": False, "email_alert": False, "chat_alert": False}
+    )
+    draft_id: str | None = None
+    alerts_sent: int = 0
+    errors: dict[str, str] = Field(default_factory=dict)
+
+
+class EmailMessage(BaseModel):
+    """An email to be saved as a draft (never sent)."""
+
+    to: str = Field(min_length=3)
+    subject: str
+    body_html: str
+    body_text: str | None = None
+    cc: list[str] = Field(default_factory=list)
+    thread_id: str | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        if "@" not in value or "," in value or ";" in value:
+            raise ValueError(f"'to' must be exactly one email address, got {value!r}")
+        return value.strip()
+
+
+class DraftResult(BaseModel):
+    """A created (or already existing) draft."""
+
+    draft_id: str
+    to: str
+    subject: str
+    location: str | None = None
+    created: bool = True
+
+
+class ChatMessage(BaseModel):
+    """A chat message for a space/channel, threaded per account when thread_key is set."""
+
+    space_name: str
+    text: str
+    thread_key: str | None = None
+
+
+class Ticket(BaseModel):
+    """A support ticket on an account (customer-controlled text)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    subject: str = ""
+    body: str = ""
+    status: str = "open"
+    sentiment: TicketSentiment = "neutral"
+
+
+class AccountRecord(BaseModel):
+    """An account's identity and detail (signals are validated separately so each bad field is named)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    account_id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=500)
+    arr: float = Field(default=0, ge=0)
+    plan: str = "standard"
+    status: str = "active"
+    rep_email: str | None = None
+    ae_email: str | None = None
+    chat_space: str | None = None
+    contract_end_date: date | datetime | None = None
+    features_available: list[str] = Field(default_factory=list)
+    feature_usage: dict[str, int] = Field(default_factory=dict)
+    seats_purchased: int | None = Field(default=None, ge=0)
+    seats_active: int | None = Field(default=None, ge=0)
+    usage_history: list[int] = Field(default_factory=list)
+    tickets: list[Ticket] = Field(default_factory=list)
+    notes: str = ""

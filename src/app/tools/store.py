@@ -1,0 +1,112 @@
+"""The `CSMStore` capability: accounts, score history, alerts, artifacts and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+
+
+class AlertRecord(BaseModel):
+    """The most recent churn alert raised for an account."""
+
+    account_id: str
+    risk_state: str
+    alerted_at: datetime
+    idempotency_key: str
+
+
+class DraftRecord(BaseModel):
+    """A draft kept in the review queue (the local outbox or a copy of a Gmail draft)."""
+
+    draft_id: str
+    idempotency_key: str
+    account_id: str | None
+    kind: str
+    to: str
+    subject: str
+    body_html: str
+    body_text: str | None = None
+    location: str | None = None
+    created_at: datetime
+
+
+class AuditEntry(BaseModel):
+    """One outbound artifact (draft, chat message, page, event, hand-off) and where it went."""
+
+    artifact: str
+    target: str
+    idempotency_key: str
+    account_id: str | None = None
+    task_type: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    at: datetime | None = None
+
+
+class SavedArtifact(BaseModel):
+    """The id of a stored artifact and whether this call created it (False: the key already existed)."""
+
+    artifact_id: str
+    created: bool
+
+
+class CSMStore(Protocol):
+    """System of record for accounts and everything the agent produces; every write is idempotent by key."""
+
+    async def upsert_accounts(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Insert or replace raw account records (keyed by `account_id`); returns how many were written."""
+        ...
+
+    async def load_accounts(
+        self, account_ids: Sequence[str] | None = None, *, active_only: bool = True
+    ) -> list[dict[str, Any]]:
+        """Raw account records (unvalidated dicts), all or the given ids, ordered by account id."""
+        ...
+
+    async def latest_scores(self, account_ids: Sequence[str] | None = None) -> dict[str, CSMHealthScore]:
+        """The most recent stored score per account."""
+        ...
+
+    async def save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
+        """Append scores to the history (one row per account and scan)."""
+        ...
+
+    async def last_alert(self, account_id: str) -> AlertRecord | None:
+        """The most recent churn alert for the account, if any."""
+        ...
+
+    async def record_alert(self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime) -> bool:
+        """Mark a churn alert on the account's record; False when this key was already recorded."""
+        ...
+
+    async def save_qbr(self, qbr: QBRContent, *, idempotency_key: str) -> SavedArtifact:
+        """Store a QBR page."""
+        ...
+
+    async def save_opportunity(self, opportunity: ExpansionOpportunity, *, idempotency_key: str) -> SavedArtifact:
+        """Store an expansion opportunity record."""
+        ...
+
+    async def save_adoption_report(self, report: FeatureAdoptionReport, *, idempotency_key: str) -> SavedArtifact:
+        """Store a feature adoption report."""
+        ...
+
+    async def save_draft(self, draft: DraftRecord) -> SavedArtifact:
+        """Keep a draft in the review queue (idempotent by `draft.idempotency_key`)."""
+        ...
+
+    async def list_drafts(self, *, limit: int = 100) -> list[DraftRecord]:
+        """Drafts awaiting review, newest first."""
+        ...
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Append one outbound artifact to the audit log."""
+        ...
+
+    async def list_audit(self, *, limit: int = 100) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        ...
