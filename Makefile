@@ -1,0 +1,36 @@
+# Two commands do all set-up: `make demo` (install + offline demo) and `make test` (lint, types, tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: install demo test lint typecheck unit sample-book clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) scripts/check_supply_chain.py
+	touch $@
+
+demo: install
+	$(VENV)/bin/csm demo
+
+lint: install
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+typecheck: install
+	$(VENV)/bin/mypy src
+
+unit: install
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+sample-book: install
+	$(PY) scripts/generate_sample_book.py
+
+clean:
+	rm -rf $(VENV) .csm-data .mypy_cache .ruff_cache .pytest_cache

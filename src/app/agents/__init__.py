@@ -1,0 +1,1 @@
+"""Agent facades: the platform-facing `execute(task, context)` contract over the graphs."""

@@ -1,0 +1,144 @@
+"""`CustomerSuccessAgent`: the seed's facade; each task type runs its subgraph of the customer-success graph."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from src.app.agents.base import AgentRegistration, BaseAgent
+from src.app.analysis.health import CSMHealthScorer
+from src.app.analysis.signals import parse_account
+from src.app.config import CSMSettings
+from src.app.context import CSMContext, TaskExecutor
+from src.app.graph.customer_success import build_customer_success_graph
+from src.app.nodes.alerts import dispatch_churn_alert, fallback_narrative
+from src.app.nodes.common import load_account
+from src.app.schemas import AccountRecord, CSMAlertResult, CSMHealthScore
+from src.app.state import check_task_type
+from src.app.tools.chat import ChatPoster
+from src.app.tools.events import EventBus
+from src.app.tools.json_extract import extract_json_object
+from src.app.tools.llm import LLMService
+from src.app.tools.mail import MailDrafts
+from src.app.tools.store import CSMStore
+from src.app.wiring import build_context
+
+
+class CustomerSuccessAgent(BaseAgent):
+    """Scores account health, raises churn alerts, writes QBRs, finds expansion and reports adoption."""
+
+    def __init__(
+        self,
+        registration: AgentRegistration,
+        llm_service: LLMService | object,
+        notion_csm: CSMStore | None = None,
+        gmail_service: MailDrafts | None = None,
+        chat_service: ChatPoster | None = None,
+        event_bus: EventBus | None = None,
+        health_scorer: CSMHealthScorer | None = None,
+        sales_agent: TaskExecutor | None = None,
+        *,
+        settings: CSMSettings | None = None,
+        store: CSMStore | None = None,
+    ) -> None:
+        super().__init__(registration)
+        self._llm_service = llm_service
+        self._notion_csm = notion_csm
+        self._gmail_service = gmail_service
+        self._chat_service = chat_service
+        self._event_bus = event_bus
+        self._health_scorer = health_scorer
+        self._sales_agent = sales_agent
+        self._settings = settings
+        self._store = store
+        self._base_context: CSMContext | None = None
+        self._log = structlog.get_logger(__name__).bind(agent_id=registration.agent_id)
+        self._graph = build_customer_success_graph()
+
+    async def execute(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        """Route on `task["type"]`; unknown types raise ValueError, every other failure is returned fail-open."""
+        handlers = {
+            "health_scan": self._handle_health_scan,
+            "generate_qbr": self._handle_generate_qbr,
+            "check_expansion": self._handle_check_expansion,
+            "track_feature_adoption": self._handle_track_feature_adoption,
+        }
+        return await handlers[check_task_type(task)](task, context)
+
+    async def _handle_health_scan(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        return await self._run_subgraph(task, context)
+
+    async def _handle_generate_qbr(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        return await self._run_subgraph(task, context)
+
+    async def _handle_check_expansion(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        return await self._run_subgraph(task, context)
+
+    async def _handle_track_feature_adoption(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        return await self._run_subgraph(task, context)
+
+    async def _dispatch_churn_alerts(
+        self,
+        account_id: str,
+        health_score: CSMHealthScore | dict[str, Any],
+        context: dict[str, Any],
+        account: AccountRecord | dict[str, Any] | None = None,
+    ) -> CSMAlertResult:
+        """Alert on all four channels for one account, outside a scan (the narrative is the deterministic one)."""
+        ctx = self._context(context)
+        score = CSMHealthScore.model_validate(health_score)
+        if account is None:
+            _, record = await load_account(ctx, account_id)
+        else:
+            record = account if isinstance(account, AccountRecord) else parse_account(account)
+        narrative = fallback_narrative(record, score)
+        return await dispatch_churn_alert(ctx, account=record, score=score, narrative=narrative, task_type="alert")
+
+    @staticmethod
+    def _extract_json_from_response(response: str | None) -> dict[str, Any] | None:
+        """The first JSON object in an LLM reply (fences, prose and wrappers tolerated), or None."""
+        return extract_json_object(response)
+
+    @property
+    def store(self) -> CSMStore:
+        """The system of record this agent reads and writes (the default SQLite store unless injected)."""
+        return self._context({}).store
+
+    @property
+    def settings(self) -> CSMSettings:
+        """The settings in use (read from the environment on first use, not at construction)."""
+        if self._settings is None:
+            self._settings = CSMSettings()
+        return self._settings
+
+    def _context(self, caller_context: dict[str, Any]) -> CSMContext:
+        if self._base_context is None:
+            llm = self._llm_service if isinstance(self._llm_service, LLMService) else None
+            if llm is None:
+                self._log.info("llm_default", model=self.settings.llm_model)
+            self._base_context = build_context(
+                self.settings,
+                store=self._notion_csm or self._store,
+                llm=llm,
+                mail=self._gmail_service,
+                chat=self._chat_service,
+                events=self._event_bus,
+                scorer=self._health_scorer,
+                sales=self._sales_agent,
+            )
+        return replace(self._base_context, caller_context=dict(caller_context))
+
+    async def _run_subgraph(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        task_type = str(task["type"])
+        log = self._log.bind(task_type=task_type, account_id=task.get("account_id"))
+        try:
+            output = await self._graph.ainvoke({"task": copy.deepcopy(task)}, context=self._context(context))
+        except Exception as error:  # noqa: BLE001 - fail-open contract of SPEC §3
+            log.warning("task_failed", error_type=type(error).__name__, error=str(error))
+            return {"task_type": task_type, "error": str(error), "confidence": "low", "partial": True}
+        result: dict[str, Any] = output["result"]
+        log.info("task_done", confidence=result.get("confidence"))
+        return result

@@ -1,0 +1,91 @@
+"""The `csm` command: demo, scan, qbr, expansion, adoption and the drafts review queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="AI Customer Success Manager: health scans, churn alerts, QBRs, expansion, adoption.")
+
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Folder for the store and outbox.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+@app.command()
+def demo(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """Load the sample book into a fresh local store and run a full day offline."""
+    from src.app.cli_runs import run_demo
+
+    summary = asyncio.run(run_demo(data_dir=data_dir, quiet=as_json))
+    _emit(summary, as_json)
+
+
+@app.command()
+def scan(
+    account: Annotated[list[str] | None, typer.Option("--account", help="Only these account ids.")] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score every active account (or the given ones) and raise churn alerts."""
+    from src.app.cli_runs import run_task
+
+    task: dict[str, Any] = {"type": "health_scan"}
+    if account:
+        task["account_ids"] = account
+    _emit(asyncio.run(run_task(task, data_dir=data_dir, quiet=as_json)), as_json)
+
+
+@app.command()
+def qbr(
+    account_id: str,
+    period: Annotated[str | None, typer.Option(help="Period label, e.g. 'Q3 2026' (default: this quarter).")] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a QBR for one account (saved as a page and a draft to the rep)."""
+    from src.app.cli_runs import run_task
+
+    task: dict[str, Any] = {"type": "generate_qbr", "account_id": account_id}
+    if period:
+        task["period"] = period
+    _emit(asyncio.run(run_task(task, data_dir=data_dir, quiet=as_json)), as_json)
+
+
+@app.command()
+def expansion(account_id: str, data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """Find expansion opportunities for one account."""
+    from src.app.cli_runs import run_task
+
+    task = {"type": "check_expansion", "account_id": account_id}
+    _emit(asyncio.run(run_task(task, data_dir=data_dir, quiet=as_json)), as_json)
+
+
+@app.command()
+def adoption(account_id: str, data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """Report feature adoption for one account."""
+    from src.app.cli_runs import run_task
+
+    task = {"type": "track_feature_adoption", "account_id": account_id}
+    _emit(asyncio.run(run_task(task, data_dir=data_dir, quiet=as_json)), as_json)
+
+
+@app.command()
+def drafts(data_dir: DataDirOption = None, limit: int = 20, as_json: JsonOption = False) -> None:
+    """List drafts waiting for review (nothing is ever sent)."""
+    from src.app.cli_runs import list_drafts
+
+    _emit(asyncio.run(list_drafts(data_dir=data_dir, limit=limit, quiet=as_json)), as_json)
+
+
+def _emit(payload: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(payload, default=str))
+
+
+def main() -> None:
+    """Entry point of the `csm` console script."""
+    app()

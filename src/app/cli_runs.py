@@ -1,0 +1,151 @@
+"""What the `csm` commands run: the offline demo day, single tasks, and the drafts queue."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from src.app.agents.base import AgentRegistration
+from src.app.agents.customer_success.agent import CustomerSuccessAgent
+from src.app.agents.customer_success.scheduler import CSMScheduler
+from src.app.analysis.adoption import build_adoption_facts
+from src.app.analysis.expansion import find_expansion_candidates
+from src.app.analysis.signals import AccountDataError, parse_account
+from src.app.cli_render import Console, progress, render_drafts, render_result, render_scan
+from src.app.config import CSMSettings
+from src.app.sample_book import load_sample_book
+from src.app.tools.litellm_service import LiteLLMService
+from src.app.tools.sql_store import SQLStore
+from src.app.wiring import scorer_from_settings
+
+T = TypeVar("T")
+DEMO_QBRS = 5
+DEMO_EXPANSIONS = 8
+DEMO_ADOPTION = 5
+
+
+def settings_for(data_dir: Path | None) -> CSMSettings:
+    """Settings from the environment, with the data folder overridden when given."""
+    return CSMSettings(data_dir=data_dir) if data_dir else CSMSettings()
+
+
+@asynccontextmanager
+async def open_agent(settings: CSMSettings) -> AsyncIterator[tuple[CustomerSuccessAgent, SQLStore]]:
+    """A fully wired agent on the configured store; the store is closed on exit."""
+    store = SQLStore(settings.resolved_database_url)
+    agent = CustomerSuccessAgent(
+        AgentRegistration(agent_id="csm-cli", name="CustomerSuccess", version="1.0", capabilities=[]),
+        llm_service=LiteLLMService.from_settings(settings),
+        health_scorer=scorer_from_settings(settings),
+        settings=settings,
+        store=store,
+    )
+    try:
+        yield agent, store
+    finally:
+        await store.aclose()
+
+
+async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
+    """Run one task on the configured store (seeded with the sample book when empty)."""
+    settings = settings_for(data_dir)
+    console = Console(quiet=quiet)
+    async with open_agent(settings) as (agent, store):
+        if not await store.load_accounts(active_only=False):
+            loaded = await store.upsert_accounts(load_sample_book(today=datetime.now(settings.tz).date()))
+            console.print(f"[dim]Empty store: loaded the sample book ({loaded} accounts).[/dim]")
+        with progress(console, f"Running {task['type']}"):
+            result = await agent.execute(task, {})
+        render_result(console, result)
+        return result
+
+
+async def list_drafts(*, data_dir: Path | None, limit: int, quiet: bool) -> dict[str, Any]:
+    """The review queue, newest first."""
+    async with open_agent(settings_for(data_dir)) as (_, store):
+        drafts = [draft.model_dump(mode="json") for draft in await store.list_drafts(limit=limit)]
+    render_drafts(Console(quiet=quiet), drafts)
+    return {"drafts": drafts}
+
+
+async def run_demo(*, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
+    """A full offline day on the sample book: scan, alerts, contract check, QBRs, expansion, adoption."""
+    base = CSMSettings()
+    settings = CSMSettings(data_dir=data_dir or base.data_dir / "demo", database_url=None)
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    console = Console(quiet=quiet)
+    timings: dict[str, float] = {}
+    async with open_agent(settings) as (agent, store):
+        book = load_sample_book(today=datetime.now(settings.tz).date())
+        await _timed(timings, "load", store.upsert_accounts(book))
+        with progress(console, f"Health scan of {len(book)} accounts"):
+            scan = await _timed(timings, "health_scan", agent.execute({"type": "health_scan"}, {}))
+        scheduler = CSMScheduler(agent, store=store, timezone=settings.timezone)
+        with progress(console, "Contract check (renewals within 60 days)"):
+            contract = await _timed(timings, "contract_check", scheduler.run_daily_contract_check())
+        picks = _demo_picks(await store.load_accounts())
+        qbrs = await _run_many(console, agent, timings, "generate_qbr", picks["qbr"])
+        expansions = await _run_many(console, agent, timings, "check_expansion", picks["expansion"])
+        adoption = await _run_many(console, agent, timings, "track_feature_adoption", picks["adoption"])
+        drafts = [d.model_dump(mode="json") for d in await store.list_drafts(limit=1000)]
+    render_scan(console, scan)
+    render_drafts(console, drafts[:12], total=len(drafts), folder=settings.data_dir / "outbox")
+    return {
+        "data_dir": str(settings.data_dir),
+        "accounts": len(book),
+        "scored": len(scan.get("health_scores", [])),
+        "rag_counts": dict(Counter(s["rag"] for s in scan.get("health_scores", []))),
+        "errors": scan.get("errors", []),
+        "alerts_dispatched": scan.get("alerts_dispatched", 0),
+        "contract_check_scanned": contract.get("scanned_count", 0),
+        "qbrs": [r.get("qbr_page_id") for r in qbrs],
+        "opportunities": sum(r.get("opportunities_found", 0) for r in expansions),
+        "adoption_reports": len([r for r in adoption if "error" not in r]),
+        "failed_tasks": [r for r in [*qbrs, *expansions, *adoption] if "error" in r],
+        "drafts": len(drafts),
+        "timings_s": timings,
+    }
+
+
+async def _timed(timings: dict[str, float], name: str, work: Awaitable[T]) -> T:
+    started = time.perf_counter()
+    result = await work
+    timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 3)
+    return result
+
+
+async def _run_many(
+    console: Console, agent: CustomerSuccessAgent, timings: dict[str, float], task_type: str, account_ids: list[str]
+) -> list[dict[str, Any]]:
+    results = []
+    with progress(console, f"{task_type} for {len(account_ids)} accounts", total=len(account_ids)) as advance:
+        for account_id in account_ids:
+            task = {"type": task_type, "account_id": account_id}
+            results.append(await _timed(timings, task_type, agent.execute(task, {})))
+            advance()
+    return results
+
+
+def _demo_picks(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Which accounts the demo writes QBRs, expansion checks and adoption reports for."""
+    accounts = []
+    for record in records:
+        try:
+            accounts.append(parse_account(record))
+        except AccountDataError:
+            continue
+    by_arr = sorted(accounts, key=lambda a: (-a.arr, a.account_id))
+    with_candidates = [a for a in by_arr if find_expansion_candidates(a)]
+    by_adoption = sorted(accounts, key=lambda a: (build_adoption_facts(a).adoption_rate, a.account_id))
+    return {
+        "qbr": [a.account_id for a in by_arr[:DEMO_QBRS]],
+        "expansion": [a.account_id for a in with_candidates[:DEMO_EXPANSIONS]],
+        "adoption": [a.account_id for a in by_adoption[:DEMO_ADOPTION]],
+    }
+

@@ -1,0 +1,1 @@
+"""The four subgraphs of the customer-success graph, each compiled in its own module."""

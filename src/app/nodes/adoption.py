@@ -1,0 +1,73 @@
+"""Feature-adoption nodes: compute adoption figures, prompt for recommendations, save the report and draft."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from src.app.analysis.adoption import build_adoption_facts
+from src.app.context import CSMContext
+from src.app.nodes.common import account_brief, jsonable, load_account, required_account_id
+from src.app.nodes.delivery import draft_for_rep, parsed_output
+from src.app.nodes.llm import prompt_requests
+from src.app.nodes.render import Section
+from src.app.prompts import feature_adoption as prompt
+from src.app.schemas import AdoptionInsights, FeatureAdoptionReport
+from src.app.state import WorkState
+
+
+async def score_adoption(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
+    """Adoption rate, used and underutilised features, and the plan benchmark for one account."""
+    ctx = runtime.context
+    account_id = required_account_id(state["task"])
+    _, account = await load_account(ctx, account_id)
+    adoption = build_adoption_facts(account)
+    facts = {"account": account_brief(account, None), **adoption.model_dump()}
+    return {"facts": {account_id: facts}}
+
+
+async def build_prompt(state: WorkState) -> dict[str, Any]:
+    """The adoption-insights request."""
+    return {"llm_requests": prompt_requests(state["facts"], prompt, AdoptionInsights.__name__)}
+
+
+async def draft_adoption_report(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
+    """Save the adoption report (once per account and day) and draft it to the rep."""
+    ctx = runtime.context
+    account_id, facts = next(iter(state["facts"].items()))
+    insights = AdoptionInsights.model_validate(parsed_output(state, account_id))
+    report = FeatureAdoptionReport(
+        account_id=account_id,
+        features_used=facts["features_used"],
+        adoption_rate=facts["adoption_rate"],
+        underutilized_features=facts["underutilized_features"],
+        recommendations=insights.recommendations,
+        benchmark_comparison=facts["benchmark_comparison"],
+        summary=insights.summary,
+    )
+    key = f"adoption:{account_id}:{ctx.clock().astimezone(ctx.settings.tz).date().isoformat()}"
+    saved = await ctx.store.save_adoption_report(report, idempotency_key=key)
+    draft = await draft_for_rep(
+        ctx, account_id=account_id, key=key, kind="adoption", task_type="track_feature_adoption",
+        heading=f"Feature adoption: {facts['account']['name']} ({report.adoption_rate:.0%})",
+        sections=[
+            Section(title="Summary", paragraphs=[report.summary]),
+            Section(title="Recommendations", bullets=report.recommendations),
+            Section(title="Underutilised features", bullets=report.underutilized_features),
+        ],
+    )
+    return {
+        "result": jsonable(
+            {
+                "task_type": "track_feature_adoption",
+                "report": report,
+                "report_id": saved.artifact_id,
+                "adoption_rate": report.adoption_rate,
+                "underutilized_count": len(report.underutilized_features),
+                "draft_id": draft.draft_id,
+                "llm_usage": state.get("llm_usage", {}),
+                "confidence": "high",
+            }
+        )
+    }

@@ -1,0 +1,143 @@
+"""Churn alerts: pick which accounts to alert (severity, cap, cooldown) and dispatch on the four channels."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+import structlog
+
+from src.app.context import CSMContext
+from src.app.nodes.render import Section, escape_chat, render_html, render_text
+from src.app.schemas import AccountRecord, ChatMessage, ChurnNarrative, CSMAlertResult, CSMHealthScore, EmailMessage
+from src.app.tools.store import AuditEntry
+
+log = structlog.get_logger(__name__)
+
+CHURN_STREAM = "churn_alerts"
+ALERT_TYPE = "csm_churn_alert"
+DEFAULT_CHAT_SPACE = "#cs-alerts"
+_SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+def risk_state(score: CSMHealthScore) -> str:
+    """The risk state an alert is about; the cooldown suppresses repeats of the same state."""
+    return f"{score.rag}/{score.churn_risk_level}"
+
+
+def most_severe_first(scores: Sequence[CSMHealthScore]) -> list[CSMHealthScore]:
+    """Alertable scores ordered by churn level, then lowest score, then account id."""
+    alertable = [score for score in scores if score.should_alert]
+    return sorted(alertable, key=lambda s: (_SEVERITY[s.churn_risk_level], s.score, s.account_id))
+
+
+async def within_cooldown(ctx: CSMContext, score: CSMHealthScore) -> bool:
+    """True when the account was already alerted for the same risk state within the cooldown."""
+    last = await ctx.store.last_alert(score.account_id)
+    if last is None or last.risk_state != risk_state(score):
+        return False
+    return ctx.clock() - last.alerted_at < timedelta(days=ctx.settings.alert_cooldown_days)
+
+
+def fallback_narrative(account: AccountRecord, score: CSMHealthScore) -> ChurnNarrative:
+    """A deterministic narrative from the score alone, used when the LLM could not write one."""
+    trigger = (score.churn_triggered_by or "overall health").replace("_", " ")
+    return ChurnNarrative(
+        churn_narrative=(
+            f"{account.name} scored {score.score:.0f}/100 ({score.rag}); churn risk is {score.churn_risk_level}, "
+            f"driven by {trigger}. The narrative could not be generated; see the signal breakdown."
+        ),
+        recommended_actions=["Review the signal breakdown and contact the account's champion."],
+    )
+
+
+async def dispatch_churn_alert(
+    ctx: CSMContext, *, account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, task_type: str
+) -> CSMAlertResult:
+    """Alert on the system of record, the event bus, an email draft and chat; each channel independently."""
+    key = f"churn:{account.account_id}:{risk_state(score)}:{ctx.clock().date().isoformat()}"
+    result = CSMAlertResult(account_id=account.account_id)
+    channels: dict[str, Callable[[], Awaitable[tuple[str, str | None]]]] = {
+        "notion": lambda: _mark_record(ctx, score, key),
+        "event_bus": lambda: _publish_event(ctx, account, score, narrative, key),
+        "email_alert": lambda: _draft_email(ctx, account, score, narrative, key),
+        "chat_alert": lambda: _post_chat(ctx, account, score, narrative, key),
+    }
+    for channel, send in channels.items():
+        try:
+            target, artifact_id = await send()
+        except Exception as error:  # noqa: BLE001 - one channel failing must not stop the others
+            log.warning("alert_channel_failed", account_id=account.account_id, channel=channel, error=str(error))
+            result.errors[channel] = f"{type(error).__name__}: {error}"
+            continue
+        result.channels[channel] = True
+        if channel == "email_alert":
+            result.draft_id = artifact_id
+        await ctx.store.record_audit(
+            AuditEntry(
+                artifact=channel, target=target, idempotency_key=f"{key}:{channel}", account_id=account.account_id,
+                task_type=task_type, detail={"artifact_id": artifact_id}, at=ctx.clock(),
+            )
+        )
+    result.alerts_sent = sum(result.channels.values())
+    return result
+
+
+async def _mark_record(ctx: CSMContext, score: CSMHealthScore, key: str) -> tuple[str, str | None]:
+    await ctx.store.record_alert(score.account_id, risk_state(score), idempotency_key=key, at=ctx.clock())
+    return "store:alerts", None
+
+
+async def _publish_event(
+    ctx: CSMContext, account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, key: str
+) -> tuple[str, str | None]:
+    event = {
+        "alert_type": ALERT_TYPE,
+        "account_id": account.account_id,
+        "account_name": account.name,
+        "score": score.score,
+        "rag": score.rag,
+        "churn_risk_level": score.churn_risk_level,
+        "churn_triggered_by": score.churn_triggered_by,
+        "churn_narrative": narrative.churn_narrative,
+        "computed_at": score.computed_at.isoformat(),
+    }
+    event_id = await ctx.events.publish(CHURN_STREAM, event, idempotency_key=f"{key}:event")
+    return f"stream:{CHURN_STREAM}", event_id
+
+
+async def _draft_email(
+    ctx: CSMContext, account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, key: str
+) -> tuple[str, str | None]:
+    if not account.rep_email:
+        raise ValueError(f"account '{account.account_id}' has no rep_email on record; no draft created")
+    heading = f"Churn risk {score.churn_risk_level}: {account.name} ({score.score:.0f}/100, {score.rag})"
+    sections = [
+        Section(title="What is happening", paragraphs=[narrative.churn_narrative]),
+        Section(title="Recommended actions", bullets=narrative.recommended_actions),
+        Section(title="Signal breakdown", bullets=[f"{k}: {v:g}" for k, v in score.signal_breakdown.items()]),
+    ]
+    message = EmailMessage(
+        to=account.rep_email,
+        subject=heading,
+        body_html=render_html(heading, sections),
+        body_text=render_text(heading, sections),
+    )
+    draft = await ctx.mail.create_draft(
+        message, idempotency_key=f"{key}:email", account_id=account.account_id, kind="churn_alert"
+    )
+    return f"draft:{account.rep_email}", draft.draft_id
+
+
+async def _post_chat(
+    ctx: CSMContext, account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, key: str
+) -> tuple[str, str | None]:
+    space = account.chat_space or DEFAULT_CHAT_SPACE
+    text = (
+        f":rotating_light: *Churn risk {score.churn_risk_level}* for *{escape_chat(account.name)}* "
+        f"({score.score:.0f}/100, {score.rag}). {escape_chat(narrative.churn_narrative)}"
+    )
+    message_id = await ctx.chat.post(
+        ChatMessage(space_name=space, text=text, thread_key=account.account_id), idempotency_key=f"{key}:chat"
+    )
+    return f"chat:{space}", message_id

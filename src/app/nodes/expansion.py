@@ -1,0 +1,143 @@
+"""Expansion nodes: find candidates, prompt for talk tracks, record opportunities, hand off to Sales."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from langgraph.runtime import Runtime
+
+from src.app.analysis.expansion import find_expansion_candidates
+from src.app.context import CSMContext
+from src.app.nodes.account_facts import snapshot
+from src.app.nodes.common import account_brief, jsonable, quarter_label, required_account_id
+from src.app.nodes.delivery import data_error, draft_for_rep, parsed_output
+from src.app.nodes.llm import prompt_requests
+from src.app.nodes.render import Section
+from src.app.prompts import expansion as prompt
+from src.app.schemas import CSMHandoffRequest, ExpansionCandidate, ExpansionOpportunity, ExpansionPitches
+from src.app.state import WorkState
+from src.app.tools.store import AuditEntry
+
+log = structlog.get_logger(__name__)
+
+
+async def score_expansion(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
+    """Find deterministic expansion candidates for an active account (none for inactive ones)."""
+    ctx = runtime.context
+    account_id = required_account_id(state["task"])
+    snap = await snapshot(ctx, account_id)
+    errors = [] if snap.data_problem is None else [data_error(account_id, snap.data_problem)]
+    if snap.account.status != "active":
+        return {"facts": {}, "errors": errors}
+    candidates = find_expansion_candidates(snap.account, snap.signals)
+    if not candidates:
+        return {"facts": {}, "errors": errors}
+    facts = {
+        "account": account_brief(snap.account, snap.days_to_renewal),
+        "candidates": [candidate.model_dump() for candidate in candidates],
+    }
+    return {"facts": {account_id: facts}, "errors": errors}
+
+
+async def build_prompt(state: WorkState) -> dict[str, Any]:
+    """The talk-track request (none when there are no candidates)."""
+    return {"llm_requests": prompt_requests(state.get("facts", {}), prompt, ExpansionPitches.__name__)}
+
+
+async def draft_opportunities(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
+    """Record each opportunity once per quarter and draft a summary to the rep."""
+    ctx = runtime.context
+    account_id = required_account_id(state["task"])
+    result: dict[str, Any] = {"task_type": "check_expansion", "account_id": account_id, "opportunities": []}
+    facts = state.get("facts", {}).get(account_id)
+    if facts is None:
+        return {"result": {**result, "opportunities_found": 0, "notion_page_ids": [], "draft_id": None}}
+    pitches = ExpansionPitches.model_validate(parsed_output(state, account_id))
+    opportunities = merge_pitches(account_id, facts["candidates"], pitches)
+    quarter = quarter_label(ctx.clock().astimezone(ctx.settings.tz))
+    page_ids = [
+        (await ctx.store.save_opportunity(o, idempotency_key=opportunity_key(o, quarter))).artifact_id
+        for o in opportunities
+    ]
+    draft = await draft_for_rep(
+        ctx, account_id=account_id, key=f"expansion:{account_id}:{quarter}", kind="expansion",
+        task_type="check_expansion", heading=f"Expansion opportunities: {facts['account']['name']}",
+        sections=[_section(o) for o in opportunities],
+    )
+    result.update(
+        opportunities=[o.model_dump() for o in opportunities],
+        opportunities_found=len(opportunities),
+        notion_page_ids=page_ids,
+        draft_id=draft.draft_id,
+    )
+    return {"result": result}
+
+
+async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
+    """Hand every opportunity that is not low-confidence to the Sales side (skipped with a warning if none)."""
+    ctx = runtime.context
+    result = dict(state["result"])
+    payloads = [
+        CSMHandoffRequest(**{k: v for k, v in o.items() if k != "account_id"}, account_id=o["account_id"])
+        for o in result["opportunities"]
+        if o["confidence"] != "low"
+    ]
+    dispatch_results: list[dict[str, Any]] = []
+    if payloads and ctx.sales is None:
+        log.warning("sales_handoff_skipped", account_id=result["account_id"], reason="no sales agent configured")
+    elif ctx.sales is not None:
+        for payload in payloads:
+            dispatch_results.append(await ctx.sales.execute(payload.model_dump(), dict(ctx.caller_context)))
+            await ctx.store.record_audit(
+                AuditEntry(
+                    artifact="handoff", target="sales", account_id=payload.account_id, task_type="check_expansion",
+                    idempotency_key=f"handoff:{payload.account_id}:{payload.opportunity_type}", at=ctx.clock(),
+                )
+            )
+    result.update(
+        dispatched_to_sales=len(dispatch_results),
+        sales_dispatch_results=dispatch_results,
+        errors=state.get("errors", []),
+        llm_usage=state.get("llm_usage", {}),
+        confidence=_overall_confidence(result["opportunities"]),
+    )
+    return {"result": jsonable(result)}
+
+
+def merge_pitches(
+    account_id: str, candidates: list[dict[str, Any]], pitches: ExpansionPitches
+) -> list[ExpansionOpportunity]:
+    """Opportunities from the deterministic candidates; the LLM only supplies talk tracks (extras ignored)."""
+    tracks = {pitch.opportunity_type: pitch.recommended_talk_track for pitch in pitches.opportunities}
+    opportunities = []
+    for raw in candidates:
+        candidate = ExpansionCandidate.model_validate(raw)
+        track = tracks.get(candidate.opportunity_type) or _evidence_talk_track(candidate)
+        opportunities.append(
+            ExpansionOpportunity(account_id=account_id, recommended_talk_track=track, **candidate.model_dump())
+        )
+    return opportunities
+
+
+def opportunity_key(opportunity: ExpansionOpportunity, quarter: str) -> str:
+    """One opportunity per account, type and quarter."""
+    return f"opportunity:{opportunity.account_id}:{opportunity.opportunity_type}:{quarter}"
+
+
+def _evidence_talk_track(candidate: ExpansionCandidate) -> str:
+    return f"Open with the evidence: {'; '.join(candidate.evidence)}."
+
+
+def _section(opportunity: ExpansionOpportunity) -> Section:
+    return Section(
+        title=f"{opportunity.opportunity_type} ({opportunity.confidence} confidence, "
+        f"~${opportunity.estimated_arr_impact:,.0f} ARR)",
+        paragraphs=[opportunity.recommended_talk_track],
+        bullets=opportunity.evidence,
+    )
+
+
+def _overall_confidence(opportunities: list[dict[str, Any]]) -> str:
+    levels = [o["confidence"] for o in opportunities]
+    return "high" if "high" in levels else "medium" if levels else "low"

@@ -1,0 +1,156 @@
+"""Health-scan nodes: score the book, choose alerts, prompt for churn narratives, dispatch alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from langgraph.runtime import Runtime
+
+from src.app.analysis.health import CSMHealthScorer, weakest_signals
+from src.app.analysis.scan import score_book
+from src.app.analysis.signals import days_until, parse_account
+from src.app.context import CSMContext
+from src.app.nodes.alerts import dispatch_churn_alert, fallback_narrative, most_severe_first, within_cooldown
+from src.app.nodes.common import account_brief, jsonable, task_account_ids
+from src.app.nodes.llm import prompt_requests
+from src.app.prompts import health_scan as prompt
+from src.app.schemas import ChurnNarrative, CSMHealthScore
+from src.app.state import WorkError, WorkState
+
+log = structlog.get_logger(__name__)
+
+SIGNAL_OVERRIDE_KEYS = ("signals", "days_to_renewal")
+
+
+def require_scorer(ctx: CSMContext) -> CSMHealthScorer:
+    """The configured scorer, or the error the facade reports when there is none."""
+    if ctx.scorer is None:
+        raise RuntimeError("CSMHealthScorer not configured")
+    return ctx.scorer
+
+
+def apply_task_overrides(records: list[dict[str, Any]], task: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Copies of the records with the task's signal overrides applied (the task itself is never mutated)."""
+    signals = task.get("signals") if isinstance(task.get("signals"), Mapping) else {}
+    renewal = task.get("days_to_renewal")
+    updated = []
+    for record in records:
+        copy = {**record, **signals}
+        if isinstance(renewal, Mapping) and record.get("account_id") in renewal:
+            copy["days_to_renewal"] = renewal[record["account_id"]]
+        elif isinstance(renewal, int):
+            copy["days_to_renewal"] = renewal
+        updated.append(copy)
+    return updated
+
+
+async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
+    """Score every requested account deterministically and append the scores to the history."""
+    ctx = runtime.context
+    scorer = require_scorer(ctx)
+    task = state["task"]
+    account_ids = task_account_ids(task)
+    records = await ctx.store.load_accounts(account_ids, active_only=account_ids is None)
+    errors = [
+        WorkError(account_id=missing, stage="score_accounts", message=f"Account '{missing}' was not found")
+        for missing in sorted(set(account_ids or []) - {str(r.get("account_id")) for r in records})
+    ]
+    previous = await ctx.store.latest_scores(account_ids)
+    outcome = score_book(
+        apply_task_overrides(records, task), scorer=scorer, previous=previous, now=ctx.clock(), tz=ctx.settings.tz
+    )
+    await ctx.store.save_scores(outcome.scores)
+    errors += [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
+    log.info("health_scan_scored", scored=len(outcome.scores), errors=len(errors))
+    return {
+        "scores": [score.model_dump(mode="json") for score in outcome.scores],
+        "scanned_count": len(records),
+        "errors": errors,
+    }
+
+
+async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
+    """Pick at most N alertable accounts, most severe first, skipping those within the alert cooldown."""
+    ctx = runtime.context
+    scores = [CSMHealthScore.model_validate(s) for s in state.get("scores", [])]
+    chosen: list[CSMHealthScore] = []
+    for score in most_severe_first(scores):
+        if len(chosen) >= ctx.settings.max_alerts_per_scan:
+            break
+        if not await within_cooldown(ctx, score):
+            chosen.append(score)
+    records = await ctx.store.load_accounts([s.account_id for s in chosen], active_only=False)
+    by_id = {str(r.get("account_id")): r for r in records}
+    now, tz = ctx.clock(), ctx.settings.tz
+    facts = {
+        s.account_id: _alert_facts(s, by_id[s.account_id], days_until(by_id[s.account_id].get("contract_end_date"), now=now, tz=tz))
+        for s in chosen
+    }
+    return {"facts": facts}
+
+
+async def build_prompt(state: WorkState) -> dict[str, Any]:
+    """One churn-narrative request per chosen account."""
+    return {"llm_requests": prompt_requests(state.get("facts", {}), prompt, ChurnNarrative.__name__)}
+
+
+async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
+    """Dispatch each chosen alert on its four channels and assemble the scan result."""
+    ctx = runtime.context
+    scores = {s["account_id"]: CSMHealthScore.model_validate(s) for s in state.get("scores", [])}
+    chosen = list(state.get("facts", {}))
+    records = {str(r["account_id"]): r for r in await ctx.store.load_accounts(chosen, active_only=False)}
+    alerts = []
+    for account_id in chosen:
+        account = parse_account(records[account_id])
+        parsed = state.get("parsed", {}).get(account_id)
+        narrative = (
+            ChurnNarrative.model_validate(parsed) if parsed else fallback_narrative(account, scores[account_id])
+        )
+        alerts.append(
+            await dispatch_churn_alert(
+                ctx, account=account, score=scores[account_id], narrative=narrative, task_type="health_scan"
+            )
+        )
+    return {"result": _scan_result(state, [a.model_dump(mode="json") for a in alerts])}
+
+
+def _alert_facts(score: CSMHealthScore, record: Mapping[str, Any], days_to_renewal: int | None) -> dict[str, Any]:
+    account = parse_account(record)
+    signals = {k: record.get(k) for k in ("usage_trend", "login_frequency_days", "nps_score", "invoice_payment_status")}
+    return {
+        "account": account_brief(account, record.get("days_to_renewal", days_to_renewal)),
+        "score": {
+            "score": score.score,
+            "rag": score.rag,
+            "churn_risk_level": score.churn_risk_level,
+            "churn_triggered_by": score.churn_triggered_by,
+            "previous_score": score.previous_score,
+        },
+        "weakest_signals": [
+            {"signal": name, "points": points, "max_points": top} for name, points, top in weakest_signals(score)
+        ],
+        "signals": signals,
+    }
+
+
+def _scan_result(state: WorkState, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    scores = state.get("scores", [])
+    errors = state.get("errors", [])
+    scoring_failed = any(error["stage"] == "score_accounts" for error in errors)
+    return jsonable(
+        {
+            "task_type": "health_scan",
+            "health_scores": scores,
+            "health_score": scores[0] if len(scores) == 1 else None,
+            "scanned_count": state.get("scanned_count", 0),
+            "alerts_dispatched": sum(1 for alert in alerts if alert["alerts_sent"] > 0),
+            "alerts": alerts,
+            "errors": errors,
+            "llm_usage": state.get("llm_usage", {}),
+            "confidence": "medium" if scoring_failed else "high",
+        }
+    )
+

@@ -1,0 +1,48 @@
+"""Render drafts and chat text from sections, escaping every piece of customer or LLM text."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+
+class Section(BaseModel):
+    """A titled block of a message: paragraphs and bullet points."""
+
+    title: str = ""
+    paragraphs: list[str] = Field(default_factory=list)
+    bullets: list[str] = Field(default_factory=list)
+
+
+def render_html(heading: str, sections: Sequence[Section]) -> str:
+    """An HTML email body; all text is HTML-escaped."""
+    parts = [f"<h2>{html.escape(heading)}</h2>"]
+    for section in sections:
+        if section.title:
+            parts.append(f"<h3>{html.escape(section.title)}</h3>")
+        parts.extend(f"<p>{html.escape(paragraph)}</p>" for paragraph in section.paragraphs)
+        if section.bullets:
+            items = "".join(f"<li>{html.escape(bullet)}</li>" for bullet in section.bullets)
+            parts.append(f"<ul>{items}</ul>")
+    parts.append("<p><em>Drafted by the CSM agent for your review. Nothing has been sent.</em></p>")
+    return "\n".join(parts)
+
+
+def render_text(heading: str, sections: Sequence[Section]) -> str:
+    """The plain-text alternative of `render_html`."""
+    lines = [heading, "=" * len(heading)]
+    for section in sections:
+        lines.append("")
+        if section.title:
+            lines.append(section.title)
+        lines.extend(section.paragraphs)
+        lines.extend(f"- {bullet}" for bullet in section.bullets)
+    lines += ["", "Drafted by the CSM agent for your review. Nothing has been sent."]
+    return "\n".join(lines)
+
+
+def escape_chat(text: str) -> str:
+    """Escape text for Slack mrkdwn / Google Chat (`&`, `<`, `>`), so it cannot ping or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
