@@ -15,6 +15,15 @@ DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Folder f
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
+@app.callback()
+def _setup(
+    log_level: Annotated[str, typer.Option(help="Log level for events written to stderr.")] = "WARNING",
+) -> None:
+    from src.app.logging_setup import configure_logging
+
+    configure_logging(level=log_level)
+
+
 @app.command()
 def demo(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Load the sample book into a fresh local store and run a full day offline."""

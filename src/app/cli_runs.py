@@ -121,7 +121,11 @@ async def _timed(timings: dict[str, float], name: str, work: Awaitable[T]) -> T:
 
 
 async def _run_many(
-    console: Console, agent: CustomerSuccessAgent, timings: dict[str, float], task_type: str, account_ids: list[str]
+    console: Console,
+    agent: CustomerSuccessAgent,
+    timings: dict[str, float],
+    task_type: str,
+    account_ids: list[str],
 ) -> list[dict[str, Any]]:
     results = []
     with progress(console, f"{task_type} for {len(account_ids)} accounts", total=len(account_ids)) as advance:
@@ -148,4 +152,3 @@ def _demo_picks(records: list[dict[str, Any]]) -> dict[str, list[str]]:
         "expansion": [a.account_id for a in with_candidates[:DEMO_EXPANSIONS]],
         "adoption": [a.account_id for a in by_adoption[:DEMO_ADOPTION]],
     }
-

@@ -20,7 +20,12 @@ OpportunityType = Literal["seats", "module", "integration"]
 QBRTrigger = Literal["quarterly", "contract_proximity"]
 TaskType = Literal["health_scan", "generate_qbr", "check_expansion", "track_feature_adoption"]
 
-TASK_TYPES: tuple[TaskType, ...] = ("health_scan", "generate_qbr", "check_expansion", "track_feature_adoption")
+TASK_TYPES: tuple[TaskType, ...] = (
+    "health_scan",
+    "generate_qbr",
+    "check_expansion",
+    "track_feature_adoption",
+)
 
 
 class CSMHealthSignals(BaseModel):
@@ -194,7 +199,12 @@ class CSMAlertResult(BaseModel):
 
     account_id: str
     channels: dict[str, bool] = Field(
-        default_factory=lambda: {"notion": False, "event_bus": False, "email_alert": False, "chat_alert": False}
+        default_factory=lambda: {
+            "notion": False,
+            "event_bus": False,
+            "email_alert": False,
+            "chat_alert": False,
+        }
     )
     draft_id: str | None = None
     alerts_sent: int = 0

@@ -36,12 +36,22 @@ async def snapshot(ctx: CSMContext, account_id: str) -> AccountSnapshot:
         signals = signals_from_record(record, now=now, tz=tz)
     except AccountDataError as problem:
         return AccountSnapshot(
-            record=record, account=account, signals=None, score=None, days_to_renewal=renewal, data_problem=str(problem)
+            record=record,
+            account=account,
+            signals=None,
+            score=None,
+            days_to_renewal=renewal,
+            data_problem=str(problem),
         )
     previous = (await ctx.store.latest_scores([account_id])).get(account_id)
     score = require_scorer(ctx).score(signals, account_id, previous=previous, computed_at=now)
     return AccountSnapshot(
-        record=record, account=account, signals=signals, score=score, days_to_renewal=renewal, data_problem=None
+        record=record,
+        account=account,
+        signals=signals,
+        score=score,
+        days_to_renewal=renewal,
+        data_problem=None,
     )
 
 

@@ -49,7 +49,11 @@ async def draft_adoption_report(state: WorkState, runtime: Runtime[CSMContext]) 
     key = f"adoption:{account_id}:{ctx.clock().astimezone(ctx.settings.tz).date().isoformat()}"
     saved = await ctx.store.save_adoption_report(report, idempotency_key=key)
     draft = await draft_for_rep(
-        ctx, account_id=account_id, key=key, kind="adoption", task_type="track_feature_adoption",
+        ctx,
+        account_id=account_id,
+        key=key,
+        kind="adoption",
+        task_type="track_feature_adoption",
         heading=f"Feature adoption: {facts['account']['name']} ({report.adoption_rate:.0%})",
         sections=[
             Section(title="Summary", paragraphs=[report.summary]),

@@ -9,7 +9,14 @@ import structlog
 
 from src.app.context import CSMContext
 from src.app.nodes.render import Section, escape_chat, render_html, render_text
-from src.app.schemas import AccountRecord, ChatMessage, ChurnNarrative, CSMAlertResult, CSMHealthScore, EmailMessage
+from src.app.schemas import (
+    AccountRecord,
+    ChatMessage,
+    ChurnNarrative,
+    CSMAlertResult,
+    CSMHealthScore,
+    EmailMessage,
+)
 from src.app.tools.store import AuditEntry
 
 log = structlog.get_logger(__name__)
@@ -52,7 +59,12 @@ def fallback_narrative(account: AccountRecord, score: CSMHealthScore) -> ChurnNa
 
 
 async def dispatch_churn_alert(
-    ctx: CSMContext, *, account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, task_type: str
+    ctx: CSMContext,
+    *,
+    account: AccountRecord,
+    score: CSMHealthScore,
+    narrative: ChurnNarrative,
+    task_type: str,
 ) -> CSMAlertResult:
     """Alert on the system of record, the event bus, an email draft and chat; each channel independently."""
     key = f"churn:{account.account_id}:{risk_state(score)}:{ctx.clock().date().isoformat()}"
@@ -75,8 +87,13 @@ async def dispatch_churn_alert(
             result.draft_id = artifact_id
         await ctx.store.record_audit(
             AuditEntry(
-                artifact=channel, target=target, idempotency_key=f"{key}:{channel}", account_id=account.account_id,
-                task_type=task_type, detail={"artifact_id": artifact_id}, at=ctx.clock(),
+                artifact=channel,
+                target=target,
+                idempotency_key=f"{key}:{channel}",
+                account_id=account.account_id,
+                task_type=task_type,
+                detail={"artifact_id": artifact_id},
+                at=ctx.clock(),
             )
         )
     result.alerts_sent = sum(result.channels.values())

@@ -54,8 +54,13 @@ async def draft_for_rep(
     draft = await ctx.mail.create_draft(message, idempotency_key=f"{key}:draft", account_id=account_id, kind=kind)
     await ctx.store.record_audit(
         AuditEntry(
-            artifact=f"draft:{kind}", target=account.rep_email, idempotency_key=f"{key}:draft",
-            account_id=account_id, task_type=task_type, detail={"draft_id": draft.draft_id}, at=ctx.clock(),
+            artifact=f"draft:{kind}",
+            target=account.rep_email,
+            idempotency_key=f"{key}:draft",
+            account_id=account_id,
+            task_type=task_type,
+            detail={"draft_id": draft.draft_id},
+            at=ctx.clock(),
         )
     )
     return draft

@@ -61,8 +61,12 @@ async def draft_opportunities(state: WorkState, runtime: Runtime[CSMContext]) ->
         for o in opportunities
     ]
     draft = await draft_for_rep(
-        ctx, account_id=account_id, key=f"expansion:{account_id}:{quarter}", kind="expansion",
-        task_type="check_expansion", heading=f"Expansion opportunities: {facts['account']['name']}",
+        ctx,
+        account_id=account_id,
+        key=f"expansion:{account_id}:{quarter}",
+        kind="expansion",
+        task_type="check_expansion",
+        heading=f"Expansion opportunities: {facts['account']['name']}",
         sections=[_section(o) for o in opportunities],
     )
     result.update(
@@ -91,8 +95,12 @@ async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> di
             dispatch_results.append(await ctx.sales.execute(payload.model_dump(), dict(ctx.caller_context)))
             await ctx.store.record_audit(
                 AuditEntry(
-                    artifact="handoff", target="sales", account_id=payload.account_id, task_type="check_expansion",
-                    idempotency_key=f"handoff:{payload.account_id}:{payload.opportunity_type}", at=ctx.clock(),
+                    artifact="handoff",
+                    target="sales",
+                    account_id=payload.account_id,
+                    task_type="check_expansion",
+                    idempotency_key=f"handoff:{payload.account_id}:{payload.opportunity_type}",
+                    at=ctx.clock(),
                 )
             )
     result.update(

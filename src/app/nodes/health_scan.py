@@ -33,7 +33,7 @@ def require_scorer(ctx: CSMContext) -> CSMHealthScorer:
 
 def apply_task_overrides(records: list[dict[str, Any]], task: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Copies of the records with the task's signal overrides applied (the task itself is never mutated)."""
-    signals = task.get("signals") if isinstance(task.get("signals"), Mapping) else {}
+    signals: Mapping[str, Any] = task["signals"] if isinstance(task.get("signals"), Mapping) else {}
     renewal = task.get("days_to_renewal")
     updated = []
     for record in records:
@@ -59,7 +59,11 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
     ]
     previous = await ctx.store.latest_scores(account_ids)
     outcome = score_book(
-        apply_task_overrides(records, task), scorer=scorer, previous=previous, now=ctx.clock(), tz=ctx.settings.tz
+        apply_task_overrides(records, task),
+        scorer=scorer,
+        previous=previous,
+        now=ctx.clock(),
+        tz=ctx.settings.tz,
     )
     await ctx.store.save_scores(outcome.scores)
     errors += [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
@@ -85,7 +89,9 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
     by_id = {str(r.get("account_id")): r for r in records}
     now, tz = ctx.clock(), ctx.settings.tz
     facts = {
-        s.account_id: _alert_facts(s, by_id[s.account_id], days_until(by_id[s.account_id].get("contract_end_date"), now=now, tz=tz))
+        s.account_id: _alert_facts(
+            s, by_id[s.account_id], days_until(by_id[s.account_id].get("contract_end_date"), now=now, tz=tz)
+        )
         for s in chosen
     }
     return {"facts": facts}
@@ -106,9 +112,7 @@ async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[s
     for account_id in chosen:
         account = parse_account(records[account_id])
         parsed = state.get("parsed", {}).get(account_id)
-        narrative = (
-            ChurnNarrative.model_validate(parsed) if parsed else fallback_narrative(account, scores[account_id])
-        )
+        narrative = ChurnNarrative.model_validate(parsed) if parsed else fallback_narrative(account, scores[account_id])
         alerts.append(
             await dispatch_churn_alert(
                 ctx, account=account, score=scores[account_id], narrative=narrative, task_type="health_scan"
@@ -140,7 +144,7 @@ def _scan_result(state: WorkState, alerts: list[dict[str, Any]]) -> dict[str, An
     scores = state.get("scores", [])
     errors = state.get("errors", [])
     scoring_failed = any(error["stage"] == "score_accounts" for error in errors)
-    return jsonable(
+    result: dict[str, Any] = jsonable(
         {
             "task_type": "health_scan",
             "health_scores": scores,
@@ -153,4 +157,4 @@ def _scan_result(state: WorkState, alerts: list[dict[str, Any]]) -> dict[str, An
             "confidence": "medium" if scoring_failed else "high",
         }
     )
-
+    return result

@@ -58,8 +58,13 @@ async def draft_qbr(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str,
     key = f"qbr:{account_id}:{qbr.period}:{qbr.trigger}"
     page = await ctx.store.save_qbr(qbr, idempotency_key=key)
     draft = await draft_for_rep(
-        ctx, account_id=account_id, key=key, kind="qbr", task_type="generate_qbr",
-        heading=f"QBR {qbr.period}: {qbr.account_name}", sections=_qbr_sections(qbr),
+        ctx,
+        account_id=account_id,
+        key=key,
+        kind="qbr",
+        task_type="generate_qbr",
+        heading=f"QBR {qbr.period}: {qbr.account_name}",
+        sections=_qbr_sections(qbr),
     )
     confidence = "high" if facts["score"] is not None else "medium"
     return {

@@ -9,8 +9,8 @@ from langgraph.types import Command
 from src.app.state import CSMState, check_task_type
 
 
-async def route_task(state: CSMState) -> Command[
-    Literal["health_scan", "generate_qbr", "check_expansion", "track_feature_adoption"]
-]:
+async def route_task(
+    state: CSMState,
+) -> Command[Literal["health_scan", "generate_qbr", "check_expansion", "track_feature_adoption"]]:
     """Go to the subgraph for `task["type"]` (unknown types never get here: the state rejects them)."""
     return Command(goto=check_task_type(state.task))

@@ -11,7 +11,12 @@ class MailDrafts(Protocol):
     """Creates drafts only; idempotent by key (the same key returns the existing draft)."""
 
     async def create_draft(
-        self, message: EmailMessage, *, idempotency_key: str, account_id: str | None = None, kind: str = "email"
+        self,
+        message: EmailMessage,
+        *,
+        idempotency_key: str,
+        account_id: str | None = None,
+        kind: str = "email",
     ) -> DraftResult:
         """Save `message` as a draft and return its id."""
         ...

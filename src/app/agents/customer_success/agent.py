@@ -17,7 +17,7 @@ from src.app.graph.customer_success import build_customer_success_graph
 from src.app.nodes.alerts import dispatch_churn_alert, fallback_narrative
 from src.app.nodes.common import load_account
 from src.app.schemas import AccountRecord, CSMAlertResult, CSMHealthScore
-from src.app.state import check_task_type
+from src.app.state import CSMState, check_task_type
 from src.app.tools.chat import ChatPoster
 from src.app.tools.events import EventBus
 from src.app.tools.json_extract import extract_json_object
@@ -135,7 +135,8 @@ class CustomerSuccessAgent(BaseAgent):
         task_type = str(task["type"])
         log = self._log.bind(task_type=task_type, account_id=task.get("account_id"))
         try:
-            output = await self._graph.ainvoke({"task": copy.deepcopy(task)}, context=self._context(context))
+            state = CSMState(task=copy.deepcopy(task))
+            output = await self._graph.ainvoke(state, context=self._context(context))
         except Exception as error:  # noqa: BLE001 - fail-open contract of SPEC §3
             log.warning("task_failed", error_type=type(error).__name__, error=str(error))
             return {"task_type": task_type, "error": str(error), "confidence": "low", "partial": True}

@@ -54,7 +54,12 @@ class JobSpec:
 JOB_SPECS = (
     JobSpec("csm_daily_health_scan", {"hour": 7, "minute": 0}, 3600, "run_daily_health_scan"),
     JobSpec("csm_daily_contract_check", {"hour": 8, "minute": 0}, 3600, "run_daily_contract_check"),
-    JobSpec("csm_quarterly_qbr", {"month": "1,4,7,10", "day": 1, "hour": 4, "minute": 0}, 7200, "run_quarterly_qbr"),
+    JobSpec(
+        "csm_quarterly_qbr",
+        {"month": "1,4,7,10", "day": 1, "hour": 4, "minute": 0},
+        7200,
+        "run_quarterly_qbr",
+    ),
 )
 
 
@@ -169,7 +174,12 @@ class CSMScheduler:
 
         async def one(account_id: str) -> dict[str, Any]:
             async with slots:
-                task = {"type": "generate_qbr", "account_id": account_id, "period": period, "trigger": "quarterly"}
+                task = {
+                    "type": "generate_qbr",
+                    "account_id": account_id,
+                    "period": period,
+                    "trigger": "quarterly",
+                }
                 return await self._agent.execute(task, {"job_id": "csm_quarterly_qbr"})
 
         results = await asyncio.gather(*(one(str(a["account_id"])) for a in accounts))

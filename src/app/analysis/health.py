@@ -1,0 +1,323 @@
+"""The deterministic account health score of SPEC §6: points per signal, multipliers, RAG and churn risk."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from src.app.schemas import (
+    ChurnRiskLevel,
+    ChurnTrigger,
+    CollectionsRisk,
+    CSMHealthScore,
+    CSMHealthSignals,
+    Engagement,
+    InvoiceStatus,
+    Rag,
+    TicketSentiment,
+    UsageTrend,
+)
+
+Bands = tuple[tuple[float, float], ...]
+"""(threshold, points) pairs, checked in order; the first band whose threshold matches wins."""
+
+SCORE_MIN = 0.0
+SCORE_MAX = 100.0
+
+
+class Scorecard(BaseModel):
+    """Every number of the SPEC §6 scorecard, with its defaults; a tenant may override any of them.
+
+    RAG thresholds and the churn window are arguments of `CSMHealthScorer`, as in the seed's contract.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    adoption_weight: float = Field(default=20, ge=0, description="Points for a feature adoption rate of 1.0")
+    usage_trend_points: dict[UsageTrend, float] = {"growing": 15, "stable": 10, "declining": 3, "inactive": 0}
+    login_bands: Bands = Field(default=((7, 10), (30, 7), (60, 4)), description="(at most N days, points)")
+    login_beyond_points: float = 0
+    login_unknown_points: float = 5
+    interaction_bands: Bands = Field(
+        default=((30, 10), (60, 7), (90, 4)), description="(at most N days, points)"
+    )
+    interaction_beyond_points: float = 0
+    interaction_unknown_points: float = 5
+    invoice_points: dict[InvoiceStatus, float] = {
+        "current": 10,
+        "overdue_30": 6,
+        "overdue_60": 3,
+        "overdue_90_plus": 0,
+    }
+    sentiment_points: dict[TicketSentiment, float] = {
+        "positive": 10,
+        "neutral": 7,
+        "negative": 3,
+        "critical": 0,
+    }
+    open_ticket_penalty: float = Field(default=1, ge=0, description="Points removed per open ticket")
+    open_ticket_penalty_cap: int = Field(default=5, ge=0, description="Open tickets counted at most")
+    renewal_bands: Bands = Field(
+        default=((180, 10), (90, 8), (60, 6), (30, 3)), description="(more than N days to renewal, points)"
+    )
+    renewal_else_points: float = 1
+    renewal_unknown_points: float = 7
+    seats_over_capacity_above: float = Field(
+        default=1.0, description="Utilization above this is over capacity"
+    )
+    seats_over_capacity_points: float = 4
+    seats_bands: Bands = Field(default=((0.8, 5), (0.5, 3)), description="(utilization at least R, points)")
+    seats_else_points: float = 1
+    stakeholder_points: dict[Engagement, float] = {"high": 5, "medium": 3, "low": 1}
+    nps_bands: Bands = Field(default=((9, 3), (7, 2), (5, 1)), description="(NPS at least N, points)")
+    nps_else_points: float = 0
+    nps_unknown_points: float = 2
+    escalation_points: tuple[float, ...] = Field(
+        default=(2, 1), description="Points for 0, 1, ... escalations"
+    )
+    escalation_beyond_points: float = 0
+    collections_multipliers: dict[CollectionsRisk, float] = {"CRITICAL": 0.80, "RED": 0.90}
+    tam_multipliers: dict[Rag, float] = {"RED": 0.85, "AMBER": 0.95}
+    behavioral_usage_trends: tuple[UsageTrend, ...] = ("declining", "inactive")
+    behavioral_login_days: int = Field(default=30, description="Logins rarer than this count as disengaged")
+
+    @model_validator(mode="after")
+    def _bands_in_matching_order(self) -> Self:
+        for name, ascending in (
+            ("login_bands", True),
+            ("interaction_bands", True),
+            ("renewal_bands", False),
+            ("seats_bands", False),
+            ("nps_bands", False),
+        ):
+            thresholds = [threshold for threshold, _ in getattr(self, name)]
+            if thresholds != sorted(thresholds, reverse=not ascending):
+                order = "ascending" if ascending else "descending"
+                raise ValueError(f"{name} thresholds must be {order}, got {thresholds}")
+        return self
+
+    def max_points(self) -> dict[str, float]:
+        """The most points each of the eleven signals can earn under this scorecard."""
+        return {
+            "feature_adoption_rate": self.adoption_weight,
+            "usage_trend": max(self.usage_trend_points.values()),
+            "login_frequency_days": _best(
+                self.login_bands, self.login_beyond_points, self.login_unknown_points
+            ),
+            "days_since_last_interaction": _best(
+                self.interaction_bands, self.interaction_beyond_points, self.interaction_unknown_points
+            ),
+            "invoice_payment_status": max(self.invoice_points.values()),
+            "support_tickets": max(self.sentiment_points.values()),
+            "days_to_renewal": _best(
+                self.renewal_bands, self.renewal_else_points, self.renewal_unknown_points
+            ),
+            "seats_utilization_rate": _best(
+                self.seats_bands, self.seats_else_points, self.seats_over_capacity_points
+            ),
+            "stakeholder_engagement": max(self.stakeholder_points.values()),
+            "nps_score": _best(self.nps_bands, self.nps_else_points, self.nps_unknown_points),
+            "escalation_count_90_days": max((*self.escalation_points, self.escalation_beyond_points)),
+        }
+
+
+def _best(bands: Bands, *others: float) -> float:
+    return max((*(points for _, points in bands), *others))
+
+
+SIGNAL_MAX_POINTS: dict[str, float] = Scorecard().max_points()
+"""Max points per breakdown key under the default scorecard (they sum to 100)."""
+
+SIGNAL_KEYS: tuple[str, ...] = tuple(SIGNAL_MAX_POINTS)
+"""The eleven signal keys of every `signal_breakdown`, in scorecard order."""
+
+
+class CSMHealthScorer:
+    """Scores one account's signals into a `CSMHealthScore`; pure, no I/O, safe to share."""
+
+    def __init__(
+        self,
+        *,
+        green_threshold: float = 70,
+        amber_threshold: float = 40,
+        churn_window_days: int = 60,
+        scorecard: Scorecard | None = None,
+    ) -> None:
+        if amber_threshold >= green_threshold:
+            raise ValueError(
+                f"amber_threshold ({amber_threshold}) must be lower than green_threshold ({green_threshold})"
+            )
+        self.green_threshold = green_threshold
+        self.amber_threshold = amber_threshold
+        self.churn_window_days = churn_window_days
+        self.scorecard = scorecard or Scorecard()
+
+    def score(
+        self,
+        signals: CSMHealthSignals,
+        account_id: str,
+        *,
+        previous: CSMHealthScore | None = None,
+        computed_at: datetime | None = None,
+    ) -> CSMHealthScore:
+        """Score the signals of one account, with deltas against its previous score when given.
+
+        Args:
+            signals: The validated signals of the account.
+            account_id: The account the score belongs to.
+            previous: The account's last score, to report `previous_score` and per-signal `signal_deltas`.
+            computed_at: When the score is computed (naive means UTC); defaults to now.
+
+        Returns:
+            The score, whose `signal_breakdown` values (multiplier keys included) sum to the score.
+        """
+        breakdown = self._points(signals)
+        raw = sum(breakdown.values())
+        final = self._apply_multipliers(signals, raw, breakdown)
+        score = round(min(max(final, SCORE_MIN), SCORE_MAX), 2)
+        rag = self._rag(score)
+        churn_level, trigger = self._churn(signals, rag)
+        rounded = {key: round(points, 2) for key, points in breakdown.items()}
+        return CSMHealthScore.model_construct(
+            account_id=account_id,
+            score=score,
+            rag=rag,
+            churn_risk_level=churn_level,
+            churn_triggered_by=trigger,
+            signal_breakdown=rounded,
+            computed_at=_as_utc(computed_at),
+            previous_score=None if previous is None else previous.score,
+            signal_deltas={} if previous is None else _deltas(rounded, previous.signal_breakdown),
+        )
+
+    def _points(self, signals: CSMHealthSignals) -> dict[str, float]:
+        card = self.scorecard
+        sentiment = card.sentiment_points[signals.avg_ticket_sentiment]
+        penalty = min(signals.open_ticket_count, card.open_ticket_penalty_cap) * card.open_ticket_penalty
+        escalations = signals.escalation_count_90_days
+        return {
+            "feature_adoption_rate": signals.feature_adoption_rate * card.adoption_weight,
+            "usage_trend": card.usage_trend_points[signals.usage_trend],
+            "login_frequency_days": _at_most(
+                signals.login_frequency_days,
+                card.login_bands,
+                card.login_beyond_points,
+                card.login_unknown_points,
+            ),
+            "days_since_last_interaction": _at_most(
+                signals.days_since_last_interaction,
+                card.interaction_bands,
+                card.interaction_beyond_points,
+                card.interaction_unknown_points,
+            ),
+            "invoice_payment_status": card.invoice_points[signals.invoice_payment_status],
+            "support_tickets": max(sentiment - penalty, 0.0),
+            "days_to_renewal": _more_than(
+                signals.days_to_renewal,
+                card.renewal_bands,
+                card.renewal_else_points,
+                card.renewal_unknown_points,
+            ),
+            "seats_utilization_rate": self._seat_points(signals.seats_utilization_rate),
+            "stakeholder_engagement": card.stakeholder_points[signals.stakeholder_engagement],
+            "nps_score": _at_least(
+                signals.nps_score, card.nps_bands, card.nps_else_points, card.nps_unknown_points
+            ),
+            "escalation_count_90_days": (
+                card.escalation_points[escalations]
+                if escalations < len(card.escalation_points)
+                else card.escalation_beyond_points
+            ),
+        }
+
+    def _seat_points(self, utilization: float) -> float:
+        card = self.scorecard
+        if utilization > card.seats_over_capacity_above:
+            return card.seats_over_capacity_points
+        return _at_least(utilization, card.seats_bands, card.seats_else_points, card.seats_else_points)
+
+    def _apply_multipliers(self, signals: CSMHealthSignals, raw: float, breakdown: dict[str, float]) -> float:
+        """Apply the collections and TAM multipliers, recording the points each removed in the breakdown."""
+        card = self.scorecard
+        collections = signals.collections_risk
+        tam = signals.tam_health_rag
+        total = raw
+        if collections is not None and collections in card.collections_multipliers:
+            total = _multiply(total, card.collections_multipliers[collections], "collections_risk", breakdown)
+        if tam is not None and tam in card.tam_multipliers:
+            total = _multiply(total, card.tam_multipliers[tam], "tam_health_rag", breakdown)
+        return total
+
+    def _rag(self, score: float) -> Rag:
+        if score >= self.green_threshold:
+            return "GREEN"
+        if score >= self.amber_threshold:
+            return "AMBER"
+        return "RED"
+
+    def _churn(self, signals: CSMHealthSignals, rag: Rag) -> tuple[ChurnRiskLevel, ChurnTrigger | None]:
+        renewal = signals.days_to_renewal
+        proximity = rag != "GREEN" and renewal is not None and renewal <= self.churn_window_days
+        login = signals.login_frequency_days
+        behavioral = signals.usage_trend in self.scorecard.behavioral_usage_trends and (
+            login is None or login > self.scorecard.behavioral_login_days
+        )
+        if proximity and behavioral:
+            return "critical", "both"
+        if proximity:
+            return ("critical" if rag == "RED" else "high"), "contract_proximity"
+        if behavioral:
+            return ("high" if rag != "GREEN" else "medium"), "behavioral"
+        return ("low" if rag == "GREEN" else "medium"), None
+
+
+def _at_most(value: float | None, bands: Bands, beyond: float, unknown: float) -> float:
+    if value is None:
+        return unknown
+    return next((points for limit, points in bands if value <= limit), beyond)
+
+
+def _at_least(value: float | None, bands: Bands, below: float, unknown: float) -> float:
+    if value is None:
+        return unknown
+    return next((points for floor, points in bands if value >= floor), below)
+
+
+def _more_than(value: float | None, bands: Bands, below: float, unknown: float) -> float:
+    if value is None:
+        return unknown
+    return next((points for floor, points in bands if value > floor), below)
+
+
+def _multiply(total: float, multiplier: float, key: str, breakdown: dict[str, float]) -> float:
+    reduced = total * multiplier
+    breakdown[key] = reduced - total
+    return reduced
+
+
+def _as_utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.now(UTC)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _deltas(current: Mapping[str, float], previous: Mapping[str, float]) -> dict[str, float]:
+    deltas = {key: round(current.get(key, 0.0) - previous.get(key, 0.0), 2) for key in {*current, *previous}}
+    return {key: deltas[key] for key in sorted(deltas) if deltas[key] != 0}
+
+
+def weakest_signals(
+    score: CSMHealthScore, scorecard: Scorecard | None = None, limit: int = 3
+) -> list[tuple[str, float, float]]:
+    """The signals that lost the most points, as (signal, points, max_points), largest loss first.
+
+    Signals that earned their maximum are left out; ties are ordered by signal name.
+    """
+    max_points = SIGNAL_MAX_POINTS if scorecard is None else scorecard.max_points()
+    rows = [(key, score.signal_breakdown.get(key, 0.0), best) for key, best in max_points.items()]
+    losing = [row for row in rows if row[2] - row[1] > 0]
+    losing.sort(key=lambda row: (-(row[2] - row[1]), row[0]))
+    return losing[:limit]

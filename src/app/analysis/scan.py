@@ -1,0 +1,86 @@
+"""The batch core of a health scan: score every record independently, collecting per-account errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from src.app.analysis.health import CSMHealthScorer
+from src.app.analysis.signals import AccountDataError, signals_from_record
+from src.app.schemas import CSMHealthScore
+
+
+class AccountError(BaseModel):
+    """Why one account could not be scored."""
+
+    account_id: str
+    kind: str
+    message: str
+    problems: list[str] = Field(default_factory=list)
+
+
+class ScanOutcome(BaseModel):
+    """The scores computed by a scan and the accounts that could not be scored."""
+
+    scores: list[CSMHealthScore] = Field(default_factory=list)
+    errors: list[AccountError] = Field(default_factory=list)
+
+
+def score_book(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    scorer: CSMHealthScorer,
+    previous: Mapping[str, CSMHealthScore],
+    now: datetime,
+    tz: ZoneInfo,
+) -> ScanOutcome:
+    """Score each record from its own data; a bad record becomes an `AccountError` and never stops the batch.
+
+    Args:
+        records: Raw account records (any status; the caller filters).
+        scorer: The health scorer.
+        previous: Each account's last score, by account id, for deltas.
+        now: The scan time: renewal countdowns are measured from it and scores are stamped with it.
+        tz: The time zone in which contract end dates are read.
+    """
+    outcome = ScanOutcome()
+    for index, record in enumerate(records):
+        result = _score_one(record, index, scorer=scorer, previous=previous, now=now, tz=tz)
+        if isinstance(result, AccountError):
+            outcome.errors.append(result)
+        else:
+            outcome.scores.append(result)
+    return outcome
+
+
+def _score_one(
+    record: Mapping[str, Any],
+    index: int,
+    *,
+    scorer: CSMHealthScorer,
+    previous: Mapping[str, CSMHealthScore],
+    now: datetime,
+    tz: ZoneInfo,
+) -> CSMHealthScore | AccountError:
+    account_id = record.get("account_id") if isinstance(record, Mapping) else None
+    if not isinstance(account_id, str) or not account_id:
+        problem = f"missing required field: account_id (record #{index})"
+        return AccountError(
+            account_id=f"<missing account_id #{index}>",
+            kind="invalid_data",
+            message=problem,
+            problems=[problem],
+        )
+    try:
+        signals = signals_from_record(record, now=now, tz=tz)
+        return scorer.score(signals, account_id, previous=previous.get(account_id), computed_at=now)
+    except AccountDataError as error:
+        return AccountError(
+            account_id=account_id, kind=error.kind, message=str(error), problems=error.problems
+        )
+    except Exception as error:  # one broken record must never stop the scan
+        return AccountError(account_id=account_id, kind="error", message=f"{type(error).__name__}: {error}")

@@ -1,0 +1,164 @@
+"""Turn raw, possibly malformed account records into validated signals and records, naming each bad field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from src.app.schemas import AccountRecord, CSMHealthSignals
+
+DataErrorKind = Literal["insufficient_data", "invalid_data"]
+
+SIGNAL_FIELDS: tuple[str, ...] = tuple(CSMHealthSignals.model_fields)
+"""The raw signal fields an account record may carry."""
+
+REQUIRED_SIGNALS: tuple[str, ...] = tuple(
+    name for name, field in CSMHealthSignals.model_fields.items() if field.is_required()
+)
+"""Signals without which no score is computed (the account gets an "insufficient data" outcome)."""
+
+_BOUND_SYMBOLS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+MAX_VALUE_REPR = 80
+"""Offending values are quoted in error messages up to this many characters."""
+
+
+class AccountDataError(ValueError):
+    """An account record that cannot be used: required signals are missing or fields are invalid."""
+
+    def __init__(self, account_id: str, problems: Sequence[str], *, kind: DataErrorKind) -> None:
+        self.account_id = account_id
+        self.problems = list(problems)
+        self.kind: DataErrorKind = kind
+        label = "insufficient data" if kind == "insufficient_data" else "invalid data"
+        super().__init__(f"account {account_id} has {label}: " + "; ".join(self.problems))
+
+
+def days_until(end: date | datetime | str | None, *, now: datetime, tz: ZoneInfo) -> int | None:
+    """Whole calendar days from `now` to `end`, both as dates in `tz`; negative when `end` is past.
+
+    Date-only values are that local date, naive datetimes (and a naive `now`) are read in `tz`, aware ones
+    are converted to `tz`, and strings are parsed as ISO 8601. Raises ValueError for an unparsable string.
+    """
+    if end is None:
+        return None
+    return (_local_date(end, tz) - _local_date(now, tz)).days
+
+
+def _local_date(value: date | datetime | str, tz: ZoneInfo) -> date:
+    if isinstance(value, str):
+        text = value.strip()
+        value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    if isinstance(value, datetime):
+        aware = value.replace(tzinfo=tz) if value.tzinfo is None else value.astimezone(tz)
+        return aware.date()
+    return value
+
+
+def signals_from_record(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) -> CSMHealthSignals:
+    """Validate the signal fields of a raw account record, deriving `days_to_renewal` from its contract end.
+
+    Unknown keys are ignored and a None value counts as absent. The record is never modified.
+
+    Raises:
+        AccountDataError: kind "insufficient_data" when a required signal is missing (any invalid fields are
+            listed too), else kind "invalid_data" listing every invalid field with its value.
+    """
+    account_id = _account_id(record)
+    values = {name: record[name] for name in SIGNAL_FIELDS if record.get(name) is not None}
+    problems = _derive_days_to_renewal(values, record, now=now, tz=tz)
+    missing = [f"missing required signal: {name}" for name in REQUIRED_SIGNALS if name not in values]
+    try:
+        signals = CSMHealthSignals.model_validate(values)
+    except ValidationError as error:
+        details = error.errors(include_url=False)
+        problems += [_describe(CSMHealthSignals, detail) for detail in details if detail["type"] != "missing"]
+    else:
+        if not problems:
+            return signals
+    if missing:
+        raise AccountDataError(account_id, missing + problems, kind="insufficient_data")
+    raise AccountDataError(account_id, problems, kind="invalid_data")
+
+
+def _derive_days_to_renewal(
+    values: dict[str, Any], record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo
+) -> list[str]:
+    end = record.get("contract_end_date")
+    if "days_to_renewal" in values or end is None:
+        return []
+    try:
+        values["days_to_renewal"] = days_until(end, now=now, tz=tz)
+    except (TypeError, ValueError):
+        return [f"contract_end_date={_quote(end)} is not a valid ISO date"]
+    return []
+
+
+def parse_account(record: Mapping[str, Any]) -> AccountRecord:
+    """Validate a raw record's identity and detail fields into an `AccountRecord`.
+
+    Raises:
+        AccountDataError: kind "invalid_data", naming every invalid field and its value.
+    """
+    try:
+        return AccountRecord.model_validate(record)
+    except ValidationError as error:
+        problems = describe_validation_error(AccountRecord, error)
+        raise AccountDataError(_account_id(record), problems, kind="invalid_data") from None
+
+
+def describe_validation_error(model: type[BaseModel], error: ValidationError) -> list[str]:
+    """One plain sentence per validation problem, naming the field and quoting the offending value."""
+    return [_describe(model, detail) for detail in error.errors(include_url=False)]
+
+
+def _describe(model: type[BaseModel], detail: ErrorDetails) -> str:
+    field = _field_path(detail["loc"])
+    kind = detail["type"]
+    if kind == "missing":
+        required = "signal" if model is CSMHealthSignals else "field"
+        return f"missing required {required}: {field}"
+    value = _quote(detail.get("input"))
+    context = detail.get("ctx", {})
+    if kind == "literal_error":
+        allowed = str(context.get("expected", "")).replace(" or ", ", ").replace("'", "")
+        return f"{field}={value} is not one of {allowed}"
+    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        return f"{field}={value} is out of range (must be {_allowed_range(model, detail)})"
+    return f"{field}={value} is invalid: {detail['msg']}"
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path or "<record>"
+
+
+def _allowed_range(model: type[BaseModel], detail: ErrorDetails) -> str:
+    loc = detail["loc"]
+    field = model.model_fields.get(str(loc[0])) if len(loc) == 1 else None
+    bounds: dict[str, Any] = dict(detail.get("ctx", {}))
+    for constraint in field.metadata if field is not None else ():
+        bounds.update({key: getattr(constraint, key) for key in _BOUND_SYMBOLS if hasattr(constraint, key)})
+    low, high = bounds.get("ge"), bounds.get("le")
+    if low is not None and high is not None:
+        return f"{low}..{high}"
+    return " and ".join(
+        f"{_BOUND_SYMBOLS[key]} {bound}" for key, bound in bounds.items() if key in _BOUND_SYMBOLS
+    )
+
+
+def _quote(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_VALUE_REPR else text[: MAX_VALUE_REPR - 3] + "..."
+
+
+def _account_id(record: Mapping[str, Any]) -> str:
+    account_id = record.get("account_id")
+    return account_id if isinstance(account_id, str) and account_id else "<missing account_id>"

@@ -1,0 +1,163 @@
+"""The `LLMService` over litellm: lazy import, bounded concurrency, tenacity retries on transient errors."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import weakref
+from types import ModuleType
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, SecretStr
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from src.app.config import OFFLINE_MODEL, CSMSettings
+from src.app.tools.llm import LLMReply
+
+_log = structlog.get_logger(__name__)
+
+_OFFLINE_PROVIDER = OFFLINE_MODEL.partition("/")[0]
+_RETRYABLE = (
+    "Timeout",
+    "RateLimitError",
+    "APIConnectionError",
+    "InternalServerError",
+    "ServiceUnavailableError",
+)
+
+
+class LiteLLMService:
+    """Runs JSON completions through `litellm.acompletion` for any model string (default: the offline writer).
+
+    litellm itself (~3 s to import) is loaded on the first call, never at construction or import time.
+    litellm's own retries are off (`num_retries=0`); transient errors are retried here, with backoff.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_base: str | None = None,
+        api_key: SecretStr | None = None,
+        timeout_s: float = 60,
+        max_attempts: int = 3,
+        concurrency: int = 4,
+        retry_wait_s: float = 0.5,
+    ) -> None:
+        if timeout_s <= 0 or max_attempts < 1 or concurrency < 1 or retry_wait_s < 0:
+            raise ValueError("timeout_s must be > 0, max_attempts and concurrency >= 1, retry_wait_s >= 0")
+        self.model = model
+        self._api_base = api_base
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+        self._max_attempts = max_attempts
+        self._concurrency = concurrency
+        self._retry_wait_s = retry_wait_s
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @classmethod
+    def from_settings(cls, settings: CSMSettings) -> LiteLLMService:
+        """Build the service from the `CSM_LLM_*` settings."""
+        return cls(
+            model=settings.llm_model,
+            api_base=settings.llm_api_base,
+            api_key=settings.llm_api_key,
+            timeout_s=settings.llm_timeout_s,
+            max_attempts=settings.llm_max_attempts,
+            concurrency=settings.llm_concurrency,
+        )
+
+    def __repr__(self) -> str:
+        return f"LiteLLMService(model={self.model!r}, api_base={self._api_base!r})"
+
+    async def complete(self, messages: list[dict[str, str]], *, schema: type[BaseModel]) -> LLMReply:
+        """Run one completion asking for JSON matching `schema`; raise the last error once retries run out."""
+        litellm = load_litellm()
+        _log.debug("llm.complete", model=self.model, messages=len(messages), schema=schema.__name__)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=wait_exponential_jitter(
+                multiplier=self._retry_wait_s, max=self._retry_wait_s * 16, jitter=self._retry_wait_s
+            ),
+            retry=retry_if_exception_type(tuple(getattr(litellm, name) for name in _RETRYABLE)),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        async with self._semaphore():
+            response: Any = await retrying(
+                litellm.acompletion,
+                model=self.model,
+                messages=messages,
+                response_format=self._response_format(litellm, schema),
+                timeout=self._timeout_s,
+                num_retries=0,
+                drop_params=True,
+                api_base=self._api_base,
+                api_key=self._api_key.get_secret_value() if self._api_key else None,
+            )
+        return _reply(response, self.model)
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        """The concurrency limit for the running event loop (a semaphore cannot be shared across loops)."""
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self._concurrency)
+        return semaphore
+
+    def _response_format(
+        self, litellm: ModuleType, schema: type[BaseModel]
+    ) -> type[BaseModel] | dict[str, str]:
+        """The schema itself where the model supports response schemas, else plain JSON mode."""
+        return schema if _supports_response_schema(litellm, self.model) else {"type": "json_object"}
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        """Log a retry with the error class only (provider messages may echo the request)."""
+        error = state.outcome.exception() if state.outcome else None
+        _log.warning("llm.retry", model=self.model, attempt=state.attempt_number, error=type(error).__name__)
+
+
+@functools.cache
+def load_litellm() -> ModuleType:
+    """Import litellm once without network access, telemetry or debug banners, with the offline provider."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    from src.app.tools.offline_llm import register_offline_provider
+
+    if hasattr(litellm, "telemetry"):
+        litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    register_offline_provider()
+    return litellm
+
+
+def _supports_response_schema(litellm: ModuleType, model: str) -> bool:
+    """Whether litellm knows `model` to accept a JSON schema; the offline provider always does."""
+    if model.partition("/")[0] == _OFFLINE_PROVIDER:
+        return True
+    try:
+        return bool(litellm.supports_response_schema(model=model))
+    except Exception:  # unknown model strings raise in some litellm versions: use JSON mode
+        return False
+
+
+def _reply(response: Any, model: str) -> LLMReply:
+    """The text and token usage of a litellm `ModelResponse`."""
+    usage = getattr(response, "usage", None)
+    return LLMReply(
+        content=response.choices[0].message.content,
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        model=str(getattr(response, "model", None) or model),
+    )

@@ -1,0 +1,237 @@
+"""The embedded mail and chat channels: drafts as `.eml` files plus review-queue rows, chat as JSON lines."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage as MIMEMessage
+from email.utils import format_datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from src.app.schemas import ChatMessage, DraftResult, EmailMessage
+from src.app.tools.store import CSMStore, DraftRecord
+
+MESSAGE_ID_DOMAIN = "csm.local"
+"""Domain of the local drafts' Message-IDs (fixed, so building a draft never looks up the host name)."""
+
+_BLOCK_TAGS = frozenset(
+    "address blockquote br div h1 h2 h3 h4 h5 h6 hr li ol p pre section table tr ul".split()
+)
+_HIDDEN_TAGS = frozenset({"head", "script", "style", "title"})
+_UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+logger = structlog.get_logger(__name__)
+
+
+class LocalOutbox:
+    """`MailDrafts` for the embedded default: one RFC 5322 `.eml` file per draft plus a review-queue row.
+
+    There is deliberately no send method: a person opens the draft (marked `X-Unsent: 1`) and sends it.
+    The file is written before the row, so a retry after a crash between the two completes the draft.
+    """
+
+    def __init__(self, store: CSMStore, folder: Path) -> None:
+        self._store = store
+        self._folder = folder
+
+    async def create_draft(
+        self,
+        message: EmailMessage,
+        *,
+        idempotency_key: str,
+        account_id: str | None = None,
+        kind: str = "email",
+    ) -> DraftResult:
+        """Write the draft file (unless this key already has one) and record it; the same key is a no-op."""
+        _reject_header_injection(message)
+        draft_id = draft_id_for(idempotency_key)
+        path = self._folder / f"{draft_id}.eml"
+        created_at = datetime.now(UTC)
+        if not await asyncio.to_thread(path.exists):
+            content = _render_eml(message, draft_id=draft_id, idempotency_key=idempotency_key, at=created_at)
+            await asyncio.to_thread(_write_atomically, path, content)
+        record = DraftRecord(
+            draft_id=draft_id,
+            idempotency_key=idempotency_key,
+            account_id=account_id,
+            kind=kind,
+            to=message.to,
+            subject=message.subject,
+            body_html=message.body_html,
+            body_text=message.body_text,
+            location=str(path),
+            created_at=created_at,
+        )
+        saved = await self._store.save_draft(record)
+        return DraftResult(
+            draft_id=saved.artifact_id,
+            to=message.to,
+            subject=message.subject,
+            location=str(path),
+            created=saved.created,
+        )
+
+
+class LocalChatOutbox:
+    """`ChatPoster` for the embedded default: appends each message as a JSON line to `<space>.jsonl`.
+
+    Idempotent by key across restarts: the keys already in the folder are indexed on first use.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._lock = threading.Lock()
+        self._posted: dict[str, str] | None = None
+
+    async def post(self, message: ChatMessage, *, idempotency_key: str) -> str:
+        """Append `message` to its space's file unless this key was posted; returns the message id."""
+        return await asyncio.to_thread(self._post, message, idempotency_key)
+
+    def _post(self, message: ChatMessage, idempotency_key: str) -> str:
+        with self._lock:
+            posted = self._posted_index()
+            if idempotency_key in posted:
+                return posted[idempotency_key]
+            message_id = f"msg_{_key_digest(idempotency_key)}"
+            line = {
+                "id": message_id,
+                "space": message.space_name,
+                "thread_key": message.thread_key,
+                "text": message.text,
+                "idempotency_key": idempotency_key,
+                "posted_at": datetime.now(UTC).isoformat(),
+            }
+            self._folder.mkdir(parents=True, exist_ok=True)
+            path = self._folder / f"{safe_space_name(message.space_name)}.jsonl"
+            with path.open("a", encoding="utf-8") as file:
+                file.write(json.dumps(line, ensure_ascii=False) + "\n")
+            posted[idempotency_key] = message_id
+            return message_id
+
+    def _posted_index(self) -> dict[str, str]:
+        if self._posted is None:
+            self._posted = _index_posted_messages(self._folder)
+        return self._posted
+
+
+def draft_id_for(idempotency_key: str) -> str:
+    """The deterministic draft id for an idempotency key."""
+    return f"draft_{_key_digest(idempotency_key)}"
+
+
+def safe_space_name(space_name: str) -> str:
+    """A chat space name as a safe file stem (`#cs-alerts` -> `cs-alerts`)."""
+    return _UNSAFE_FILENAME_CHARS.sub("_", space_name).strip("._")[:100] or "default"
+
+
+def html_to_text(html: str) -> str:
+    """A plain-text rendering of HTML: tags dropped, entities decoded, block elements on their own lines."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    return parser.text()
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the visible text of an HTML document."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._parts: list[str] = []
+        self._hidden_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN_TAGS:
+            self._hidden_depth += 1
+        elif tag in _BLOCK_TAGS:
+            self._parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN_TAGS:
+            self._hidden_depth = max(0, self._hidden_depth - 1)
+        elif tag in _BLOCK_TAGS:
+            self._parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden_depth:
+            self._parts.append(data)
+
+    def text(self) -> str:
+        lines = (" ".join(line.split()) for line in "".join(self._parts).splitlines())
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _reject_header_injection(message: EmailMessage) -> None:
+    for field, value in [("to", message.to), *(("cc", address) for address in message.cc)]:
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"Refusing draft: {field!r} contains a line break (header injection): {value!r}")
+
+
+def _render_eml(message: EmailMessage, *, draft_id: str, idempotency_key: str, at: datetime) -> bytes:
+    mime = MIMEMessage(policy=policy.SMTP)
+    mime["To"] = message.to
+    if message.cc:
+        mime["Cc"] = ", ".join(message.cc)
+    mime["Subject"] = " ".join(message.subject.split())
+    mime["Date"] = format_datetime(at)
+    mime["Message-ID"] = f"<{draft_id}@{MESSAGE_ID_DOMAIN}>"
+    mime["X-CSM-Idempotency-Key"] = idempotency_key
+    mime["X-Unsent"] = "1"
+    body_text = message.body_text if message.body_text is not None else html_to_text(message.body_html)
+    mime.set_content(body_text)
+    mime.add_alternative(message.body_html, subtype="html")
+    return mime.as_bytes()
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _index_posted_messages(folder: Path) -> dict[str, str]:
+    """Idempotency key -> message id for every message already in the folder (unreadable lines skipped)."""
+    posted: dict[str, str] = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            entry = _parse_line(line)
+            if entry is None:
+                logger.warning("chat_outbox_line_skipped", file=path.name, line=number)
+                continue
+            posted[str(entry["idempotency_key"])] = str(entry["id"])
+    return posted
+
+
+def _parse_line(line: str) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(entry, dict) or "idempotency_key" not in entry or "id" not in entry:
+        return None
+    return entry
+
+
+def _key_digest(idempotency_key: str) -> str:
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]

@@ -1,0 +1,596 @@
+"""The embedded `CSMStore`: SQLAlchemy Core tables on SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from pydantic_core import from_json, to_json
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    cast,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Executable
+
+from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, SavedArtifact
+
+BATCH_SIZE = 900
+"""Rows per executemany batch and ids per IN list (below SQLite's historic 999-parameter limit)."""
+
+ContentT = TypeVar("ContentT", bound=BaseModel)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back as an aware UTC datetime (naive input counts as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC before storing."""
+        return None if value is None else _as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Attach or convert to UTC after reading (SQLite returns naive values)."""
+        return None if value is None else _as_utc(value)
+
+
+_ID = String(64)
+_ACCOUNT_ID = String(255)
+_KEY = String(512)
+_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+METADATA = MetaData()
+
+ACCOUNTS = Table(
+    "accounts",
+    METADATA,
+    Column("account_id", _ACCOUNT_ID, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("status", String(64), nullable=False, index=True),
+    Column("record", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+HEALTH_SCORES = Table(
+    "health_scores",
+    METADATA,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("account_id", _ACCOUNT_ID, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("rag", String(8), nullable=False),
+    Column("churn_risk_level", String(16), nullable=False),
+    Column("churn_triggered_by", String(32)),
+    Column("breakdown", JSON, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Index("ix_health_scores_account_latest", "account_id", "computed_at", "id"),
+)
+ALERTS = Table(
+    "alerts",
+    METADATA,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("account_id", _ACCOUNT_ID, nullable=False, index=True),
+    Column("risk_state", String(64), nullable=False),
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
+    Column("alerted_at", UTCDateTime, nullable=False),
+)
+DRAFTS = Table(
+    "drafts",
+    METADATA,
+    Column("draft_id", _ID, primary_key=True),
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
+    Column("account_id", _ACCOUNT_ID, index=True),
+    Column("kind", String(64), nullable=False),
+    Column("to", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body_html", Text, nullable=False),
+    Column("body_text", Text),
+    Column("location", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+QBR_PAGES = Table(
+    "qbr_pages",
+    METADATA,
+    Column("id", _ID, primary_key=True),
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
+    Column("account_id", _ACCOUNT_ID, nullable=False, index=True),
+    Column("period", String(64), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+OPPORTUNITIES = Table(
+    "opportunities",
+    METADATA,
+    Column("id", _ID, primary_key=True),
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
+    Column("account_id", _ACCOUNT_ID, nullable=False, index=True),
+    Column("opportunity_type", String(32), nullable=False),
+    Column("confidence", String(16), nullable=False),
+    Column("estimated_arr_impact", Float, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+ADOPTION_REPORTS = Table(
+    "adoption_reports",
+    METADATA,
+    Column("id", _ID, primary_key=True),
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
+    Column("account_id", _ACCOUNT_ID, nullable=False, index=True),
+    Column("adoption_rate", Float, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+AUDIT_LOG = Table(
+    "audit_log",
+    METADATA,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("artifact", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("account_id", _ACCOUNT_ID, index=True),
+    Column("task_type", String(64)),
+    Column("idempotency_key", _KEY, nullable=False, index=True),
+    Column("detail", JSON, nullable=False),
+)
+RUNS = Table(
+    "runs",
+    METADATA,
+    Column("run_id", _ID, primary_key=True),
+    Column("job_id", String(128), nullable=False, index=True),
+    Column("key", _KEY, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("summary", JSON(none_as_null=True)),
+)
+
+
+@dataclass(frozen=True)
+class ArtifactRow(Generic[ContentT]):
+    """A stored QBR, opportunity or adoption report with its id, idempotency key and creation time."""
+
+    artifact_id: str
+    idempotency_key: str
+    account_id: str
+    created_at: datetime
+    content: ContentT
+
+
+class RunRecord(BaseModel):
+    """One scheduled job run: which job, its deterministic key, and how it ended."""
+
+    run_id: str
+    job_id: str
+    key: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    summary: dict[str, Any] | None = None
+
+
+class SQLStore:
+    """`CSMStore` on SQLAlchemy Core; construction does no I/O, the engine and tables are made on first use.
+
+    Every blocking call runs in a worker thread (`asyncio.to_thread`), so the event loop is never blocked.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url: URL = make_url(url)
+        self._engine: Engine | None = None
+        self._init_lock = threading.Lock()
+        self._sqlite_lock = threading.Lock()
+
+    async def aclose(self) -> None:
+        """Dispose of the engine and its pooled connections (a later call opens a new engine)."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.dispose)
+
+    async def upsert_accounts(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Insert or replace raw account records keyed by `account_id`; returns how many distinct ones."""
+        return await asyncio.to_thread(self._upsert_accounts, records)
+
+    async def load_accounts(
+        self, account_ids: Sequence[str] | None = None, *, active_only: bool = True
+    ) -> list[dict[str, Any]]:
+        """Raw account records (the stored JSON), all or the given ids, ordered by account id."""
+        return await asyncio.to_thread(self._load_accounts, account_ids, active_only)
+
+    async def latest_scores(self, account_ids: Sequence[str] | None = None) -> dict[str, CSMHealthScore]:
+        """The newest stored score per account (by `computed_at`, then insertion order)."""
+        return await asyncio.to_thread(self._latest_scores, account_ids)
+
+    async def save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
+        """Append scores to the history, one row per account and scan."""
+        await asyncio.to_thread(self._save_scores, scores)
+
+    async def last_alert(self, account_id: str) -> AlertRecord | None:
+        """The most recent churn alert for the account, if any."""
+        alerts = await self.list_alerts(account_id, limit=1)
+        return alerts[0] if alerts else None
+
+    async def list_alerts(self, account_id: str | None = None, *, limit: int = 100) -> list[AlertRecord]:
+        """Churn alerts, newest first, for one account or all."""
+        return await asyncio.to_thread(self._list_alerts, account_id, limit)
+
+    async def record_alert(
+        self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime
+    ) -> bool:
+        """Record a churn alert; False when this key was already recorded."""
+        row = {"account_id": account_id, "risk_state": risk_state, "idempotency_key": idempotency_key}
+        saved = await asyncio.to_thread(self._insert_once, ALERTS, {**row, "alerted_at": at})
+        return saved.created
+
+    async def save_qbr(self, qbr: QBRContent, *, idempotency_key: str) -> SavedArtifact:
+        """Store a QBR page."""
+        row = {"account_id": qbr.account_id, "period": qbr.period, "trigger": qbr.trigger}
+        return await self._save_artifact(QBR_PAGES, "qbr", qbr, idempotency_key, row)
+
+    async def save_opportunity(
+        self, opportunity: ExpansionOpportunity, *, idempotency_key: str
+    ) -> SavedArtifact:
+        """Store an expansion opportunity record."""
+        row = {
+            "account_id": opportunity.account_id,
+            "opportunity_type": opportunity.opportunity_type,
+            "confidence": opportunity.confidence,
+            "estimated_arr_impact": opportunity.estimated_arr_impact,
+        }
+        return await self._save_artifact(OPPORTUNITIES, "opp", opportunity, idempotency_key, row)
+
+    async def save_adoption_report(
+        self, report: FeatureAdoptionReport, *, idempotency_key: str
+    ) -> SavedArtifact:
+        """Store a feature adoption report."""
+        row = {"account_id": report.account_id, "adoption_rate": report.adoption_rate}
+        return await self._save_artifact(ADOPTION_REPORTS, "adopt", report, idempotency_key, row)
+
+    async def list_qbrs(self, limit: int = 100) -> list[ArtifactRow[QBRContent]]:
+        """Stored QBRs, newest first."""
+        return await asyncio.to_thread(self._list_artifacts, QBR_PAGES, QBRContent, limit)
+
+    async def list_opportunities(self, limit: int = 100) -> list[ArtifactRow[ExpansionOpportunity]]:
+        """Stored expansion opportunities, newest first."""
+        return await asyncio.to_thread(self._list_artifacts, OPPORTUNITIES, ExpansionOpportunity, limit)
+
+    async def list_adoption_reports(self, limit: int = 100) -> list[ArtifactRow[FeatureAdoptionReport]]:
+        """Stored feature adoption reports, newest first."""
+        return await asyncio.to_thread(self._list_artifacts, ADOPTION_REPORTS, FeatureAdoptionReport, limit)
+
+    async def save_draft(self, draft: DraftRecord) -> SavedArtifact:
+        """Keep a draft in the review queue (idempotent by `draft.idempotency_key`)."""
+        return await asyncio.to_thread(self._insert_once, DRAFTS, draft.model_dump())
+
+    async def list_drafts(self, *, limit: int = 100) -> list[DraftRecord]:
+        """Drafts awaiting review, newest first."""
+        query = select(DRAFTS).order_by(DRAFTS.c.created_at.desc(), DRAFTS.c.draft_id.desc()).limit(limit)
+        rows = await asyncio.to_thread(self._fetch_mappings, query)
+        return [DraftRecord.model_validate(row) for row in rows]
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Append one outbound artifact to the audit log (stamped now when `entry.at` is unset)."""
+        row = {**entry.model_dump(), "at": entry.at or _utc_now()}
+        await asyncio.to_thread(self._insert_rows, AUDIT_LOG, [row])
+
+    async def list_audit(self, *, limit: int = 100) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        query = select(AUDIT_LOG).order_by(AUDIT_LOG.c.at.desc(), AUDIT_LOG.c.id.desc()).limit(limit)
+        rows = await asyncio.to_thread(self._fetch_mappings, query)
+        return [AuditEntry.model_validate(row) for row in rows]
+
+    async def start_run(self, job_id: str, key: str) -> str:
+        """Record that a scheduled job run started; returns its run id."""
+        run_id = _new_id("run")
+        row = {"run_id": run_id, "job_id": job_id, "key": key, "status": "running", "started_at": _utc_now()}
+        await asyncio.to_thread(self._insert_rows, RUNS, [row])
+        return run_id
+
+    async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
+        """Record how a run ended; raises KeyError for an unknown run id."""
+        await asyncio.to_thread(self._finish_run, run_id, status, summary)
+
+    async def list_runs(self, limit: int = 100) -> list[RunRecord]:
+        """Job runs, newest first."""
+        query = select(RUNS).order_by(RUNS.c.started_at.desc(), RUNS.c.run_id.desc()).limit(limit)
+        rows = await asyncio.to_thread(self._fetch_mappings, query)
+        return [RunRecord.model_validate(row) for row in rows]
+
+    async def count(self, table_name: str) -> int:
+        """Number of rows in one of the store's tables."""
+        table = METADATA.tables.get(table_name)
+        if table is None:
+            raise ValueError(f"Unknown table {table_name!r}; known: {', '.join(sorted(METADATA.tables))}")
+        query = select(func.count().label("n")).select_from(table)
+        rows = await asyncio.to_thread(self._fetch_mappings, query)
+        return int(rows[0]["n"])
+
+    def _ready_engine(self) -> Engine:
+        with self._init_lock:
+            if self._engine is None:
+                engine = _create_engine(self._url)
+                METADATA.create_all(engine)
+                self._engine = engine
+            return self._engine
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        engine = self._ready_engine()
+        with self._serialise(write=write), engine.begin() as connection:
+            yield connection
+
+    def _serialise(self, *, write: bool) -> AbstractContextManager[object]:
+        """SQLite has one writer, and an in-memory database shares one connection: serialise in-process."""
+        if _is_memory_sqlite(self._url) or (write and self._url.get_backend_name() == "sqlite"):
+            return self._sqlite_lock
+        return nullcontext()
+
+    def _fetch_mappings(self, query: Executable) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def _insert_rows(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        with self._transaction(write=True) as connection:
+            for batch in _batches(rows):
+                connection.execute(insert(table), batch)
+
+    def _insert_once(self, table: Table, row: Mapping[str, Any]) -> SavedArtifact:
+        """Insert `row` unless its idempotency key exists; under a race the UNIQUE constraint decides."""
+        key = row["idempotency_key"]
+        try:
+            with self._transaction(write=True) as connection:
+                existing = _id_for_key(connection, table, key)
+                if existing is not None:
+                    return SavedArtifact(artifact_id=existing, created=False)
+                primary_key = connection.execute(insert(table), dict(row)).inserted_primary_key
+                assert primary_key is not None  # a single-row INSERT always reports its key
+                return SavedArtifact(artifact_id=str(primary_key[0]), created=True)
+        except IntegrityError:
+            with self._transaction(write=False) as connection:
+                existing = _id_for_key(connection, table, key)
+            if existing is None:
+                raise
+            return SavedArtifact(artifact_id=existing, created=False)
+
+    async def _save_artifact(
+        self, table: Table, prefix: str, content: BaseModel, idempotency_key: str, columns: Mapping[str, Any]
+    ) -> SavedArtifact:
+        row = {
+            **columns,
+            "id": _new_id(prefix),
+            "idempotency_key": idempotency_key,
+            "payload": content.model_dump(mode="json"),
+            "created_at": _utc_now(),
+        }
+        return await asyncio.to_thread(self._insert_once, table, row)
+
+    def _list_artifacts(self, table: Table, model: type[ContentT], limit: int) -> list[ArtifactRow[ContentT]]:
+        query = select(table).order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
+        return [
+            ArtifactRow(
+                artifact_id=row["id"],
+                idempotency_key=row["idempotency_key"],
+                account_id=row["account_id"],
+                created_at=row["created_at"],
+                content=model.model_validate(row["payload"]),
+            )
+            for row in self._fetch_mappings(query)
+        ]
+
+    def _upsert_accounts(self, records: Sequence[Mapping[str, Any]]) -> int:
+        rows = _account_rows(records)
+        with self._transaction(write=True) as connection:
+            for batch in _batches(rows):
+                _write_accounts(connection, batch)
+        return len(rows)
+
+    def _load_accounts(self, account_ids: Sequence[str] | None, active_only: bool) -> list[dict[str, Any]]:
+        query = select(ACCOUNTS.c.account_id, ACCOUNTS.c.record)
+        if active_only:
+            query = query.where(ACCOUNTS.c.status == "active")
+        with self._transaction(write=False) as connection:
+            if account_ids is None:
+                rows = list(connection.execute(query))
+            else:
+                rows = [
+                    row
+                    for batch in _id_batches(account_ids)
+                    for row in connection.execute(query.where(ACCOUNTS.c.account_id.in_(batch)))
+                ]
+        # Sorted here, not by ORDER BY, so the order is code-point order on every database collation.
+        return [row.record for row in sorted(rows, key=lambda row: row.account_id)]
+
+    def _latest_scores(self, account_ids: Sequence[str] | None) -> dict[str, CSMHealthScore]:
+        with self._transaction(write=False) as connection:
+            if account_ids is None:
+                payloads = list(connection.execute(_latest_scores_query(None)).scalars())
+            else:
+                payloads = [
+                    payload
+                    for batch in _id_batches(account_ids)
+                    for payload in connection.execute(_latest_scores_query(batch)).scalars()
+                ]
+        scores = (_score_from_payload(payload) for payload in payloads)
+        return {score.account_id: score for score in scores}
+
+    def _save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
+        self._insert_rows(HEALTH_SCORES, [_score_row(score) for score in scores])
+
+    def _list_alerts(self, account_id: str | None, limit: int) -> list[AlertRecord]:
+        query = select(ALERTS).order_by(ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc()).limit(limit)
+        if account_id is not None:
+            query = query.where(ALERTS.c.account_id == account_id)
+        return [AlertRecord.model_validate(row) for row in self._fetch_mappings(query)]
+
+    def _finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None) -> None:
+        stored_summary = None if summary is None else dict(summary)
+        values = {"status": status, "finished_at": _utc_now(), "summary": stored_summary}
+        with self._transaction(write=True) as connection:
+            result = connection.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(values))
+            if result.rowcount == 0:
+                raise KeyError(f"Unknown run id {run_id!r}")
+
+
+def _create_engine(url: URL) -> Engine:
+    json_options: dict[str, Any] = {"json_serializer": _to_json_text, "json_deserializer": from_json}
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, **json_options)
+    options: dict[str, Any] = {**json_options, "connect_args": {"check_same_thread": False}}
+    if _is_memory_sqlite(url):
+        options["poolclass"] = StaticPool
+    elif url.database:
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **options)
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any) -> None:
+    """Per connection: enforce foreign keys; WAL so readers never wait on the writer."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _to_json_text(value: Any) -> str:
+    """Serialise JSON columns with pydantic (fast; dates become ISO strings, NaN becomes null)."""
+    return to_json(value).decode()
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    if url.get_backend_name() != "sqlite":
+        return False
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _write_accounts(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Upsert one batch: native ON CONFLICT where the dialect has it, else delete-then-insert."""
+    statement: sqlite.Insert | postgresql.Insert
+    if connection.dialect.name == "sqlite":
+        statement = sqlite.insert(ACCOUNTS)
+    elif connection.dialect.name == "postgresql":
+        statement = postgresql.insert(ACCOUNTS)
+    else:
+        ids = [row["account_id"] for row in rows]
+        connection.execute(delete(ACCOUNTS).where(ACCOUNTS.c.account_id.in_(ids)))
+        connection.execute(insert(ACCOUNTS), rows)
+        return
+    replaced = {name: statement.excluded[name] for name in ("name", "status", "record", "updated_at")}
+    connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=replaced), rows)
+
+
+def _account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Account rows, one per account id (the last record for an id wins)."""
+    now = _utc_now()
+    rows: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.get("account_id") in (None, ""):
+            raise ValueError("Every account record needs a non-empty 'account_id'")
+        account_id = str(record["account_id"])
+        rows[account_id] = {
+            "account_id": account_id,
+            "name": str(record.get("name") or ""),
+            "status": str(record.get("status") or "active"),
+            "record": record,
+            "updated_at": now,
+        }
+    return list(rows.values())
+
+
+def _latest_scores_query(account_ids: Sequence[str] | None) -> Select[str]:
+    """One query: rank each account's scores newest first and keep rank 1's payload as JSON text."""
+    newest_first = (HEALTH_SCORES.c.computed_at.desc(), HEALTH_SCORES.c.id.desc())
+    rank = func.row_number().over(partition_by=HEALTH_SCORES.c.account_id, order_by=newest_first)
+    ranked = select(HEALTH_SCORES.c.payload, rank.label("rank"))
+    if account_ids is not None:
+        ranked = ranked.where(HEALTH_SCORES.c.account_id.in_(account_ids))
+    scores = ranked.subquery()
+    return select(cast(scores.c.payload, Text)).where(scores.c.rank == 1)
+
+
+def _score_from_payload(payload_json: str) -> CSMHealthScore:
+    """Rebuild a stored score straight from its JSON text (validating JSON directly is the fast path)."""
+    score = CSMHealthScore.model_validate_json(payload_json)
+    score.computed_at = _as_utc(score.computed_at)
+    return score
+
+
+def _score_row(score: CSMHealthScore) -> dict[str, Any]:
+    computed_at = _as_utc(score.computed_at)
+    return {
+        "account_id": score.account_id,
+        "score": score.score,
+        "rag": score.rag,
+        "churn_risk_level": score.churn_risk_level,
+        "churn_triggered_by": score.churn_triggered_by,
+        "breakdown": score.signal_breakdown,
+        "computed_at": computed_at,
+        "payload": {**score.model_dump(mode="json"), "computed_at": computed_at.isoformat()},
+    }
+
+
+def _id_for_key(connection: Connection, table: Table, idempotency_key: str) -> str | None:
+    primary_key = next(iter(table.primary_key.columns))
+    found = connection.execute(select(primary_key).where(table.c.idempotency_key == idempotency_key)).scalar()
+    return None if found is None else str(found)
+
+
+def _id_batches(account_ids: Sequence[str]) -> Iterator[list[str]]:
+    """Distinct ids in IN-list sized batches; a bare string is refused (it is a `Sequence[str]` too)."""
+    if isinstance(account_ids, str):
+        raise TypeError(f"account_ids must be a sequence of ids, not the string {account_ids!r}")
+    return _batches(sorted(set(account_ids)))
+
+
+def _batches(items: Sequence[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), BATCH_SIZE):
+        yield list(items[start : start + BATCH_SIZE])
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

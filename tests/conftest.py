@@ -1,0 +1,78 @@
+"""Shared fixtures: a network guard, a fixed clock, and a graph context wired with fakes on a real store."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from src.app.analysis.health import CSMHealthScorer
+from src.app.config import CSMSettings
+from src.app.context import CSMContext
+from src.app.tools.sql_store import SQLStore
+from tests.fakes import RecordingChat, RecordingEvents, RecordingMail, RecordingSales, ScriptedLLM
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def no_external_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Any connection to a non-loopback address fails the test: no real LLM or API call can slip out."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and not _is_loopback(host):
+            raise ConnectionRefusedError(f"tests may not reach external hosts (tried {host})")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    yield
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> CSMSettings:
+    return CSMSettings(data_dir=tmp_path / "data", database_url=None, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLStore]:
+    sql_store = SQLStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    yield sql_store
+    await sql_store.aclose()
+
+
+@pytest.fixture
+def llm() -> ScriptedLLM:
+    return ScriptedLLM()
+
+
+@pytest.fixture
+def ctx(settings: CSMSettings, store: SQLStore, llm: ScriptedLLM) -> CSMContext:
+    return CSMContext(
+        settings=settings,
+        store=store,
+        llm=llm,
+        mail=RecordingMail(),
+        chat=RecordingChat(),
+        events=RecordingEvents(),
+        scorer=CSMHealthScorer(),
+        sales=RecordingSales(),
+        clock=lambda: NOW,
+    )

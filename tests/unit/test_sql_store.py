@@ -1,0 +1,336 @@
+"""The embedded SQL store: accounts, score history, idempotent artifacts, alerts, audit and runs."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+from src.app.tools.sql_store import SQLStore
+from src.app.tools.store import AuditEntry, CSMStore, DraftRecord
+
+T0 = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "file"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLStore]:
+    url = "sqlite:///:memory:" if request.param == "memory" else f"sqlite:///{tmp_path / 'csm.sqlite'}"
+    sql_store = SQLStore(url)
+    yield sql_store
+    await sql_store.aclose()
+
+
+def account(account_id: str, *, status: str = "active", name: str | None = None) -> dict[str, object]:
+    return {"account_id": account_id, "name": name or f"Name {account_id}", "status": status, "arr": 1200.0}
+
+
+def health_score(account_id: str, score: float, computed_at: datetime) -> CSMHealthScore:
+    return CSMHealthScore(
+        account_id=account_id,
+        score=score,
+        rag="AMBER",
+        churn_risk_level="medium",
+        signal_breakdown={"feature_adoption_rate": 10.0},
+        computed_at=computed_at,
+        previous_score=score - 5,
+        signal_deltas={"feature_adoption_rate": 5.0},
+    )
+
+
+def qbr(account_id: str = "acc_1") -> QBRContent:
+    return QBRContent(
+        account_id=account_id,
+        account_name="Acme",
+        period="Q1 2026",
+        trigger="quarterly",
+        health_summary="Healthy.",
+        roi_metrics={"hours_saved": 120.0},
+        feature_adoption_scorecard={"reports": "used"},
+        expansion_next_steps=["Add seats"],
+    )
+
+
+def opportunity(account_id: str = "acc_1") -> ExpansionOpportunity:
+    return ExpansionOpportunity(
+        account_id=account_id,
+        opportunity_type="seats",
+        evidence=["98% seats used"],
+        estimated_arr_impact=5000.0,
+        recommended_talk_track="Talk about seats.",
+        confidence="high",
+    )
+
+
+def adoption_report(account_id: str = "acc_1") -> FeatureAdoptionReport:
+    return FeatureAdoptionReport(
+        account_id=account_id,
+        features_used=["reports"],
+        adoption_rate=0.5,
+        underutilized_features=["api"],
+        recommendations=["Run an API workshop"],
+        benchmark_comparison={"peer_median": 0.6},
+    )
+
+
+def draft(key: str, *, draft_id: str | None = None, created_at: datetime = T0) -> DraftRecord:
+    return DraftRecord(
+        draft_id=draft_id or f"draft_{key}",
+        idempotency_key=key,
+        account_id="acc_1",
+        kind="churn_alert",
+        to="rep@example.com",
+        subject="Churn risk: Acme",
+        body_html="<p>&lt;b&gt;</p>",
+        created_at=created_at,
+    )
+
+
+def assert_utc(value: datetime) -> None:
+    assert value.tzinfo is UTC
+
+
+def test_sql_store_satisfies_the_store_protocol() -> None:
+    protocol_view: CSMStore = SQLStore("sqlite:///:memory:")
+    assert isinstance(protocol_view, SQLStore)
+
+
+async def test_construction_does_no_io_and_first_use_creates_the_folder(tmp_path: Path) -> None:
+    database = tmp_path / "nested" / "data" / "csm.sqlite"
+    sql_store = SQLStore(f"sqlite:///{database}")
+    assert not database.parent.exists()
+
+    await sql_store.upsert_accounts([account("acc_1")])
+    await sql_store.aclose()
+
+    assert database.exists()
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_data_survives_aclose_and_a_new_store_on_the_same_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'csm.sqlite'}"
+    first = SQLStore(url)
+    await first.upsert_accounts([account("acc_1")])
+    await first.aclose()
+
+    second = SQLStore(url)
+    assert [record["account_id"] for record in await second.load_accounts()] == ["acc_1"]
+    await second.aclose()
+
+
+async def test_load_accounts_returns_records_ordered_by_id_and_filters_active(store: SQLStore) -> None:
+    written = await store.upsert_accounts(
+        [account("acc_3"), account("acc_1"), account("acc_2", status="churned")]
+    )
+
+    active = await store.load_accounts()
+    everything = await store.load_accounts(active_only=False)
+
+    assert written == 3
+    assert [record["account_id"] for record in active] == ["acc_1", "acc_3"]
+    assert [record["account_id"] for record in everything] == ["acc_1", "acc_2", "acc_3"]
+    assert everything[0] == account("acc_1")
+
+
+async def test_load_accounts_by_ids_handles_more_ids_than_one_in_list(store: SQLStore) -> None:
+    await store.upsert_accounts([account(f"acc_{index:05d}") for index in range(2500)])
+    wanted = [f"acc_{index:05d}" for index in range(2499, 0, -2)] + ["acc_missing"]
+
+    loaded = await store.load_accounts(wanted)
+
+    assert [record["account_id"] for record in loaded] == sorted(wanted[:-1])
+
+
+async def test_upsert_replaces_existing_records_and_last_duplicate_wins(store: SQLStore) -> None:
+    await store.upsert_accounts([account("acc_1", name="Old"), account("acc_2")])
+
+    written = await store.upsert_accounts(
+        [account("acc_1", name="First"), account("acc_1", name="New", status="churned")]
+    )
+
+    assert written == 1
+    assert [record["account_id"] for record in await store.load_accounts()] == ["acc_2"]
+    (replaced,) = await store.load_accounts(["acc_1"], active_only=False)
+    assert replaced["name"] == "New"
+    assert await store.count("accounts") == 2
+
+
+async def test_upsert_stores_dates_as_iso_strings(store: SQLStore) -> None:
+    await store.upsert_accounts([{**account("acc_1"), "contract_end_date": date(2026, 3, 31)}])
+
+    (record,) = await store.load_accounts()
+
+    assert record["contract_end_date"] == "2026-03-31"
+
+
+async def test_upsert_rejects_a_record_without_account_id(store: SQLStore) -> None:
+    with pytest.raises(ValueError, match="account_id"):
+        await store.upsert_accounts([{"name": "No id"}])
+
+
+async def test_latest_scores_picks_the_newest_by_computed_at_not_insertion_order(store: SQLStore) -> None:
+    await store.save_scores(
+        [health_score("acc_1", 80, T0 + timedelta(days=1)), health_score("acc_2", 30, T0)]
+    )
+    await store.save_scores(
+        [health_score("acc_1", 20, T0), health_score("acc_2", 35, T0 + timedelta(days=1))]
+    )
+
+    latest = await store.latest_scores()
+
+    assert {account_id: score.score for account_id, score in latest.items()} == {"acc_1": 80, "acc_2": 35}
+    assert latest["acc_1"].previous_score == 75
+    assert latest["acc_1"].signal_deltas == {"feature_adoption_rate": 5.0}
+    assert await store.count("health_scores") == 4
+
+
+async def test_latest_scores_breaks_ties_by_insertion_and_filters_ids(store: SQLStore) -> None:
+    await store.save_scores([health_score("acc_1", 50, T0), health_score("acc_1", 55, T0)])
+    await store.save_scores([health_score("acc_2", 60, T0)])
+
+    latest = await store.latest_scores(["acc_1", "acc_unknown"])
+
+    assert list(latest) == ["acc_1"]
+    assert latest["acc_1"].score == 55
+
+
+async def test_scores_come_back_as_aware_utc_datetimes(store: SQLStore) -> None:
+    paris_winter = timezone(timedelta(hours=1))
+    await store.save_scores([health_score("acc_1", 50, datetime(2026, 1, 5, 9, 30, tzinfo=paris_winter))])
+
+    computed_at = (await store.latest_scores())["acc_1"].computed_at
+
+    assert_utc(computed_at)
+    assert computed_at == datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+
+
+async def test_save_qbr_is_idempotent_by_key(store: SQLStore) -> None:
+    first = await store.save_qbr(qbr(), idempotency_key="qbr:acc_1:Q1 2026")
+    again = await store.save_qbr(qbr(), idempotency_key="qbr:acc_1:Q1 2026")
+    other = await store.save_qbr(qbr("acc_2"), idempotency_key="qbr:acc_2:Q1 2026")
+
+    assert first.created and not again.created and other.created
+    assert again.artifact_id == first.artifact_id != other.artifact_id
+    assert first.artifact_id.startswith("qbr_")
+    stored = await store.list_qbrs()
+    assert [row.content.account_id for row in stored] == ["acc_2", "acc_1"]
+    assert stored[1].content == qbr()
+    assert_utc(stored[1].created_at)
+
+
+async def test_save_opportunity_is_idempotent_by_key(store: SQLStore) -> None:
+    first = await store.save_opportunity(opportunity(), idempotency_key="opp:acc_1:seats")
+    again = await store.save_opportunity(opportunity(), idempotency_key="opp:acc_1:seats")
+
+    assert (first.created, again.created) == (True, False)
+    assert again.artifact_id == first.artifact_id
+    assert [row.content for row in await store.list_opportunities()] == [opportunity()]
+
+
+async def test_save_adoption_report_is_idempotent_by_key(store: SQLStore) -> None:
+    first = await store.save_adoption_report(adoption_report(), idempotency_key="adopt:acc_1:2026-01")
+    again = await store.save_adoption_report(adoption_report(), idempotency_key="adopt:acc_1:2026-01")
+
+    assert (first.created, again.created) == (True, False)
+    assert again.artifact_id == first.artifact_id
+    assert await store.count("adoption_reports") == 1
+    assert [row.idempotency_key for row in await store.list_adoption_reports()] == ["adopt:acc_1:2026-01"]
+
+
+async def test_concurrent_saves_with_one_key_create_one_row_across_stores(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'csm.sqlite'}"
+    stores = [SQLStore(url), SQLStore(url)]
+    await stores[0].count("qbr_pages")
+
+    results = await asyncio.gather(
+        *(stores[index % 2].save_qbr(qbr(), idempotency_key="same-key") for index in range(10))
+    )
+
+    assert sum(result.created for result in results) == 1
+    assert len({result.artifact_id for result in results}) == 1
+    assert await stores[0].count("qbr_pages") == 1
+    for sql_store in stores:
+        await sql_store.aclose()
+
+
+async def test_save_draft_is_idempotent_and_drafts_list_newest_first(store: SQLStore) -> None:
+    first = await store.save_draft(draft("k1"))
+    again = await store.save_draft(draft("k1", draft_id="draft_other"))
+    newer = await store.save_draft(draft("k2", created_at=T0 + timedelta(hours=1)))
+
+    assert (first.created, again.created, newer.created) == (True, False, True)
+    assert again.artifact_id == "draft_k1"
+    drafts = await store.list_drafts()
+    assert [stored.draft_id for stored in drafts] == ["draft_k2", "draft_k1"]
+    assert drafts[1] == draft("k1")
+    assert_utc(drafts[0].created_at)
+
+
+async def test_record_alert_is_idempotent_and_last_alert_is_the_newest(store: SQLStore) -> None:
+    assert await store.last_alert("acc_1") is None
+
+    assert await store.record_alert("acc_1", "RED", idempotency_key="alert:1", at=T0) is True
+    assert await store.record_alert("acc_1", "RED", idempotency_key="alert:1", at=T0) is False
+    await store.record_alert("acc_1", "critical", idempotency_key="alert:2", at=T0 + timedelta(days=8))
+    await store.record_alert("acc_2", "RED", idempotency_key="alert:3", at=T0 + timedelta(days=9))
+
+    last = await store.last_alert("acc_1")
+    assert last is not None
+    assert (last.risk_state, last.idempotency_key) == ("critical", "alert:2")
+    assert_utc(last.alerted_at)
+    assert [alert.idempotency_key for alert in await store.list_alerts()] == ["alert:3", "alert:2", "alert:1"]
+    assert len(await store.list_alerts("acc_1")) == 2
+
+
+async def test_audit_entries_are_appended_stamped_and_listed_newest_first(store: SQLStore) -> None:
+    await store.record_audit(AuditEntry(artifact="draft", target="outbox", idempotency_key="k1", at=T0))
+    await store.record_audit(
+        AuditEntry(
+            artifact="event",
+            target="churn_alerts",
+            idempotency_key="k2",
+            account_id="acc_1",
+            detail={"sent_at": T0, "channels": ["event_bus"]},
+        )
+    )
+
+    entries = await store.list_audit()
+
+    assert [entry.idempotency_key for entry in entries] == ["k2", "k1"]
+    assert entries[0].at is not None and entries[0].at > T0
+    assert_utc(entries[0].at)
+    assert entries[0].detail == {"sent_at": "2026-01-05T07:00:00Z", "channels": ["event_bus"]}
+    assert len(await store.list_audit(limit=1)) == 1
+
+
+async def test_runs_are_started_finished_and_listed(store: SQLStore) -> None:
+    run_id = await store.start_run("csm_daily_health_scan", "csm_daily_health_scan:2026-01-05")
+    (running,) = await store.list_runs()
+    assert (running.run_id, running.status, running.finished_at) == (run_id, "running", None)
+
+    await store.finish_run(run_id, "succeeded", {"scanned": 3})
+
+    (finished,) = await store.list_runs()
+    assert (finished.status, finished.summary) == ("succeeded", {"scanned": 3})
+    assert finished.finished_at is not None
+    assert_utc(finished.finished_at)
+    with pytest.raises(KeyError, match="run_missing"):
+        await store.finish_run("run_missing", "failed")
+
+
+async def test_count_rejects_unknown_tables(store: SQLStore) -> None:
+    assert await store.count("accounts") == 0
+    with pytest.raises(ValueError, match="Unknown table 'accounts; drop table accounts'"):
+        await store.count("accounts; drop table accounts")
+
+
+async def test_a_single_id_string_is_refused_instead_of_read_as_characters(store: SQLStore) -> None:
+    with pytest.raises(TypeError, match="acc_1"):
+        await store.load_accounts("acc_1")
+    with pytest.raises(TypeError, match="acc_1"):
+        await store.latest_scores("acc_1")
