@@ -49,9 +49,7 @@ class ScriptedProvider(litellm.CustomLLM):
                 raise step
             return litellm.ModelResponse(
                 model="scripted/test",
-                choices=[
-                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": step}}
-                ],
+                choices=[{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": step}}],
                 usage=litellm.Usage(prompt_tokens=11, completion_tokens=7, total_tokens=18),
             )
         finally:
@@ -101,9 +99,7 @@ def test_service_satisfies_the_protocol() -> None:
     assert isinstance(service(), LLMService)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"max_attempts": 0}, {"concurrency": 0}, {"timeout_s": 0}, {"retry_wait_s": -1}]
-)
+@pytest.mark.parametrize("kwargs", [{"max_attempts": 0}, {"concurrency": 0}, {"timeout_s": 0}, {"retry_wait_s": -1}])
 def test_rejects_nonsense_settings(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         service(**kwargs)
@@ -121,9 +117,7 @@ async def test_rate_limited_twice_then_succeeds_on_the_third_attempt(scripted: S
     )
 
 
-@pytest.mark.parametrize(
-    "name", ["Timeout", "APIConnectionError", "InternalServerError", "ServiceUnavailableError"]
-)
+@pytest.mark.parametrize("name", ["Timeout", "APIConnectionError", "InternalServerError", "ServiceUnavailableError"])
 async def test_each_transient_error_is_retried(scripted: ScriptedProvider, name: str) -> None:
     scripted.script = [error(name)]
     reply = await service().complete(MESSAGES, schema=ChurnNarrative)
@@ -139,9 +133,7 @@ async def test_gives_up_after_max_attempts_with_the_last_error(scripted: Scripte
 
 
 @pytest.mark.parametrize("name", ["BadRequestError", "AuthenticationError"])
-async def test_non_transient_errors_are_raised_after_one_attempt(
-    scripted: ScriptedProvider, name: str
-) -> None:
+async def test_non_transient_errors_are_raised_after_one_attempt(scripted: ScriptedProvider, name: str) -> None:
     scripted.script = [error(name), '{"churn_narrative": "never reached"}']
     with pytest.raises(getattr(litellm, name)):
         await service().complete(MESSAGES, schema=ChurnNarrative)

@@ -162,15 +162,9 @@ async def test_qbr_narrative_fills_every_section_from_the_facts() -> None:
     assert "Acme Corp ends 2026-Q3 with a health score of 38/100 (RED)" in result.health_summary
     assert "renewal is 45 days away" in result.health_summary
     assert result.roi_highlights == ["Hours saved per month: 320", "Ticket deflection rate: 35%"]
-    assert (
-        "42%" in result.adoption_commentary
-        and "Workflows and API are underused" in result.adoption_commentary
-    )
+    assert "42%" in result.adoption_commentary and "Workflows and API are underused" in result.adoption_commentary
     assert len(result.expansion_next_steps) == 1
-    assert (
-        "48 of 50 seats active" in result.expansion_next_steps[0]
-        and "$24,000" in result.expansion_next_steps[0]
-    )
+    assert "48 of 50 seats active" in result.expansion_next_steps[0] and "$24,000" in result.expansion_next_steps[0]
     assert result.risks[0] == "Feature adoption is weak (4/20 points)."
     assert any("critical" in risk for risk in result.risks)
 
@@ -266,9 +260,7 @@ async def test_customer_text_never_reaches_the_output(schema: type[BaseModel], f
         assert forbidden not in content
 
 
-@pytest.mark.parametrize(
-    "schema", [ChurnNarrative, QBRNarrative, ExpansionPitches, AdoptionInsights, UnknownReport]
-)
+@pytest.mark.parametrize("schema", [ChurnNarrative, QBRNarrative, ExpansionPitches, AdoptionInsights, UnknownReport])
 @pytest.mark.parametrize(
     "facts_kwargs",
     [
@@ -293,9 +285,7 @@ async def test_closing_marker_inside_a_fact_string_does_not_cut_the_facts() -> N
 
 async def test_response_reports_model_and_estimated_usage() -> None:
     messages = prompt(CHURN_FACTS)
-    response = await litellm.acompletion(
-        model="offline/csm", messages=messages, response_format=ChurnNarrative
-    )
+    response = await litellm.acompletion(model="offline/csm", messages=messages, response_format=ChurnNarrative)
     content = response.choices[0].message.content
     assert response.model == "offline/csm"
     assert response.usage.completion_tokens == len(content) // 4
@@ -303,12 +293,8 @@ async def test_response_reports_model_and_estimated_usage() -> None:
 
 
 def test_sync_completion_works_too() -> None:
-    response = litellm.completion(
-        model="offline/csm", messages=prompt(CHURN_FACTS), response_format=ChurnNarrative
-    )
-    assert (
-        "Acme Corp" in ChurnNarrative.model_validate_json(response.choices[0].message.content).churn_narrative
-    )
+    response = litellm.completion(model="offline/csm", messages=prompt(CHURN_FACTS), response_format=ChurnNarrative)
+    assert "Acme Corp" in ChurnNarrative.model_validate_json(response.choices[0].message.content).churn_narrative
 
 
 def test_registration_is_idempotent_and_keeps_other_providers(monkeypatch: pytest.MonkeyPatch) -> None:

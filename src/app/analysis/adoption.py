@@ -40,9 +40,7 @@ class AdoptionFacts(BaseModel):
     benchmark_comparison: dict[str, float]
 
 
-def build_adoption_facts(
-    account: AccountRecord, *, benchmarks: Mapping[str, float] | None = None
-) -> AdoptionFacts:
+def build_adoption_facts(account: AccountRecord, *, benchmarks: Mapping[str, float] | None = None) -> AdoptionFacts:
     """Adoption facts of the account, compared with its plan's benchmark adoption rate.
 
     `benchmarks` maps plan names to benchmark rates and replaces `PLAN_BENCHMARK_ADOPTION` when given; a plan
@@ -89,9 +87,7 @@ def roi_metrics(account: AccountRecord, score: CSMHealthScore | None) -> dict[st
 
 def _seat_metrics(account: AccountRecord) -> dict[str, float | str]:
     purchased, active = account.seats_purchased, account.seats_active
-    utilization: float | str = (
-        round(active / purchased, 4) if purchased and active is not None else NOT_AVAILABLE
-    )
+    utilization: float | str = round(active / purchased, 4) if purchased and active is not None else NOT_AVAILABLE
     return {
         "seats_purchased": NOT_AVAILABLE if purchased is None else purchased,
         "seats_active": NOT_AVAILABLE if active is None else active,

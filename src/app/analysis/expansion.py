@@ -139,10 +139,7 @@ def _module_candidate(account: AccountRecord, module: str) -> ExpansionCandidate
         opportunity_type="module",
         evidence=[
             f"the {account.plan!r} plan does not include the {module} module",
-            *(
-                f"{feature} used {usage[feature]:,} times (heavy use from {HEAVY_FEATURE_USAGE:,})"
-                for feature in heavy
-            ),
+            *(f"{feature} used {usage[feature]:,} times (heavy use from {HEAVY_FEATURE_USAGE:,})" for feature in heavy),
         ],
         estimated_arr_impact=round(account.arr * MODULE_ARR_UPLIFT, 2),
         confidence="high" if len(heavy) >= MODULE_HIGH_CONFIDENCE_FEATURES else "medium",
@@ -159,9 +156,7 @@ def _integration_candidate(account: AccountRecord) -> ExpansionCandidate | None:
         return None
     return ExpansionCandidate(
         opportunity_type="integration",
-        evidence=[
-            f"ticket {_truncate(subject)!r} mentions {', '.join(keywords)}" for subject, keywords in requests
-        ],
+        evidence=[f"ticket {_truncate(subject)!r} mentions {', '.join(keywords)}" for subject, keywords in requests],
         estimated_arr_impact=round(account.arr * INTEGRATION_ARR_UPLIFT, 2),
         confidence="high" if len(requests) >= INTEGRATION_HIGH_CONFIDENCE_TICKETS else "medium",
     )

@@ -41,9 +41,7 @@ class Scorecard(BaseModel):
     login_bands: Bands = Field(default=((7, 10), (30, 7), (60, 4)), description="(at most N days, points)")
     login_beyond_points: float = 0
     login_unknown_points: float = 5
-    interaction_bands: Bands = Field(
-        default=((30, 10), (60, 7), (90, 4)), description="(at most N days, points)"
-    )
+    interaction_bands: Bands = Field(default=((30, 10), (60, 7), (90, 4)), description="(at most N days, points)")
     interaction_beyond_points: float = 0
     interaction_unknown_points: float = 5
     invoice_points: dict[InvoiceStatus, float] = {
@@ -65,9 +63,7 @@ class Scorecard(BaseModel):
     )
     renewal_else_points: float = 1
     renewal_unknown_points: float = 7
-    seats_over_capacity_above: float = Field(
-        default=1.0, description="Utilization above this is over capacity"
-    )
+    seats_over_capacity_above: float = Field(default=1.0, description="Utilization above this is over capacity")
     seats_over_capacity_points: float = 4
     seats_bands: Bands = Field(default=((0.8, 5), (0.5, 3)), description="(utilization at least R, points)")
     seats_else_points: float = 1
@@ -75,9 +71,7 @@ class Scorecard(BaseModel):
     nps_bands: Bands = Field(default=((9, 3), (7, 2), (5, 1)), description="(NPS at least N, points)")
     nps_else_points: float = 0
     nps_unknown_points: float = 2
-    escalation_points: tuple[float, ...] = Field(
-        default=(2, 1), description="Points for 0, 1, ... escalations"
-    )
+    escalation_points: tuple[float, ...] = Field(default=(2, 1), description="Points for 0, 1, ... escalations")
     escalation_beyond_points: float = 0
     collections_multipliers: dict[CollectionsRisk, float] = {"CRITICAL": 0.80, "RED": 0.90}
     tam_multipliers: dict[Rag, float] = {"RED": 0.85, "AMBER": 0.95}
@@ -104,20 +98,14 @@ class Scorecard(BaseModel):
         return {
             "feature_adoption_rate": self.adoption_weight,
             "usage_trend": max(self.usage_trend_points.values()),
-            "login_frequency_days": _best(
-                self.login_bands, self.login_beyond_points, self.login_unknown_points
-            ),
+            "login_frequency_days": _best(self.login_bands, self.login_beyond_points, self.login_unknown_points),
             "days_since_last_interaction": _best(
                 self.interaction_bands, self.interaction_beyond_points, self.interaction_unknown_points
             ),
             "invoice_payment_status": max(self.invoice_points.values()),
             "support_tickets": max(self.sentiment_points.values()),
-            "days_to_renewal": _best(
-                self.renewal_bands, self.renewal_else_points, self.renewal_unknown_points
-            ),
-            "seats_utilization_rate": _best(
-                self.seats_bands, self.seats_else_points, self.seats_over_capacity_points
-            ),
+            "days_to_renewal": _best(self.renewal_bands, self.renewal_else_points, self.renewal_unknown_points),
+            "seats_utilization_rate": _best(self.seats_bands, self.seats_else_points, self.seats_over_capacity_points),
             "stakeholder_engagement": max(self.stakeholder_points.values()),
             "nps_score": _best(self.nps_bands, self.nps_else_points, self.nps_unknown_points),
             "escalation_count_90_days": max((*self.escalation_points, self.escalation_beyond_points)),
@@ -223,9 +211,7 @@ class CSMHealthScorer:
             ),
             "seats_utilization_rate": self._seat_points(signals.seats_utilization_rate),
             "stakeholder_engagement": card.stakeholder_points[signals.stakeholder_engagement],
-            "nps_score": _at_least(
-                signals.nps_score, card.nps_bands, card.nps_else_points, card.nps_unknown_points
-            ),
+            "nps_score": _at_least(signals.nps_score, card.nps_bands, card.nps_else_points, card.nps_unknown_points),
             "escalation_count_90_days": (
                 card.escalation_points[escalations]
                 if escalations < len(card.escalation_points)
@@ -301,6 +287,8 @@ def _multiply(total: float, multiplier: float, key: str, breakdown: dict[str, fl
 def _as_utc(moment: datetime | None) -> datetime:
     if moment is None:
         return datetime.now(UTC)
+    if moment.tzinfo is UTC:
+        return moment
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

@@ -79,8 +79,6 @@ def _score_one(
         signals = signals_from_record(record, now=now, tz=tz)
         return scorer.score(signals, account_id, previous=previous.get(account_id), computed_at=now)
     except AccountDataError as error:
-        return AccountError(
-            account_id=account_id, kind=error.kind, message=str(error), problems=error.problems
-        )
+        return AccountError(account_id=account_id, kind=error.kind, message=str(error), problems=error.problems)
     except Exception as error:  # one broken record must never stop the scan
         return AccountError(account_id=account_id, kind="error", message=f"{type(error).__name__}: {error}")

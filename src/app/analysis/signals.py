@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -47,7 +48,13 @@ def days_until(end: date | datetime | str | None, *, now: datetime, tz: ZoneInfo
     """
     if end is None:
         return None
-    return (_local_date(end, tz) - _local_date(now, tz)).days
+    return (_local_date(end, tz) - _local_today(now, tz)).days
+
+
+@lru_cache(maxsize=64)
+def _local_today(now: datetime, tz: ZoneInfo) -> date:
+    """The date of `now` in `tz`, cached because a scan asks for it once per account."""
+    return _local_date(now, tz)
 
 
 def _local_date(value: date | datetime | str, tz: ZoneInfo) -> date:
@@ -149,9 +156,7 @@ def _allowed_range(model: type[BaseModel], detail: ErrorDetails) -> str:
     low, high = bounds.get("ge"), bounds.get("le")
     if low is not None and high is not None:
         return f"{low}..{high}"
-    return " and ".join(
-        f"{_BOUND_SYMBOLS[key]} {bound}" for key, bound in bounds.items() if key in _BOUND_SYMBOLS
-    )
+    return " and ".join(f"{_BOUND_SYMBOLS[key]} {bound}" for key, bound in bounds.items() if key in _BOUND_SYMBOLS)
 
 
 def _quote(value: Any) -> str:

@@ -56,9 +56,7 @@ def parse_model(text: str | None, schema: type[M]) -> M:
     if inner is not None:
         return inner
     if error is None:
-        raise LLMParseError(
-            f"{schema.__name__}: none of its fields found, got keys {_preview(str(sorted(data)))}"
-        )
+        raise LLMParseError(f"{schema.__name__}: none of its fields found, got keys {_preview(str(sorted(data)))}")
     raise LLMParseError(f"{schema.__name__} validation failed: {_describe(error)}") from error
 
 
@@ -118,9 +116,7 @@ def _shares_fields(data: dict[str, Any], schema: type[BaseModel]) -> bool:
 def _validate_unwrapped(data: dict[str, Any], schema: type[M]) -> M | None:
     """Validate one level down: a nested object (`{"result": {...}}`) or a bare list for the list field."""
     inner: list[dict[str, Any]] = [value for value in data.values() if isinstance(value, dict)]
-    list_fields = [
-        name for name, field in schema.model_fields.items() if get_origin(field.annotation) is list
-    ]
+    list_fields = [name for name, field in schema.model_fields.items() if get_origin(field.annotation) is list]
     if len(list_fields) == 1:
         inner += [{list_fields[0]: value} for value in data.values() if isinstance(value, list)]
     for candidate in inner:

@@ -115,9 +115,7 @@ class LiteLLMService:
             semaphore = self._semaphores[loop] = asyncio.Semaphore(self._concurrency)
         return semaphore
 
-    def _response_format(
-        self, litellm: ModuleType, schema: type[BaseModel]
-    ) -> type[BaseModel] | dict[str, str]:
+    def _response_format(self, litellm: ModuleType, schema: type[BaseModel]) -> type[BaseModel] | dict[str, str]:
         """The schema itself where the model supports response schemas, else plain JSON mode."""
         return schema if _supports_response_schema(litellm, self.model) else {"type": "json_object"}
 

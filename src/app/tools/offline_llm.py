@@ -165,9 +165,7 @@ def _churn_narrative(facts: Facts) -> Answer:
     ]
     actions = [kind.action.format(name=account.name) for kind, _, _ in weakest[:3] if kind is not None]
     if account.days_to_renewal is not None and account.days_to_renewal <= 90:
-        actions.append(
-            f"Open the renewal plan with {account.name} now: confirm decision makers and timeline."
-        )
+        actions.append(f"Open the renewal plan with {account.name} now: confirm decision makers and timeline.")
     actions += [
         f"Hold a health check call with {account.name}'s champion this week to agree priorities.",
         f"Share a 30-day success plan with {account.name} that addresses the weakest areas.",
@@ -213,8 +211,7 @@ def _adoption_insights(facts: Facts) -> Answer:
         "Share a short customer example of {feature} in a workflow {name} already runs.",
     )
     recommendations = [
-        templates[index].format(feature=feature, name=account.name)
-        for index, feature in enumerate(underused[:3])
+        templates[index].format(feature=feature, name=account.name) for index, feature in enumerate(underused[:3])
     ]
     if gap is not None and round(gap * 100) < 0:
         recommendations.append(
@@ -287,9 +284,7 @@ def _weakest_sentence(weakest: list[tuple[_SignalKind | None, str, str]], signal
     for kind, phrase, points in weakest[:3]:
         detail = kind.raw_format(signals.get(kind.raw_field)) if kind is not None else None
         parts.append(
-            f"{phrase} ({'; '.join(item for item in (points, detail) if item)})"
-            if points or detail
-            else phrase
+            f"{phrase} ({'; '.join(item for item in (points, detail) if item)})" if points or detail else phrase
         )
     if not parts:
         return ""
@@ -302,11 +297,7 @@ def _renewal_sentence(days: float | None) -> str:
         return "No renewal date is on record, so confirm the contract term with the customer."
     if days < 0:
         return f"The contract end date passed {_fmt(-days)} days ago, so the renewal needs attention now."
-    urgency = (
-        "recovery work has to start this week"
-        if days <= 60
-        else "there is time to recover if work starts now"
-    )
+    urgency = "recovery work has to start this week" if days <= 60 else "there is time to recover if work starts now"
     return f"Renewal is {_fmt(days)} days away, so {urgency}."
 
 
@@ -322,9 +313,7 @@ def _qbr_summary(account: _Account, score: Facts, period: str, trigger: str) -> 
     )
     if trigger == "contract_proximity":
         days = account.days_to_renewal
-        reason = (
-            f"renewal is {_fmt(days)} days away" if days is not None and days >= 0 else "renewal is close"
-        )
+        reason = f"renewal is {_fmt(days)} days away" if days is not None and days >= 0 else "renewal is close"
         why = f"This review was brought forward because {reason}."
     else:
         why = "This is the scheduled quarterly review."
@@ -338,12 +327,9 @@ def _roi_highlights(metrics: Facts, account: _Account, period: str) -> list[str]
     lines = [
         f"{label}: {value}"
         for key, raw in list(metrics.items())[:10]
-        if (label := _capitalized(_clean(str(key).replace("_", " "), limit=50)))
-        and (value := _metric(key, raw))
+        if (label := _capitalized(_clean(str(key).replace("_", " "), limit=50))) and (value := _metric(key, raw))
     ]
-    return lines or [
-        f"No ROI metrics were recorded for {period}; agree baseline measures with {account.name}."
-    ]
+    return lines or [f"No ROI metrics were recorded for {period}; agree baseline measures with {account.name}."]
 
 
 def _adoption_commentary(account: _Account, adoption: Facts, period: str) -> str:
@@ -377,20 +363,13 @@ def _expansion_steps(account: _Account, facts: Facts) -> list[str]:
         return steps
     underused = _names(_dict(facts.get("adoption")).get("underutilized_features"))
     if underused:
-        return [
-            f"Lead with adoption before expansion: drive usage of {_join(underused[:2])} at {account.name}."
-        ]
+        return [f"Lead with adoption before expansion: drive usage of {_join(underused[:2])} at {account.name}."]
     return [f"Revisit expansion with {account.name} at the next review once usage growth is confirmed."]
 
 
-def _qbr_risks(
-    account: _Account, score: Facts, weakest: list[tuple[_SignalKind | None, str, str]]
-) -> list[str]:
+def _qbr_risks(account: _Account, score: Facts, weakest: list[tuple[_SignalKind | None, str, str]]) -> list[str]:
     """Risks from the weakest signals, the churn level and an imminent renewal."""
-    risks = [
-        f"{_capitalized(phrase)} is weak{f' ({points})' if points else ''}."
-        for _, phrase, points in weakest[:3]
-    ]
+    risks = [f"{_capitalized(phrase)} is weak{f' ({points})' if points else ''}." for _, phrase, points in weakest[:3]]
     level = score.get("churn_risk_level")
     if level in ("high", "critical"):
         trigger = _TRIGGERS.get(str(score.get("churn_triggered_by")), "")
@@ -427,9 +406,7 @@ def _adoption_summary(account: _Account, facts: Facts, underused: list[str]) -> 
         sentence += f" for an adoption rate of {_pct(rate)}"
     if plan_rate is not None and delta is not None:
         points = round(delta * 100)
-        position = (
-            "in line with" if points == 0 else f"{abs(points)} points {'above' if points > 0 else 'below'}"
-        )
+        position = "in line with" if points == 0 else f"{abs(points)} points {'above' if points > 0 else 'below'}"
         sentence += f", {position} the {account.plan_label} benchmark of {_pct(plan_rate)}"
     parts = [sentence + "."]
     top = _top_features(_dict(facts.get("feature_usage")))
@@ -442,11 +419,7 @@ def _adoption_summary(account: _Account, facts: Facts, underused: list[str]) -> 
 
 def _top_features(usage: Facts) -> list[str]:
     """Up to three most-used features as 'Reports (120 uses)', ties broken by name."""
-    counts = [
-        (name, count)
-        for key, raw in usage.items()
-        if (name := _clean(key, limit=40)) and (count := _num(raw))
-    ]
+    counts = [(name, count) for key, raw in usage.items() if (name := _clean(key, limit=40)) and (count := _num(raw))]
     ranked = sorted(counts, key=lambda item: (-item[1], item[0]))[:3]
     return [f"{name} ({_fmt(count)} uses)" for name, count in ranked]
 
@@ -502,9 +475,7 @@ def _account(facts: Facts) -> _Account:
         name=_clean(account.get("name"), limit=80) or "the account",
         arr=_num(account.get("arr")),
         plan=_clean(account.get("plan"), limit=30),
-        days_to_renewal=renewal
-        if renewal is not None
-        else _num(_dict(facts.get("signals")).get("days_to_renewal")),
+        days_to_renewal=renewal if renewal is not None else _num(_dict(facts.get("signals")).get("days_to_renewal")),
     )
 
 
@@ -518,9 +489,7 @@ def _weakest(facts: Facts) -> list[tuple[_SignalKind | None, str, str]]:
         if not phrase:
             continue
         points, most = _num(item.get("points")), _num(item.get("max_points"))
-        weakest.append(
-            (kind, phrase, f"{_fmt(points)}/{_fmt(most)} points" if points is not None and most else "")
-        )
+        weakest.append((kind, phrase, f"{_fmt(points)}/{_fmt(most)} points" if points is not None and most else ""))
     return weakest
 
 
@@ -545,9 +514,7 @@ def _metric(key: object, raw: object) -> str:
     number = _num(raw)
     if number is None:
         return _clean(raw, limit=40)
-    is_ratio = (
-        any(word in str(key).lower() for word in ("rate", "pct", "percent", "ratio")) and abs(number) <= 1
-    )
+    is_ratio = any(word in str(key).lower() for word in ("rate", "pct", "percent", "ratio")) and abs(number) <= 1
     return _pct(number) if is_ratio else _fmt(number)
 
 
@@ -751,9 +718,7 @@ _ROUTES: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 _ACCOUNT_ID = re.compile(r"\b([a-z]+[-_]\d[\w-]*)\b", re.IGNORECASE)
-_ACCOUNT_NAME = re.compile(
-    r"\b(?i:for|of|on|at|about|account)\s+([A-Z0-9][\w&.'-]*(?:\s+[A-Z0-9][\w&.'-]*)*)"
-)
+_ACCOUNT_NAME = re.compile(r"\b(?i:for|of|on|at|about|account)\s+([A-Z0-9][\w&.'-]*(?:\s+[A-Z0-9][\w&.'-]*)*)")
 
 _WRITERS: dict[str, Callable[[Facts], Answer]] = {
     "ChurnNarrative": _churn_narrative,

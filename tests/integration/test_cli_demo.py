@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import email
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_csm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CSM_DATA_DIR": str(cwd / "data"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env.pop("CSM_LLM_MODEL", None)
+    return subprocess.run(
+        [sys.executable, "-c", "from src.app.cli import main; main()", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_demo_runs_a_full_offline_day_and_writes_drafts(tmp_path: Path) -> None:
+    demo_dir = tmp_path / "demo"
+    done = run_csm("demo", "--data-dir", str(demo_dir), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["accounts"] == 300 and summary["scored"] > 200
+    assert set(summary["rag_counts"]) == {"GREEN", "AMBER", "RED"}
+    assert {e["account_id"] for e in summary["errors"]} and all(e["message"] for e in summary["errors"])
+    assert summary["alerts_dispatched"] == 5 and summary["failed_tasks"] == []
+    assert len(summary["qbrs"]) == 5 and summary["opportunities"] > 0 and summary["adoption_reports"] == 5
+    drafts = sorted((demo_dir / "outbox" / "drafts").glob("*.eml"))
+    assert len(drafts) == summary["drafts"] >= 5 + 5 + 5
+    for path in drafts:
+        message = email.message_from_bytes(path.read_bytes())
+        assert message["To"].endswith("@example.com") and message["X-Unsent"] == "1"
+    assert list((demo_dir / "outbox" / "chat").glob("*.jsonl"))
+
+
+def test_demo_table_output_and_scan_on_an_empty_store(tmp_path: Path) -> None:
+    shown = run_csm("demo", "--data-dir", str(tmp_path / "demo"), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert "Account health" in shown.stdout and "RED" in shown.stdout and "nothing was sent" in shown.stdout
+    scanned = run_csm("scan", "--json", "--data-dir", str(tmp_path / "fresh"), cwd=tmp_path)
+    assert scanned.returncode == 0, scanned.stderr[-3000:]
+    result = json.loads(scanned.stdout)
+    assert result["task_type"] == "health_scan" and result["scanned_count"] >= 250
