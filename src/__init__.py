@@ -1,0 +1,1 @@
+"""Repository source root: the application package is `src.app`."""
