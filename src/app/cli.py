@@ -90,6 +90,28 @@ def drafts(data_dir: DataDirOption = None, limit: int = 20, as_json: JsonOption 
     _emit(asyncio.run(list_drafts(data_dir=data_dir, limit=limit, quiet=as_json)), as_json)
 
 
+@app.command()
+def scheduler(
+    run_now: Annotated[str | None, typer.Option("--run-now", help="Run this job once now and exit.")] = None,
+    force: Annotated[bool, typer.Option(help="With --run-now: rerun an occurrence that already completed.")] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run csm_daily_health_scan, csm_daily_contract_check and csm_quarterly_qbr until interrupted."""
+    from src.app.agents.customer_success.scheduler import JOBS_BY_ID
+    from src.app.cli_scheduler import run_job_now, serve
+
+    if run_now is not None and run_now not in JOBS_BY_ID:
+        raise typer.BadParameter(f"unknown job {run_now!r}; jobs: {', '.join(JOBS_BY_ID)}", param_hint="--run-now")
+    if run_now is None:
+        asyncio.run(serve(data_dir=data_dir))
+        return
+    outcome = asyncio.run(run_job_now(run_now, data_dir=data_dir, force=force, quiet=as_json))
+    _emit(outcome, as_json)
+    if outcome["status"] == "failed":
+        raise typer.Exit(code=1)
+
+
 def _emit(payload: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(payload, default=str))

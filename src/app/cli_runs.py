@@ -57,13 +57,18 @@ async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) 
     settings = settings_for(data_dir)
     console = Console(quiet=quiet)
     async with open_agent(settings) as (agent, store):
-        if not await store.load_accounts(active_only=False):
-            loaded = await store.upsert_accounts(load_sample_book(today=datetime.now(settings.tz).date()))
-            console.print(f"[dim]Empty store: loaded the sample book ({loaded} accounts).[/dim]")
+        await ensure_accounts(store, settings, console)
         with progress(console, f"Running {task['type']}"):
             result = await agent.execute(task, {})
         render_result(console, result)
         return result
+
+
+async def ensure_accounts(store: SQLStore, settings: CSMSettings, console: Console) -> None:
+    """Load the sample book into an empty store, and say so."""
+    if not await store.load_accounts(active_only=False):
+        loaded = await store.upsert_accounts(load_sample_book(today=datetime.now(settings.tz).date()))
+        console.print(f"[dim]Empty store: loaded the sample book ({loaded} accounts).[/dim]")
 
 
 async def list_drafts(*, data_dir: Path | None, limit: int, quiet: bool) -> dict[str, Any]:
@@ -88,7 +93,7 @@ async def run_demo(*, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
             scan = await _timed(timings, "health_scan", agent.execute({"type": "health_scan"}, {}))
         scheduler = CSMScheduler(agent, store=store, timezone=settings.timezone)
         with progress(console, "Contract check (renewals within 60 days)"):
-            contract = await _timed(timings, "contract_check", scheduler.run_daily_contract_check())
+            contract = await _timed(timings, "contract_check", scheduler.run_job("csm_daily_contract_check"))
         picks = _demo_picks(await store.load_accounts())
         qbrs = await _run_many(console, agent, timings, "generate_qbr", picks["qbr"])
         expansions = await _run_many(console, agent, timings, "check_expansion", picks["expansion"])
@@ -103,7 +108,7 @@ async def run_demo(*, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
         "rag_counts": dict(Counter(s["rag"] for s in scan.get("health_scores", []))),
         "errors": scan.get("errors", []),
         "alerts_dispatched": scan.get("alerts_dispatched", 0),
-        "contract_check_scanned": contract.get("scanned_count", 0),
+        "contract_check": {k: contract.get(k) for k in ("status", "rechecked", "alerts", "qbrs")},
         "qbrs": [r.get("qbr_page_id") for r in qbrs],
         "opportunities": sum(r.get("opportunities_found", 0) for r in expansions),
         "adoption_reports": len([r for r in adoption if "error" not in r]),

@@ -32,6 +32,8 @@ def test_demo_runs_a_full_offline_day_and_writes_drafts(tmp_path: Path) -> None:
     assert set(summary["rag_counts"]) == {"GREEN", "AMBER", "RED"}
     assert {e["account_id"] for e in summary["errors"]} and all(e["message"] for e in summary["errors"])
     assert summary["alerts_dispatched"] == 5 and summary["failed_tasks"] == []
+    contract = summary["contract_check"]
+    assert contract["status"] == "succeeded" and contract["rechecked"] > 0 and contract["qbrs"] > 0
     assert len(summary["qbrs"]) == 5 and summary["opportunities"] > 0 and summary["adoption_reports"] == 5
     drafts = sorted((demo_dir / "outbox" / "drafts").glob("*.eml"))
     assert len(drafts) == summary["drafts"] >= 5 + 5 + 5
@@ -49,3 +51,16 @@ def test_demo_table_output_and_scan_on_an_empty_store(tmp_path: Path) -> None:
     assert scanned.returncode == 0, scanned.stderr[-3000:]
     result = json.loads(scanned.stdout)
     assert result["task_type"] == "health_scan" and result["scanned_count"] >= 250
+
+
+def test_scheduler_run_now_twice_alerts_once(tmp_path: Path) -> None:
+    args = ("scheduler", "--run-now", "csm_daily_health_scan", "--json", "--data-dir", str(tmp_path / "s"))
+    first, second = run_csm(*args, cwd=tmp_path), run_csm(*args, cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
+    ran, skipped = json.loads(first.stdout), json.loads(second.stdout)
+    assert ran["status"] == "succeeded" and ran["alerts"] == 5
+    assert skipped["status"] == "skipped" and "already completed" in skipped["reason"]
+    drafts = list((tmp_path / "s" / "outbox" / "drafts").glob("*.eml"))
+    assert len(drafts) == 5
+    unknown = run_csm("scheduler", "--run-now", "nightly", cwd=tmp_path)
+    assert unknown.returncode != 0 and "unknown job 'nightly'" in unknown.stderr

@@ -60,12 +60,8 @@ def test_seats_candidate_leaves_ten_percent_headroom(active: int, extra_seats: i
 
 
 @pytest.mark.parametrize(("purchased", "active"), [(100, 89), (100, 0), (0, 0), (None, 50)])
-def test_no_seats_candidate_below_ninety_percent_or_without_counts(
-    purchased: int | None, active: int
-) -> None:
-    assert (
-        find_expansion_candidates(account(arr=60_000, seats_purchased=purchased, seats_active=active)) == []
-    )
+def test_no_seats_candidate_below_ninety_percent_or_without_counts(purchased: int | None, active: int) -> None:
+    assert find_expansion_candidates(account(arr=60_000, seats_purchased=purchased, seats_active=active)) == []
 
 
 def test_seats_candidate_from_the_utilization_signal_when_counts_are_missing() -> None:

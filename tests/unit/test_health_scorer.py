@@ -104,16 +104,12 @@ def test_default_max_points_sum_to_100() -> None:
     assert set(SIGNAL_KEYS) == ELEVEN_KEYS
 
 
-@pytest.mark.parametrize(
-    ("rate", "expected"), [(0.0, 0.0), (0.25, 5.0), (0.5, 10.0), (0.333, 6.66), (1.0, 20.0)]
-)
+@pytest.mark.parametrize(("rate", "expected"), [(0.0, 0.0), (0.25, 5.0), (0.5, 10.0), (0.333, 6.66), (1.0, 20.0)])
 def test_feature_adoption_points(rate: float, expected: float) -> None:
     assert points("feature_adoption_rate", feature_adoption_rate=rate) == expected
 
 
-@pytest.mark.parametrize(
-    ("trend", "expected"), [("growing", 15), ("stable", 10), ("declining", 3), ("inactive", 0)]
-)
+@pytest.mark.parametrize(("trend", "expected"), [("growing", 15), ("stable", 10), ("declining", 3), ("inactive", 0)])
 def test_usage_trend_points(trend: str, expected: float) -> None:
     assert points("usage_trend", usage_trend=trend) == expected
 
@@ -163,9 +159,7 @@ def test_invoice_points(status: str, expected: float) -> None:
 def test_support_points_are_sentiment_minus_capped_open_tickets_floored_at_zero(
     sentiment: str, open_tickets: int, expected: float
 ) -> None:
-    assert (
-        points("support_tickets", avg_ticket_sentiment=sentiment, open_ticket_count=open_tickets) == expected
-    )
+    assert points("support_tickets", avg_ticket_sentiment=sentiment, open_ticket_count=open_tickets) == expected
 
 
 @pytest.mark.parametrize(
@@ -358,9 +352,7 @@ def test_churn_risk_branches(
     ]
     + [(90, 90, "contract_proximity"), (91, 90, None), (None, 60, None)],
 )
-def test_contract_proximity_uses_the_churn_window(
-    renewal: int | None, window: int, trigger: str | None
-) -> None:
+def test_contract_proximity_uses_the_churn_window(renewal: int | None, window: int, trigger: str | None) -> None:
     scorer = CSMHealthScorer(green_threshold=101, amber_threshold=0, churn_window_days=window)
     assert score(scorer, days_to_renewal=renewal).churn_triggered_by == trigger
 
@@ -402,9 +394,7 @@ def test_should_alert(rag: str, renewal: int, behaviour: dict[str, Any], should_
 def test_previous_score_and_deltas_name_what_moved() -> None:
     scorer = CSMHealthScorer()
     before = scorer.score(signals(collections_risk="RED"), "acct-1")
-    after = scorer.score(
-        signals(usage_trend="declining", nps_score=6), "acct-1", previous=before, computed_at=NOW
-    )
+    after = scorer.score(signals(usage_trend="declining", nps_score=6), "acct-1", previous=before, computed_at=NOW)
     assert after.previous_score == before.score == 90
     assert after.signal_deltas == {"collections_risk": 10.0, "nps_score": -2.0, "usage_trend": -12.0}
     assert after.score_delta == round(after.score - 90, 2)
@@ -451,9 +441,7 @@ def test_scores_are_valid_models() -> None:
 
 def test_scorecard_overrides_change_points_and_max_points() -> None:
     card = Scorecard(adoption_weight=30, stakeholder_points={"high": 10, "medium": 5, "low": 0})
-    result = score(
-        CSMHealthScorer(scorecard=card), feature_adoption_rate=0.5, stakeholder_engagement="medium"
-    )
+    result = score(CSMHealthScorer(scorecard=card), feature_adoption_rate=0.5, stakeholder_engagement="medium")
     assert result.signal_breakdown["feature_adoption_rate"] == 15
     assert result.signal_breakdown["stakeholder_engagement"] == 5
     assert card.max_points()["feature_adoption_rate"] == 30
@@ -467,10 +455,13 @@ def test_scorecard_rejects_bands_in_the_wrong_order() -> None:
         Scorecard(renewal_bands=((30, 3), (180, 10)))
 
 
+def test_scorecard_point_tables_must_cover_every_value() -> None:
+    with pytest.raises(ValidationError, match="usage_trend_points has no points for stable, declining, inactive"):
+        Scorecard(usage_trend_points={"growing": 20})
+
+
 def test_scorecard_can_be_loaded_from_json() -> None:
-    card = Scorecard.model_validate_json(
-        '{"nps_bands": [[8, 5], [4, 1]], "collections_multipliers": {"RED": 0.5}}'
-    )
+    card = Scorecard.model_validate_json('{"nps_bands": [[8, 5], [4, 1]], "collections_multipliers": {"RED": 0.5}}')
     result = score(CSMHealthScorer(scorecard=card), nps_score=8, collections_risk="RED")
     assert result.signal_breakdown["nps_score"] == 5
     assert result.signal_breakdown["collections_risk"] == pytest.approx(-(result.score))
@@ -505,9 +496,7 @@ def test_breakdown_always_sums_to_the_score(inputs: CSMHealthSignals) -> None:
 
 
 def test_weakest_signals_orders_by_points_lost_then_name() -> None:
-    result = score(
-        usage_trend="declining", nps_score=None, login_frequency_days=20, seats_utilization_rate=0.6
-    )
+    result = score(usage_trend="declining", nps_score=None, login_frequency_days=20, seats_utilization_rate=0.6)
     assert weakest_signals(result) == [
         ("usage_trend", 3.0, 15.0),
         ("login_frequency_days", 7.0, 10.0),

@@ -95,6 +95,12 @@ def test_importing_and_constructing_does_not_import_litellm() -> None:
     assert result.stdout.strip() == "False"
 
 
+def test_load_litellm_registers_the_offline_provider_again_if_it_was_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(litellm, "custom_provider_map", [])
+    assert load_litellm() is litellm
+    assert [item["provider"] for item in litellm.custom_provider_map] == ["offline"]
+
+
 def test_service_satisfies_the_protocol() -> None:
     assert isinstance(service(), LLMService)
 

@@ -178,9 +178,7 @@ async def test_chat_messages_are_json_lines_per_space_and_idempotent(tmp_path: P
 
 
 async def test_chat_index_survives_a_new_outbox_on_the_same_folder(tmp_path: Path) -> None:
-    first = await LocalChatOutbox(tmp_path).post(
-        ChatMessage(space_name="#cs", text="hi"), idempotency_key="k1"
-    )
+    first = await LocalChatOutbox(tmp_path).post(ChatMessage(space_name="#cs", text="hi"), idempotency_key="k1")
     with (tmp_path / "cs.jsonl").open("a", encoding="utf-8") as file:
         file.write('{"truncated": \n')
 
@@ -230,9 +228,7 @@ def test_event_bus_rejects_a_non_positive_bound() -> None:
         InProcessEventBus(max_events=0)
 
 
-@pytest.mark.parametrize(
-    "payload", [{"at": datetime(2026, 1, 1, tzinfo=UTC)}, {"ids": {1, 2}}, {"x": float("nan")}]
-)
+@pytest.mark.parametrize("payload", [{"at": datetime(2026, 1, 1, tzinfo=UTC)}, {"ids": {1, 2}}, {"x": float("nan")}])
 async def test_event_bus_rejects_events_that_are_not_json_safe(payload: dict[str, Any]) -> None:
     bus = InProcessEventBus()
 

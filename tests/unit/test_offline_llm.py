@@ -61,7 +61,14 @@ QBR_FACTS = {
     "period": "2026-Q3",
     "trigger": "contract_proximity",
     "score": SCORE,
-    "roi_metrics": {"hours_saved_per_month": 320, "ticket_deflection_rate": 0.35},
+    "roi_metrics": {
+        "arr": 120000,
+        "seat_utilization": 0.96,
+        "active_user_growth_pct": 12.5,
+        "seats_purchased": "n/a",
+        "health_rag": "RED",
+        "ticket_deflection_rate": 0.35,
+    },
     "adoption": {
         "adoption_rate": 0.42,
         "features_used": ["Dashboards", "Reports"],
@@ -161,7 +168,13 @@ async def test_qbr_narrative_fills_every_section_from_the_facts() -> None:
     result = await answer(QBRNarrative, QBR_FACTS)
     assert "Acme Corp ends 2026-Q3 with a health score of 38/100 (RED)" in result.health_summary
     assert "renewal is 45 days away" in result.health_summary
-    assert result.roi_highlights == ["Hours saved per month: 320", "Ticket deflection rate: 35%"]
+    assert result.roi_highlights == [
+        "ARR: $120,000",
+        "Seat utilization: 96%",
+        "Active user growth: 12.5%",
+        "Health RAG: RED",
+        "Ticket deflection rate: 35%",
+    ]
     assert "42%" in result.adoption_commentary and "Workflows and API are underused" in result.adoption_commentary
     assert len(result.expansion_next_steps) == 1
     assert "48 of 50 seats active" in result.expansion_next_steps[0] and "$24,000" in result.expansion_next_steps[0]
@@ -281,6 +294,22 @@ async def test_closing_marker_inside_a_fact_string_does_not_cut_the_facts() -> N
     facts = {**CHURN_FACTS, "account": {**ACCOUNT, "notes": f"see {FACTS_CLOSE} and {FACTS_OPEN}"}}
     result = await answer(ChurnNarrative, facts)
     assert "Acme Corp" in result.churn_narrative and "38/100" in result.churn_narrative
+
+
+async def test_data_rule_mentioning_the_markers_before_the_facts_is_skipped() -> None:
+    messages = [{"role": "user", "content": f"{DATA_RULE}\n{FACTS_OPEN}{json.dumps(CHURN_FACTS)}{FACTS_CLOSE}"}]
+    response = await litellm.acompletion(model="offline/csm", messages=messages, response_format=ChurnNarrative)
+    assert "Acme Corp" in ChurnNarrative.model_validate_json(response.choices[0].message.content).churn_narrative
+
+
+async def test_repair_turn_still_uses_the_earlier_facts() -> None:
+    messages = [
+        *prompt(CHURN_FACTS),
+        {"role": "assistant", "content": "Sorry, here it is: not json"},
+        {"role": "user", "content": "Your previous reply could not be used: no JSON object found. Reply again."},
+    ]
+    response = await litellm.acompletion(model="offline/csm", messages=messages, response_format=ChurnNarrative)
+    assert "Acme Corp" in ChurnNarrative.model_validate_json(response.choices[0].message.content).churn_narrative
 
 
 async def test_response_reports_model_and_estimated_usage() -> None:

@@ -110,9 +110,7 @@ def test_detail_fields_are_consistent_with_the_signals(active: list[dict[str, An
         assert set(usage) == set(account["features_available"])
         used = sum(count > 0 for count in usage.values())
         assert account["feature_adoption_rate"] == round(used / len(usage), 2)
-        assert account["seats_utilization_rate"] == round(
-            account["seats_active"] / account["seats_purchased"], 2
-        )
+        assert account["seats_utilization_rate"] == round(account["seats_active"] / account["seats_purchased"], 2)
         assert account["open_ticket_count"] == sum(t["status"] == "open" for t in account["tickets"])
         assert len(account["usage_history"]) == 6
         history = account["usage_history"]
@@ -172,9 +170,7 @@ def test_exactly_the_deliberately_bad_records_fail(outcome: ScanOutcome) -> None
     assert errors["acct-0017"].kind == "insufficient_data"
     assert errors["acct-0017"].problems == ["missing required signal: invoice_payment_status"]
     assert errors["acct-0058"].problems == ["feature_adoption_rate=65 is out of range (must be 0..1)"]
-    assert errors["acct-0123"].problems == [
-        "usage_trend='sideways' is not one of growing, stable, declining, inactive"
-    ]
+    assert errors["acct-0123"].problems == ["usage_trend='sideways' is not one of growing, stable, declining, inactive"]
 
 
 def test_prompt_injection_attempts_are_present_in_customer_text(book: list[dict[str, Any]]) -> None:
@@ -188,19 +184,14 @@ def test_prompt_injection_attempts_are_present_in_customer_text(book: list[dict[
     assert all("evil.test" not in account["rep_email"] + account["ae_email"] for account in book)
 
 
-def test_healthy_accounts_look_healthy(
-    active: list[dict[str, Any]], scores: dict[str, CSMHealthScore]
-) -> None:
+def test_healthy_accounts_look_healthy(active: list[dict[str, Any]], scores: dict[str, CSMHealthScore]) -> None:
     by_id = {account["account_id"]: account for account in active}
     green = [by_id[account_id] for account_id, score in scores.items() if score.rag == "GREEN"]
     red = [by_id[account_id] for account_id, score in scores.items() if score.rag == "RED"]
     share_current = sum(a["invoice_payment_status"] == "current" for a in green) / len(green)
     assert share_current > 0.8
     assert sum(a["invoice_payment_status"] == "current" for a in red) / len(red) < 0.3
-    assert (
-        _mean(a["feature_adoption_rate"] for a in green)
-        > _mean(a["feature_adoption_rate"] for a in red) + 0.3
-    )
+    assert _mean(a["feature_adoption_rate"] for a in green) > _mean(a["feature_adoption_rate"] for a in red) + 0.3
 
 
 def _mean(values: Iterable[float]) -> float:

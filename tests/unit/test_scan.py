@@ -64,9 +64,7 @@ class ExplodingRecord(Mapping[str, Any]):
         return 2
 
 
-def scan(
-    records: list[Mapping[str, Any]], previous: Mapping[str, CSMHealthScore] | None = None
-) -> ScanOutcome:
+def scan(records: list[Mapping[str, Any]], previous: Mapping[str, CSMHealthScore] | None = None) -> ScanOutcome:
     return score_book(records, scorer=CSMHealthScorer(), previous=previous or {}, now=NOW, tz=TZ)
 
 

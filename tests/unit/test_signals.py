@@ -268,9 +268,7 @@ def test_parse_account_names_each_invalid_field() -> None:
     assert error.kind == "invalid_data"
     assert error.account_id == "acct-0001"
     assert "arr=-5 is out of range (must be >= 0)" in error.problems
-    assert (
-        "tickets[0].sentiment='furious' is not one of positive, neutral, negative, critical" in error.problems
-    )
+    assert "tickets[0].sentiment='furious' is not one of positive, neutral, negative, critical" in error.problems
     assert any(problem.startswith("seats_purchased='lots' is invalid") for problem in error.problems)
 
 

@@ -124,9 +124,7 @@ async def test_data_survives_aclose_and_a_new_store_on_the_same_file(tmp_path: P
 
 
 async def test_load_accounts_returns_records_ordered_by_id_and_filters_active(store: SQLStore) -> None:
-    written = await store.upsert_accounts(
-        [account("acc_3"), account("acc_1"), account("acc_2", status="churned")]
-    )
+    written = await store.upsert_accounts([account("acc_3"), account("acc_1"), account("acc_2", status="churned")])
 
     active = await store.load_accounts()
     everything = await store.load_accounts(active_only=False)
@@ -174,12 +172,8 @@ async def test_upsert_rejects_a_record_without_account_id(store: SQLStore) -> No
 
 
 async def test_latest_scores_picks_the_newest_by_computed_at_not_insertion_order(store: SQLStore) -> None:
-    await store.save_scores(
-        [health_score("acc_1", 80, T0 + timedelta(days=1)), health_score("acc_2", 30, T0)]
-    )
-    await store.save_scores(
-        [health_score("acc_1", 20, T0), health_score("acc_2", 35, T0 + timedelta(days=1))]
-    )
+    await store.save_scores([health_score("acc_1", 80, T0 + timedelta(days=1)), health_score("acc_2", 30, T0)])
+    await store.save_scores([health_score("acc_1", 20, T0), health_score("acc_2", 35, T0 + timedelta(days=1))])
 
     latest = await store.latest_scores()
 
@@ -308,12 +302,14 @@ async def test_audit_entries_are_appended_stamped_and_listed_newest_first(store:
     assert len(await store.list_audit(limit=1)) == 1
 
 
-async def test_runs_are_started_finished_and_listed(store: SQLStore) -> None:
-    run_id = await store.start_run("csm_daily_health_scan", "csm_daily_health_scan:2026-01-05")
+async def test_runs_are_claimed_finished_and_listed(store: SQLStore) -> None:
+    lease = T0 + timedelta(hours=2)
+    claim = await store.claim_run("csm_daily_health_scan", "2026-01-05", owner="a", lease_until=lease, now=T0)
+    assert claim.run_id is not None and not claim.resumed
     (running,) = await store.list_runs()
-    assert (running.run_id, running.status, running.finished_at) == (run_id, "running", None)
+    assert (running.run_id, running.status, running.owner, running.finished_at) == (claim.run_id, "running", "a", None)
 
-    await store.finish_run(run_id, "succeeded", {"scanned": 3})
+    await store.finish_run(claim.run_id, "succeeded", {"scanned": 3})
 
     (finished,) = await store.list_runs()
     assert (finished.status, finished.summary) == ("succeeded", {"scanned": 3})
@@ -321,6 +317,46 @@ async def test_runs_are_started_finished_and_listed(store: SQLStore) -> None:
     assert_utc(finished.finished_at)
     with pytest.raises(KeyError, match="run_missing"):
         await store.finish_run("run_missing", "failed")
+
+
+async def test_a_job_occurrence_has_one_holder_until_its_lease_expires(store: SQLStore) -> None:
+    lease = T0 + timedelta(hours=1)
+    first = await store.claim_run("job", "2026-01-05", owner="a", lease_until=lease, now=T0)
+    blocked = await store.claim_run("job", "2026-01-05", owner="b", lease_until=lease, now=T0)
+    assert first.run_id and blocked.run_id is None and "held by a" in (blocked.reason or "")
+    other_day = await store.claim_run("job", "2026-01-06", owner="b", lease_until=lease, now=T0)
+    assert other_day.run_id and other_day.run_id != first.run_id
+    later = lease + timedelta(seconds=1)
+    takeover = await store.claim_run("job", "2026-01-05", owner="b", lease_until=later + timedelta(hours=1), now=later)
+    assert takeover.run_id == first.run_id and takeover.resumed
+    await store.finish_run(first.run_id, "succeeded")
+    done = await store.claim_run("job", "2026-01-05", owner="c", lease_until=later, now=later)
+    assert done.run_id is None and "already completed by b" in (done.reason or "")
+    forced = await store.claim_run("job", "2026-01-05", owner="c", lease_until=later, now=later, force=True)
+    assert forced.run_id == first.run_id and not forced.resumed
+    runs = {run.key: run for run in await store.list_runs()}
+    assert (runs["2026-01-05"].owner, runs["2026-01-05"].attempts) == ("c", 3)
+
+
+async def test_accounts_with_qbr_filter_by_period_and_trigger(store: SQLStore) -> None:
+    for account_id, period, trigger in [
+        ("a", "Q1 2026", "quarterly"),
+        ("b", "Q1 2026", "contract_proximity"),
+        ("c", "Q2 2026", "quarterly"),
+    ]:
+        qbr = QBRContent(
+            account_id=account_id,
+            account_name=account_id,
+            period=period,
+            trigger=trigger,
+            health_summary="s",
+            roi_metrics={},
+            feature_adoption_scorecard={},
+            expansion_next_steps=[],
+        )
+        await store.save_qbr(qbr, idempotency_key=f"qbr:{account_id}:{period}:{trigger}")
+    assert await store.accounts_with_qbr("Q1 2026") == {"a", "b"}
+    assert await store.accounts_with_qbr("Q1 2026", "quarterly") == {"a"}
 
 
 async def test_count_rejects_unknown_tables(store: SQLStore) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from src.app.schemas import AccountRecord, Confidence, CSMHealthSignals, ExpansionCandidate
+from src.app.schemas import AccountRecord, Confidence, CSMHealthSignals, ExpansionCandidate, Ticket
 
 SEATS_EXPANSION_UTILIZATION = 0.9
 """Seat utilization (active / purchased) from which more seats are proposed."""
@@ -147,11 +147,7 @@ def _module_candidate(account: AccountRecord, module: str) -> ExpansionCandidate
 
 
 def _integration_candidate(account: AccountRecord) -> ExpansionCandidate | None:
-    requests = [
-        (ticket.subject, sorted({m.group(0).lower() for m in _INTEGRATION_PATTERN.finditer(text)}))
-        for ticket in account.tickets
-        if _INTEGRATION_PATTERN.search(text := f"{ticket.subject}\n{ticket.body}")
-    ]
+    requests = [(ticket.subject, keywords) for ticket in account.tickets if (keywords := _integration_keywords(ticket))]
     if not requests:
         return None
     return ExpansionCandidate(
@@ -160,6 +156,11 @@ def _integration_candidate(account: AccountRecord) -> ExpansionCandidate | None:
         estimated_arr_impact=round(account.arr * INTEGRATION_ARR_UPLIFT, 2),
         confidence="high" if len(requests) >= INTEGRATION_HIGH_CONFIDENCE_TICKETS else "medium",
     )
+
+
+def _integration_keywords(ticket: Ticket) -> list[str]:
+    text = f"{ticket.subject}\n{ticket.body}"
+    return sorted({match.group(0).lower() for match in _INTEGRATION_PATTERN.finditer(text)})
 
 
 def _truncate(subject: str) -> str:

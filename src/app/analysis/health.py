@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Self
+from typing import Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -93,6 +93,19 @@ class Scorecard(BaseModel):
                 raise ValueError(f"{name} thresholds must be {order}, got {thresholds}")
         return self
 
+    @model_validator(mode="after")
+    def _point_tables_cover_every_value(self) -> Self:
+        for name, values in (
+            ("usage_trend_points", UsageTrend),
+            ("invoice_points", InvoiceStatus),
+            ("sentiment_points", TicketSentiment),
+            ("stakeholder_points", Engagement),
+        ):
+            missing = [value for value in get_args(values) if value not in getattr(self, name)]
+            if missing:
+                raise ValueError(f"{name} has no points for {', '.join(missing)}")
+        return self
+
     def max_points(self) -> dict[str, float]:
         """The most points each of the eleven signals can earn under this scorecard."""
         return {
@@ -141,7 +154,7 @@ class CSMHealthScorer:
         self.green_threshold = green_threshold
         self.amber_threshold = amber_threshold
         self.churn_window_days = churn_window_days
-        self.scorecard = scorecard or Scorecard()
+        self.scorecard = scorecard if scorecard is not None else Scorecard()
 
     def score(
         self,

@@ -39,6 +39,7 @@ class LiteLLMService:
 
     litellm itself (~3 s to import) is loaded on the first call, never at construction or import time.
     litellm's own retries are off (`num_retries=0`); transient errors are retried here, with backoff.
+    A call keeps its concurrency slot through its backoff, so a rate-limited provider is not hit harder.
     """
 
     def __init__(
@@ -125,18 +126,24 @@ class LiteLLMService:
         _log.warning("llm.retry", model=self.model, attempt=state.attempt_number, error=type(error).__name__)
 
 
-@functools.cache
 def load_litellm() -> ModuleType:
-    """Import litellm once without network access, telemetry or debug banners, with the offline provider."""
+    """Return litellm, imported on first use, with the offline provider registered (again if it was removed)."""
+    litellm = _import_litellm()
+    from src.app.tools.offline_llm import register_offline_provider
+
+    register_offline_provider()
+    return litellm
+
+
+@functools.cache
+def _import_litellm() -> ModuleType:
+    """Import litellm once: bundled cost map (no network at import), no telemetry, no debug banners."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
-
-    from src.app.tools.offline_llm import register_offline_provider
 
     if hasattr(litellm, "telemetry"):
         litellm.telemetry = False
     litellm.suppress_debug_info = True
-    register_offline_provider()
     return litellm
 
 

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from src.app.config import OFFLINE_MODEL
 from src.app.prompts.fencing import FACTS_OPEN
@@ -39,6 +39,7 @@ _INSTRUCTION = re.compile(
     re.IGNORECASE,
 )
 _DECODER = json.JSONDecoder(strict=False)
+_FACTS_MARKER = re.compile(re.escape(FACTS_OPEN) + r"\s*")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,14 @@ class _SignalKind:
     raw_field: str
     raw_format: Callable[[object], str | None]
     action: str
+
+
+class _Weak(NamedTuple):
+    """One of the weakest signals: its kind (None if unrecognised), words for it and 'points/max points'."""
+
+    kind: _SignalKind | None
+    phrase: str
+    points: str
 
 
 @dataclass(frozen=True)
@@ -128,18 +137,30 @@ def _requested_schema(response_format: object) -> tuple[str, dict[str, Any]]:
 
 
 def _facts(messages: list[Any]) -> dict[str, Any]:
-    """The JSON object right after FACTS_OPEN in the last user message ({} when absent or malformed)."""
-    user_texts = [_text(message) for message in messages if _dict(message).get("role") == "user"]
-    text = user_texts[-1] if user_texts else ""
-    start = text.find(FACTS_OPEN)
-    if start < 0:
-        return {}
-    body = text[start + len(FACTS_OPEN) :].lstrip()
-    try:
-        facts, _ = _DECODER.raw_decode(body)
-    except json.JSONDecodeError:
-        return {}
-    return _dict(facts)
+    """The facts of the last user message that has a JSON object right after a FACTS_OPEN marker ({} if none).
+
+    Looking further back than the very last user message keeps repair turns ("your reply was invalid...")
+    grounded. Markers that only mention the fence (as DATA_RULE does) are skipped since no object follows
+    them, and a closing marker inside a JSON string cannot cut the object short.
+    """
+    for message in reversed(messages):
+        if _dict(message).get("role") == "user":
+            facts = _fenced_object(_text(message))
+            if facts is not None:
+                return facts
+    return {}
+
+
+def _fenced_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object that directly follows a FACTS_OPEN marker in `text`."""
+    for marker in _FACTS_MARKER.finditer(text):
+        try:
+            value, _ = _DECODER.raw_decode(text, marker.end())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
 
 
 def _text(message: object) -> str:
@@ -257,16 +278,16 @@ def _score_sentence(account: _Account, score: Facts) -> str:
         return f"{identity} has no current health score on record."
     rag = _clean(score.get("rag"), limit=8)
     movement = _movement(value, _num(score.get("previous_score")))
-    return f"{identity} has a health score of {_fmt(value)}/100{f' ({rag})' if rag else ''}{movement}."
+    return f"{identity} has a health score of {_fmt(round(value, 1))}/100{f' ({rag})' if rag else ''}{movement}."
 
 
 def _movement(value: float, previous: float | None) -> str:
     """', down from 55' / ', up from 40' / ', unchanged since the last scan' / ''."""
     if previous is None:
         return ""
-    if value == previous:
+    if round(value, 1) == round(previous, 1):
         return ", unchanged since the last scan"
-    return f", {'down' if value < previous else 'up'} from {_fmt(previous)}"
+    return f", {'down' if value < previous else 'up'} from {_fmt(round(previous, 1))}"
 
 
 def _churn_sentence(score: Facts) -> str:
@@ -278,7 +299,7 @@ def _churn_sentence(score: Facts) -> str:
     return f"Churn risk is {level}{f', triggered by {trigger}' if trigger else ''}."
 
 
-def _weakest_sentence(weakest: list[tuple[_SignalKind | None, str, str]], signals: Facts) -> str:
+def _weakest_sentence(weakest: list[_Weak], signals: Facts) -> str:
     """'The weakest areas are feature adoption (4/20 points; 20% of features adopted) and ...'."""
     parts = []
     for kind, phrase, points in weakest[:3]:
@@ -305,12 +326,14 @@ def _qbr_summary(account: _Account, score: Facts, period: str, trigger: str) -> 
     """The QBR health summary: score and movement, churn level, why this review happens now."""
     value, level = _num(score.get("score")), _clean(score.get("churn_risk_level"), limit=10)
     rag = _clean(score.get("rag"), limit=8)
-    opening = (
-        f"{account.title} ends {period} with a health score of {_fmt(value)}/100{f' ({rag})' if rag else ''}"
-        f"{_movement(value, _num(score.get('previous_score')))}{f' and {level} churn risk' if level else ''}."
-        if value is not None
-        else f"{account.title} has no health score on record for {period}."
-    )
+    opening = f"{account.title} has no health score on record for {period}."
+    if value is not None:
+        movement = _movement(value, _num(score.get("previous_score")))
+        rag_part, churn_part = f" ({rag})" if rag else "", f" and {level} churn risk" if level else ""
+        opening = (
+            f"{account.title} ends {period} with a health score of {_fmt(round(value, 1))}/100"
+            f"{rag_part}{movement}{churn_part}."
+        )
     if trigger == "contract_proximity":
         days = account.days_to_renewal
         reason = f"renewal is {_fmt(days)} days away" if days is not None and days >= 0 else "renewal is close"
@@ -324,11 +347,7 @@ def _qbr_summary(account: _Account, score: Facts, period: str, trigger: str) -> 
 
 def _roi_highlights(metrics: Facts, account: _Account, period: str) -> list[str]:
     """One line per ROI metric, or a note that none were recorded."""
-    lines = [
-        f"{label}: {value}"
-        for key, raw in list(metrics.items())[:10]
-        if (label := _capitalized(_clean(str(key).replace("_", " "), limit=50))) and (value := _metric(key, raw))
-    ]
+    lines = [line for key, raw in list(metrics.items())[:10] if (line := _metric_line(str(key), raw))]
     return lines or [f"No ROI metrics were recorded for {period}; agree baseline measures with {account.name}."]
 
 
@@ -367,7 +386,7 @@ def _expansion_steps(account: _Account, facts: Facts) -> list[str]:
     return [f"Revisit expansion with {account.name} at the next review once usage growth is confirmed."]
 
 
-def _qbr_risks(account: _Account, score: Facts, weakest: list[tuple[_SignalKind | None, str, str]]) -> list[str]:
+def _qbr_risks(account: _Account, score: Facts, weakest: list[_Weak]) -> list[str]:
     """Risks from the weakest signals, the churn level and an imminent renewal."""
     risks = [f"{_capitalized(phrase)} is weak{f' ({points})' if points else ''}." for _, phrase, points in weakest[:3]]
     level = score.get("churn_risk_level")
@@ -460,7 +479,8 @@ def _from_type(node: Mapping[str, Any], defs: Mapping[str, Any], name: str) -> A
         text = f"{_clean(node.get('title'), limit=40) or 'Summary'} for {name}."
         return text[: int(_num(node.get("maxLength")) or len(text))]
     if kind in ("integer", "number"):
-        return _num(node.get("minimum")) or 0
+        lowest = _num(node.get("minimum")) or 0
+        return math.ceil(lowest) if kind == "integer" else lowest
     return False if kind == "boolean" else None
 
 
@@ -479,7 +499,7 @@ def _account(facts: Facts) -> _Account:
     )
 
 
-def _weakest(facts: Facts) -> list[tuple[_SignalKind | None, str, str]]:
+def _weakest(facts: Facts) -> list[_Weak]:
     """The weakest signals as (kind, human phrase, 'points/max points')."""
     weakest = []
     for item in map(_dict, _list(facts.get("weakest_signals"))):
@@ -489,7 +509,9 @@ def _weakest(facts: Facts) -> list[tuple[_SignalKind | None, str, str]]:
         if not phrase:
             continue
         points, most = _num(item.get("points")), _num(item.get("max_points"))
-        weakest.append((kind, phrase, f"{_fmt(points)}/{_fmt(most)} points" if points is not None and most else ""))
+        weakest.append(
+            _Weak(kind, phrase, f"{_fmt(points)}/{_fmt(most)} points" if points is not None and most else "")
+        )
     return weakest
 
 
@@ -509,13 +531,25 @@ def _names(value: object, *, limit: int = 40) -> list[str]:
     return [name for item in _list(value)[:20] if (name := _clean(item, limit=limit))]
 
 
-def _metric(key: object, raw: object) -> str:
-    """An ROI metric value: percentages for rates/pct keys in 0–1, thousands separators for numbers."""
+def _metric_line(key: str, raw: object) -> str:
+    """'Seat utilization: 96%' for one ROI metric ('' when its value is missing or not available)."""
+    words = key.lower().split("_")
+    label = _clean(" ".join(word.upper() if word in _ACRONYMS else word for word in words if word != "pct"), limit=50)
+    value = _metric_value(words, raw)
+    return f"{_capitalized(label)}: {value}" if label and value else ""
+
+
+def _metric_value(words: list[str], raw: object) -> str:
+    """A metric value in the unit its key implies: percent, ratio as percent, money, or a plain number."""
     number = _num(raw)
     if number is None:
-        return _clean(raw, limit=40)
-    is_ratio = any(word in str(key).lower() for word in ("rate", "pct", "percent", "ratio")) and abs(number) <= 1
-    return _pct(number) if is_ratio else _fmt(number)
+        text = _clean(raw, limit=40)
+        return "" if text.lower() in _NOT_AVAILABLE else text
+    if {"pct", "percent"} & set(words):
+        return f"{_fmt(number)}%"
+    if {"rate", "ratio", "utilization", "utilisation"} & set(words) and 0 <= number <= 2:
+        return _pct(number)
+    return _money(number) if {"arr", "mrr", "revenue"} & set(words) else _fmt(number)
 
 
 def _confidence(candidate: Facts) -> str:
@@ -532,10 +566,10 @@ def _num(value: object) -> float | None:
 
 
 def _fmt(value: float | None) -> str:
-    """'1,250' for whole numbers, '12.5' otherwise."""
+    """'1,250' for whole numbers, at most two decimals otherwise ('12.5', '0.96')."""
     if value is None:
         return "?"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def _money(value: float | None) -> str:
@@ -699,6 +733,9 @@ _OFFERS = {
         "Offer to scope the integration with their technical owner to remove manual work.",
     ),
 }
+
+_ACRONYMS = {"arr", "mrr", "nps", "rag", "roi", "api", "sla"}
+_NOT_AVAILABLE = {"", "n/a", "na", "none", "unknown"}
 
 _FRAMING = {
     "high": "a natural next step this quarter",

@@ -25,9 +25,7 @@ from src.app.tools.store import CSMStore, DraftRecord
 MESSAGE_ID_DOMAIN = "csm.local"
 """Domain of the local drafts' Message-IDs (fixed, so building a draft never looks up the host name)."""
 
-_BLOCK_TAGS = frozenset(
-    "address blockquote br div h1 h2 h3 h4 h5 h6 hr li ol p pre section table tr ul".split()
-)
+_BLOCK_TAGS = frozenset("address blockquote br div h1 h2 h3 h4 h5 h6 hr li ol p pre section table tr ul".split())
 _HIDDEN_TAGS = frozenset({"head", "script", "style", "title"})
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 

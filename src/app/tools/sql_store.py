@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     cast,
     create_engine,
     delete,
@@ -45,7 +46,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
-from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, SavedArtifact
+from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, RunClaim, SavedArtifact
 
 BATCH_SIZE = 900
 """Rows per executemany batch and ids per IN list (below SQLite's historic 999-parameter limit)."""
@@ -173,9 +174,13 @@ RUNS = Table(
     Column("job_id", String(128), nullable=False, index=True),
     Column("key", _KEY, nullable=False),
     Column("status", String(32), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("lease_until", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("summary", JSON(none_as_null=True)),
+    UniqueConstraint("job_id", "key", name="uq_runs_job_key"),
 )
 
 
@@ -197,6 +202,9 @@ class RunRecord(BaseModel):
     job_id: str
     key: str
     status: str
+    owner: str
+    lease_until: datetime
+    attempts: int
     started_at: datetime
     finished_at: datetime | None = None
     summary: dict[str, Any] | None = None
@@ -247,9 +255,7 @@ class SQLStore:
         """Churn alerts, newest first, for one account or all."""
         return await asyncio.to_thread(self._list_alerts, account_id, limit)
 
-    async def record_alert(
-        self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime
-    ) -> bool:
+    async def record_alert(self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime) -> bool:
         """Record a churn alert; False when this key was already recorded."""
         row = {"account_id": account_id, "risk_state": risk_state, "idempotency_key": idempotency_key}
         saved = await asyncio.to_thread(self._insert_once, ALERTS, {**row, "alerted_at": at})
@@ -260,9 +266,7 @@ class SQLStore:
         row = {"account_id": qbr.account_id, "period": qbr.period, "trigger": qbr.trigger}
         return await self._save_artifact(QBR_PAGES, "qbr", qbr, idempotency_key, row)
 
-    async def save_opportunity(
-        self, opportunity: ExpansionOpportunity, *, idempotency_key: str
-    ) -> SavedArtifact:
+    async def save_opportunity(self, opportunity: ExpansionOpportunity, *, idempotency_key: str) -> SavedArtifact:
         """Store an expansion opportunity record."""
         row = {
             "account_id": opportunity.account_id,
@@ -272,9 +276,7 @@ class SQLStore:
         }
         return await self._save_artifact(OPPORTUNITIES, "opp", opportunity, idempotency_key, row)
 
-    async def save_adoption_report(
-        self, report: FeatureAdoptionReport, *, idempotency_key: str
-    ) -> SavedArtifact:
+    async def save_adoption_report(self, report: FeatureAdoptionReport, *, idempotency_key: str) -> SavedArtifact:
         """Store a feature adoption report."""
         row = {"account_id": report.account_id, "adoption_rate": report.adoption_rate}
         return await self._save_artifact(ADOPTION_REPORTS, "adopt", report, idempotency_key, row)
@@ -312,12 +314,22 @@ class SQLStore:
         rows = await asyncio.to_thread(self._fetch_mappings, query)
         return [AuditEntry.model_validate(row) for row in rows]
 
-    async def start_run(self, job_id: str, key: str) -> str:
-        """Record that a scheduled job run started; returns its run id."""
-        run_id = _new_id("run")
-        row = {"run_id": run_id, "job_id": job_id, "key": key, "status": "running", "started_at": _utc_now()}
-        await asyncio.to_thread(self._insert_rows, RUNS, [row])
-        return run_id
+    async def claim_run(
+        self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
+    ) -> RunClaim:
+        """Claim one job occurrence (unique per job and key) for `owner` until `lease_until`.
+
+        A new occurrence is inserted; an existing one is taken over only when it failed, when its holder's
+        lease expired (the holder died: the run resumes), or when it succeeded and `force` is set.
+        """
+        return await asyncio.to_thread(self._claim_run, job_id, key, owner, lease_until, now, force)
+
+    async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
+        """Ids of accounts that already have a QBR for `period` (and `trigger`, when given)."""
+        query = select(QBR_PAGES.c.account_id).where(QBR_PAGES.c.period == period).distinct()
+        if trigger is not None:
+            query = query.where(QBR_PAGES.c.trigger == trigger)
+        return {str(row["account_id"]) for row in await asyncio.to_thread(self._fetch_mappings, query)}
 
     async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
         """Record how a run ended; raises KeyError for an unknown run id."""
@@ -455,6 +467,33 @@ class SQLStore:
             query = query.where(ALERTS.c.account_id == account_id)
         return [AlertRecord.model_validate(row) for row in self._fetch_mappings(query)]
 
+    def _claim_run(
+        self, job_id: str, key: str, owner: str, lease_until: datetime, now: datetime, force: bool
+    ) -> RunClaim:
+        run_id = _new_id("run")
+        row: dict[str, Any] = {"run_id": run_id, "job_id": job_id, "key": key, "status": "running", "owner": owner}
+        row |= {"lease_until": lease_until, "attempts": 1, "started_at": now}
+        try:
+            with self._transaction(write=True) as connection:
+                connection.execute(insert(RUNS), row)
+            return RunClaim(run_id=run_id)
+        except IntegrityError:
+            pass
+        with self._transaction(write=True) as connection:
+            where = (RUNS.c.job_id == job_id) & (RUNS.c.key == key)
+            existing = RunRecord.model_validate(connection.execute(select(RUNS).where(where)).mappings().one())
+            reason = _claim_blocked(existing, now, force)
+            if reason is not None:
+                return RunClaim(run_id=None, reason=reason)
+            taken = connection.execute(
+                update(RUNS)
+                .where(RUNS.c.run_id == existing.run_id, RUNS.c.attempts == existing.attempts)
+                .values(status="running", owner=owner, lease_until=lease_until, attempts=existing.attempts + 1)
+            )
+        if taken.rowcount != 1:
+            return RunClaim(run_id=None, reason="another scheduler claimed it at the same moment")
+        return RunClaim(run_id=existing.run_id, resumed=existing.status == "running")
+
     def _finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None) -> None:
         stored_summary = None if summary is None else dict(summary)
         values = {"status": status, "finished_at": _utc_now(), "summary": stored_summary}
@@ -462,6 +501,15 @@ class SQLStore:
             result = connection.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(values))
             if result.rowcount == 0:
                 raise KeyError(f"Unknown run id {run_id!r}")
+
+
+def _claim_blocked(run: RunRecord, now: datetime, force: bool) -> str | None:
+    """Why an existing run occurrence cannot be claimed now, or None when it can."""
+    if run.status == "succeeded" and not force:
+        return f"already completed by {run.owner} at {run.finished_at.isoformat() if run.finished_at else '?'}"
+    if run.status == "running" and run.lease_until > now:
+        return f"held by {run.owner} until {run.lease_until.isoformat()}"
+    return None
 
 
 def _create_engine(url: URL) -> Engine:

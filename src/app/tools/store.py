@@ -54,6 +54,14 @@ class SavedArtifact(BaseModel):
     created: bool
 
 
+class RunClaim(BaseModel):
+    """The outcome of claiming a scheduled job occurrence: a run id to work under, or why not."""
+
+    run_id: str | None
+    resumed: bool = False
+    reason: str | None = None
+
+
 class CSMStore(Protocol):
     """System of record for accounts and everything the agent produces; every write is idempotent by key."""
 
@@ -109,4 +117,18 @@ class CSMStore(Protocol):
 
     async def list_audit(self, *, limit: int = 100) -> list[AuditEntry]:
         """Audit entries, newest first."""
+        ...
+
+    async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
+        """Ids of accounts that already have a QBR for `period` (and `trigger`, when given)."""
+        ...
+
+    async def claim_run(
+        self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
+    ) -> RunClaim:
+        """Claim a job occurrence for `owner` (one holder at a time across processes)."""
+        ...
+
+    async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
+        """Record how a claimed run ended."""
         ...

@@ -3,15 +3,24 @@
 `start()` works with or without a running event loop. Inside a loop (a service) the jobs run on that loop.
 From plain synchronous code (the seed's check, a script) the scheduler gets its own event loop on a daemon
 thread, which `stop()` stops, joins and closes, so no loop leaks and no warning is raised.
+
+Every job occurrence has a deterministic key (the local date, or the quarter) and is claimed in the store
+before it runs (`CSMStore.claim_run`): one holder at a time across processes, a completed occurrence is not
+run again, and a holder that died is taken over once its lease expires. The work inside is idempotent by
+key (alerts, drafts, pages, opportunities), and the QBR jobs skip accounts that already have their QBR, so
+a resumed run finishes what is left without duplicating anything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -25,7 +34,9 @@ from src.app.tools.store import CSMStore
 log = structlog.get_logger(__name__)
 
 CONTRACT_WINDOW_DAYS = 60
+QBR_RENEWAL_WINDOW_DAYS = 90
 AT_RISK_RAGS = ("AMBER", "RED")
+DEFAULT_LEASE = timedelta(hours=2)
 
 
 class SchedulableAgent(Protocol):
@@ -49,6 +60,7 @@ class JobSpec:
     cron: dict[str, Any]
     misfire_grace_time: int
     method: str
+    quarterly: bool = False
 
 
 JOB_SPECS = (
@@ -59,8 +71,10 @@ JOB_SPECS = (
         {"month": "1,4,7,10", "day": 1, "hour": 4, "minute": 0},
         7200,
         "run_quarterly_qbr",
+        quarterly=True,
     ),
 )
+JOBS_BY_ID = {spec.job_id: spec for spec in JOB_SPECS}
 
 
 class CSMScheduler:
@@ -76,6 +90,8 @@ class CSMScheduler:
         scheduler: Any = None,
         qbr_concurrency: int = 8,
         clock: Callable[[], datetime] = utc_now,
+        owner: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
     ) -> None:
         self._agent = csm_agent
         self._source = notion_csm or store
@@ -83,6 +99,8 @@ class CSMScheduler:
         self._scheduler = scheduler
         self._qbr_concurrency = qbr_concurrency
         self._clock = clock
+        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._lease = lease
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -104,8 +122,9 @@ class CSMScheduler:
             self._scheduler.configure(event_loop=loop, timezone=self._tz)
         for spec in JOB_SPECS:
             self._scheduler.add_job(
-                getattr(self, spec.method),
+                self.run_job,
                 CronTrigger(**spec.cron, timezone=self._tz),
+                args=[spec.job_id],
                 id=spec.job_id,
                 name=spec.job_id,
                 misfire_grace_time=spec.misfire_grace_time,
@@ -140,52 +159,87 @@ class CSMScheduler:
             for job in self._scheduler.get_jobs()
         ]
 
+    def occurrence_key(self, job_id: str) -> str:
+        """The deterministic key of the job's current occurrence: the local date, or the quarter."""
+        now = self._clock().astimezone(self._tz)
+        return quarter_label(now) if JOBS_BY_ID[job_id].quarterly else now.date().isoformat()
+
+    async def run_job(self, job_id: str, *, force: bool = False) -> dict[str, Any]:
+        """Claim and run one job occurrence, recording a run row; skipped when another holder has it."""
+        if job_id not in JOBS_BY_ID:
+            raise ValueError(f"Unknown job '{job_id}'. Jobs: {', '.join(JOBS_BY_ID)}")
+        key, now, store = self.occurrence_key(job_id), self._clock(), self._store()
+        claim = await store.claim_run(
+            job_id, key, owner=self._owner, lease_until=now + self._lease, now=now, force=force
+        )
+        if claim.run_id is None:
+            log.info("job_skipped", job_id=job_id, key=key, owner=self._owner, reason=claim.reason)
+            return {"job_id": job_id, "key": key, "status": "skipped", "reason": claim.reason}
+        body: Callable[[], Awaitable[dict[str, Any]]] = getattr(self, JOBS_BY_ID[job_id].method)
+        try:
+            summary = await body()
+        except Exception as error:
+            await store.finish_run(claim.run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
+            log.exception("job_failed", job_id=job_id, key=key)
+            return {"job_id": job_id, "key": key, "status": "failed", "error": str(error)}
+        await store.finish_run(claim.run_id, "succeeded", summary)
+        log.info("job_summary", job_id=job_id, key=key, resumed=claim.resumed, **summary)
+        return {"job_id": job_id, "key": key, "status": "succeeded", "resumed": claim.resumed, **summary}
+
     async def run_daily_health_scan(self) -> dict[str, Any]:
         """One batch health scan over every active account, alerts included."""
-        result = await self._agent.execute({"type": "health_scan"}, {"job_id": "csm_daily_health_scan"})
-        log.info("job_done", job_id="csm_daily_health_scan", scanned=result.get("scanned_count"))
-        return result
+        result = await self._execute({"type": "health_scan"}, "csm_daily_health_scan")
+        return _scan_summary(result)
 
     async def run_daily_contract_check(self) -> dict[str, Any]:
-        """A focused scan of accounts renewing within 60 days whose latest health is AMBER or RED."""
+        """Re-check AMBER/RED accounts renewing within 60 days; QBR those renewing within 90 days without one."""
         now = self._clock()
         store = self._store()
         accounts = await store.load_accounts()
         latest = await store.latest_scores([str(a["account_id"]) for a in accounts])
-        renewing: dict[str, int] = {}
-        for account in accounts:
-            days = days_until(account.get("contract_end_date"), now=now, tz=self._tz)
-            score = latest.get(str(account["account_id"]))
-            if days is not None and 0 <= days <= CONTRACT_WINDOW_DAYS and score and score.rag in AT_RISK_RAGS:
-                renewing[str(account["account_id"])] = days
-        if not renewing:
-            log.info("job_done", job_id="csm_daily_contract_check", renewing=0)
-            return {"task_type": "health_scan", "scanned_count": 0, "health_scores": [], "errors": []}
-        task = {"type": "health_scan", "account_ids": sorted(renewing), "days_to_renewal": renewing}
-        result = await self._agent.execute(task, {"job_id": "csm_daily_contract_check"})
-        log.info("job_done", job_id="csm_daily_contract_check", renewing=len(renewing))
-        return result
+        renewal = {str(a["account_id"]): days_until(a.get("contract_end_date"), now=now, tz=self._tz) for a in accounts}
+        at_risk = {
+            account_id: days
+            for account_id, days in renewal.items()
+            if days is not None
+            and 0 <= days <= CONTRACT_WINDOW_DAYS
+            and account_id in latest
+            and latest[account_id].rag in AT_RISK_RAGS
+        }
+        summary = {"ok": 0, "failed": 0, "skipped": 0, "rechecked": len(at_risk)}
+        if at_risk:
+            task = {"type": "health_scan", "account_ids": sorted(at_risk), "days_to_renewal": at_risk}
+            summary |= _scan_summary(await self._execute(task, "csm_daily_contract_check"))
+        period = quarter_label(now.astimezone(self._tz))
+        renewing = [a for a, days in renewal.items() if days is not None and 0 <= days <= QBR_RENEWAL_WINDOW_DAYS]
+        qbrs = await self._qbrs(sorted(renewing), period, "contract_proximity", "csm_daily_contract_check")
+        summary["qbrs"] = qbrs["ok"]
+        for count in ("failed", "skipped"):
+            summary[count] += qbrs[count]
+        return summary
 
     async def run_quarterly_qbr(self) -> dict[str, Any]:
-        """A QBR for every active account for the current quarter, with bounded concurrency."""
+        """A QBR for every active account for the current quarter (accounts that have one are skipped)."""
         period = quarter_label(self._clock().astimezone(self._tz))
-        accounts = await self._store().load_accounts()
+        accounts = sorted(str(a["account_id"]) for a in await self._store().load_accounts())
+        return {"period": period, **await self._qbrs(accounts, period, "quarterly", "csm_quarterly_qbr")}
+
+    async def _qbrs(self, account_ids: list[str], period: str, trigger: str, job_id: str) -> dict[str, int]:
+        done = await self._store().accounts_with_qbr(period, None if trigger == "contract_proximity" else trigger)
+        todo = [account_id for account_id in account_ids if account_id not in done]
         slots = asyncio.Semaphore(self._qbr_concurrency)
 
         async def one(account_id: str) -> dict[str, Any]:
             async with slots:
-                task = {
-                    "type": "generate_qbr",
-                    "account_id": account_id,
-                    "period": period,
-                    "trigger": "quarterly",
-                }
-                return await self._agent.execute(task, {"job_id": "csm_quarterly_qbr"})
+                task = {"type": "generate_qbr", "account_id": account_id, "period": period, "trigger": trigger}
+                return await self._execute(task, job_id)
 
-        results = await asyncio.gather(*(one(str(a["account_id"])) for a in accounts))
-        failed = sum(1 for r in results if "error" in r)
-        log.info("job_done", job_id="csm_quarterly_qbr", period=period, ok=len(results) - failed, failed=failed)
-        return {"period": period, "generated": len(results) - failed, "failed": failed}
+        results = await asyncio.gather(*(one(account_id) for account_id in todo))
+        failed = sum(1 for result in results if "error" in result)
+        return {"ok": len(results) - failed, "failed": failed, "skipped": len(account_ids) - len(todo)}
+
+    async def _execute(self, task: dict[str, Any], job_id: str) -> dict[str, Any]:
+        return await self._agent.execute(task, {"job_id": job_id, "scheduler": self._owner})
 
     def _store(self) -> CSMStore:
         return self._source or self._agent.store
@@ -202,6 +256,17 @@ class CSMScheduler:
         self._thread = threading.Thread(target=self._loop.run_forever, name="csm-scheduler-loop", daemon=True)
         self._thread.start()
         return self._loop
+
+
+def _scan_summary(result: dict[str, Any]) -> dict[str, Any]:
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return {
+        "ok": len(result.get("health_scores", [])),
+        "failed": len(result.get("errors", [])),
+        "skipped": 0,
+        "alerts": result.get("alerts_dispatched", 0),
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
