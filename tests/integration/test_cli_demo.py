@@ -3,6 +3,7 @@ from __future__ import annotations
 import email
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,28 @@ def test_scheduler_run_now_twice_alerts_once(tmp_path: Path) -> None:
     assert len(drafts) == 5
     unknown = run_csm("scheduler", "--run-now", "nightly", cwd=tmp_path)
     assert unknown.returncode != 0 and "unknown job 'nightly'" in unknown.stderr
+
+
+def test_foreground_scheduler_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "CSM_DATA_DIR": str(tmp_path / "data"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-c", "from src.app.cli import main; main()", "scheduler"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "Scheduler running" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err[-2000:]
+    shown = "".join(lines) + out
+    for job in ("csm_daily_health_scan", "csm_daily_contract_check", "csm_quarterly_qbr"):
+        assert job in shown
+    assert "Scheduler stopped." in out and "Traceback" not in err
