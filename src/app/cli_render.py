@@ -72,10 +72,11 @@ def render_drafts(
     for column in ("kind", "to", "subject", "file"):
         table.add_column(column)
     for draft in drafts:
-        table.add_row(draft["kind"], draft["to"], draft["subject"], draft.get("location") or "-")
+        location = draft.get("location")
+        table.add_row(draft["kind"], draft["to"], draft["subject"], Path(location).name if location else "-")
     console.print(table)
     if folder is not None:
-        console.print(f"Outbox: {folder}")
+        console.print(f"Drafts are .eml files in {folder / 'drafts'}; chat messages in {folder / 'chat'}")
 
 
 def render_result(console: Console, result: dict[str, Any]) -> None:
