@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo test lint typecheck unit sample-book clean
+.PHONY: install demo test lint typecheck unit sample-book studio clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,11 @@ unit: install
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
+
+# LangGraph Studio: the local API server for the graphs in langgraph.json (offline; open the Studio URL it prints).
+STUDIO_PORT ?= 2024
+studio: install
+	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGSMITH_TRACING=false $(VENV)/bin/langgraph dev --no-browser --port $(STUDIO_PORT)
 
 sample-book: install
 	$(PY) scripts/generate_sample_book.py

@@ -14,12 +14,14 @@ from typing import Any, TypeVar
 from src.app.agents.base import AgentRegistration
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
 from src.app.agents.customer_success.scheduler import CSMScheduler
+from src.app.agents.sales.agent import SalesAgent
 from src.app.analysis.adoption import build_adoption_facts
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.analysis.signals import AccountDataError, parse_account
 from src.app.cli_render import Console, progress, render_drafts, render_result, render_scan
 from src.app.config import CSMSettings
 from src.app.sample_book import load_sample_book
+from src.app.schemas import SALES_TASK_TYPE
 from src.app.tools.litellm_service import LiteLLMService
 from src.app.tools.sql_store import SQLStore
 from src.app.wiring import scorer_from_settings
@@ -39,10 +41,16 @@ def settings_for(data_dir: Path | None) -> CSMSettings:
 async def open_agent(settings: CSMSettings) -> AsyncIterator[tuple[CustomerSuccessAgent, SQLStore]]:
     """A fully wired agent on the configured store; the store is closed on exit."""
     store = SQLStore(settings.resolved_database_url)
+    sales = SalesAgent(
+        AgentRegistration(agent_id="sales-cli", name="Sales", version="1.0", capabilities=[SALES_TASK_TYPE]),
+        settings=settings,
+        store=store,
+    )
     agent = CustomerSuccessAgent(
         AgentRegistration(agent_id="csm-cli", name="CustomerSuccess", version="1.0", capabilities=[]),
         llm_service=LiteLLMService.from_settings(settings),
         health_scorer=scorer_from_settings(settings),
+        sales_agent=sales,  # expansion hand-offs go to the Sales side: opportunity records and AE drafts
         settings=settings,
         store=store,
     )
@@ -99,7 +107,10 @@ async def run_demo(*, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
         expansions = await _run_many(console, agent, timings, "check_expansion", picks["expansion"])
         adoption = await _run_many(console, agent, timings, "track_feature_adoption", picks["adoption"])
         drafts = [d.model_dump(mode="json") for d in await store.list_drafts(limit=1000)]
+    handed = [d for r in expansions for d in r.get("sales_dispatch_results", [])]
+    ae_drafts = sorted({d["draft_id"] for d in handed if d.get("draft_id")})
     render_scan(console, scan)
+    console.print(f"Sales hand-offs: {len(handed)} opportunities, {len(ae_drafts)} drafts to account executives.")
     render_drafts(console, drafts[:12], total=len(drafts), folder=settings.data_dir / "outbox")
     return {
         "data_dir": str(settings.data_dir),
@@ -111,8 +122,10 @@ async def run_demo(*, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
         "contract_check": {k: contract.get(k) for k in ("status", "rechecked", "alerts", "qbrs")},
         "qbrs": [r.get("qbr_page_id") for r in qbrs],
         "opportunities": sum(r.get("opportunities_found", 0) for r in expansions),
+        "sales_handoffs": len(handed),
+        "ae_drafts": len(ae_drafts),
         "adoption_reports": len([r for r in adoption if "error" not in r]),
-        "failed_tasks": [r for r in [*qbrs, *expansions, *adoption] if "error" in r],
+        "failed_tasks": [r for r in [*qbrs, *expansions, *handed, *adoption] if "error" in r],
         "drafts": len(drafts),
         "timings_s": timings,
     }

@@ -26,6 +26,8 @@ TASK_TYPES: tuple[TaskType, ...] = (
     "check_expansion",
     "track_feature_adoption",
 )
+SalesTaskType = Literal["handle_expansion_opportunity"]
+SALES_TASK_TYPE: SalesTaskType = "handle_expansion_opportunity"
 
 
 class CSMHealthSignals(BaseModel):
@@ -185,13 +187,22 @@ class FeatureAdoptionReport(BaseModel):
 class CSMHandoffRequest(BaseModel):
     """The payload the CSM side hands to the Sales side for one expansion opportunity."""
 
-    type: Literal["handle_expansion_opportunity"] = "handle_expansion_opportunity"
+    type: SalesTaskType = SALES_TASK_TYPE
     account_id: str
     opportunity_type: OpportunityType
     evidence: list[str]
     estimated_arr_impact: float
     recommended_talk_track: str
     confidence: Confidence
+
+
+class SupervisorRoute(BaseModel):
+    """LLM output for a natural-language request: the task it asks for and the account it names, if any."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task_type: TaskType | SalesTaskType
+    account_hint: str | None = Field(default=None, max_length=200)
 
 
 class CSMAlertResult(BaseModel):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from typing import Annotated, Any, TypedDict, cast
+from typing import Annotated, Any, Literal, NotRequired, cast
 
 from pydantic import BaseModel, Field, field_validator
+from typing_extensions import TypedDict  # pydantic validates TypedDicts inside models only from this on 3.11
 
-from src.app.schemas import TASK_TYPES, TaskType
+from src.app.schemas import TASK_TYPES, Confidence, OpportunityType, SalesTaskType, TaskType
 
 
 def check_task_type(task: Mapping[str, Any]) -> TaskType:
@@ -19,11 +20,35 @@ def check_task_type(task: Mapping[str, Any]) -> TaskType:
     return cast(TaskType, task_type)
 
 
+class SalesHandoff(TypedDict):
+    """One expansion opportunity handed from the CSM graph to the Sales graph (SPEC §3 payload + reason)."""
+
+    type: SalesTaskType
+    """Always `handle_expansion_opportunity`: the Sales task this record asks for."""
+    account_id: str
+    """The account the opportunity belongs to."""
+    opportunity_type: OpportunityType
+    """seats, module or integration."""
+    evidence: list[str]
+    """The deterministic facts behind the opportunity."""
+    estimated_arr_impact: float
+    """Estimated additional ARR."""
+    recommended_talk_track: str
+    """How the account executive could open the conversation."""
+    confidence: Confidence
+    """How sure the CSM side is (only medium/high are handed off)."""
+    reason: NotRequired[str]
+    """Why the record was handed over (absent in a bare SPEC §3 payload)."""
+
+
 class CSMState(BaseModel):
     """Router-level state of the customer-success graph (validated on input: bad task types never run)."""
 
     task: dict[str, Any] = Field(description="The caller's task; never mutated.")
     result: dict[str, Any] = Field(default_factory=dict, description="The JSON-safe result of the task.")
+    handoffs: list[SalesHandoff] = Field(
+        default_factory=list, description="Expansion hand-offs not dispatched in-process, for a parent's Sales edge."
+    )
 
     @field_validator("task")
     @classmethod
@@ -36,6 +61,7 @@ class CSMOutput(TypedDict):
     """What the customer-success graph returns."""
 
     result: dict[str, Any]
+    handoffs: NotRequired[list[SalesHandoff]]
 
 
 class LLMRequest(TypedDict):
@@ -61,9 +87,10 @@ class TaskInput(TypedDict):
 
 
 class TaskOutput(TypedDict):
-    """Output of each subgraph: only its result, so parent reducers never see duplicated items."""
+    """Output of each subgraph: only its result (and expansion's hand-offs), so parents never see duplicates."""
 
     result: dict[str, Any]
+    handoffs: NotRequired[list[SalesHandoff]]
 
 
 class WorkState(TypedDict, total=False):
@@ -91,3 +118,113 @@ class WorkState(TypedDict, total=False):
     """Problems found along the way (append-only)."""
     result: dict[str, Any]
     """The task's JSON-safe result, written by the draft node."""
+    handoffs: list[SalesHandoff]
+    """Expansion hand-offs for the Sales graph when no Sales executor is in the context (check_expansion)."""
+
+
+class OpportunityInput(TypedDict):
+    """Input of the per-opportunity Sales flow: one hand-off record, validated by its first node."""
+
+    handoff: SalesHandoff
+
+
+class OpportunityState(TypedDict, total=False):
+    """State of one hand-off in the Sales graph (validate_handoff -> record_opportunity -> draft_ae_note)."""
+
+    handoff: SalesHandoff
+    """The record as received (untrusted until validated)."""
+    opportunity: dict[str, Any]
+    """The validated `ExpansionOpportunity` (JSON)."""
+    reason: str
+    """Why the opportunity was handed over."""
+    quarter: str
+    """The quarter the opportunity is recorded in, e.g. 'Q4 2026' (the de-duplication window)."""
+    account_name: str
+    """The account's name, from the store."""
+    recipient_role: Literal["ae", "rep"]
+    """Who the note goes to: the account executive, or the rep when no AE is on record."""
+    opportunity_id: str
+    """The stored opportunity record's id."""
+    opportunity_created: bool
+    """False when this quarter's record already existed (e.g. the CSM side saved it first)."""
+    sales_results: Annotated[list[dict[str, Any]], operator.add]
+    """This hand-off's result (one item)."""
+
+
+class SalesInput(TypedDict):
+    """Input of the Sales graph: the hand-off records to process."""
+
+    handoffs: list[SalesHandoff]
+
+
+class SalesState(TypedDict, total=False):
+    """State of the Sales graph: hand-offs in, one result per hand-off out."""
+
+    handoffs: list[SalesHandoff]
+    """The hand-off records to process (one `Send` each)."""
+    sales_results: Annotated[list[dict[str, Any]], operator.add]
+    """One JSON-safe result per hand-off, success or fail-open error (append-only)."""
+
+
+class SalesOutput(TypedDict):
+    """What the Sales graph returns."""
+
+    sales_results: list[dict[str, Any]]
+
+
+Delegate = Literal["customer_success", "sales"]
+
+
+class SupervisorInput(TypedDict):
+    """Input of the supervisor: a task dict or a short natural-language request."""
+
+    request: dict[str, Any] | str
+
+
+class SupervisorState(TypedDict, total=False):
+    """State of the supervisor graph; its keys are shared with the embedded CSM and Sales graphs."""
+
+    request: dict[str, Any] | str
+    """The caller's request (read-only)."""
+    task: dict[str, Any]
+    """The task delegated: the request itself, or the task a text request was resolved to."""
+    delegate: Delegate
+    """Which graph the task was delegated to."""
+    result: dict[str, Any]
+    """The customer-success graph's result."""
+    handoffs: list[SalesHandoff]
+    """Hand-offs for the Sales graph (from check_expansion, or a direct Sales task)."""
+    sales_results: list[dict[str, Any]]
+    """The Sales graph's results, one per hand-off."""
+
+
+class SupervisorOutput(TypedDict, total=False):
+    """What the supervisor returns."""
+
+    task: dict[str, Any]
+    delegate: Delegate
+    result: dict[str, Any]
+    handoffs: list[SalesHandoff]
+    sales_results: list[dict[str, Any]]
+
+
+class RequestInput(TypedDict):
+    """Input of the request-interpretation subgraph."""
+
+    request: str
+
+
+class RequestState(WorkState, total=False):
+    """The shared work state plus the text request being interpreted (build_prompt -> call -> parse -> resolve)."""
+
+    request: str
+    """The natural-language request (untrusted text, fenced as data in the prompt)."""
+    delegate: Delegate
+    """Which graph the resolved task goes to."""
+
+
+class RequestOutput(TypedDict):
+    """What interpreting a text request yields: the task and the graph to delegate it to."""
+
+    task: dict[str, Any]
+    delegate: Delegate

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
 from src.app.context import CSMContext, TaskExecutor
@@ -52,3 +54,10 @@ def build_context(
         scorer=scorer,
         sales=sales,
     )
+
+
+@functools.cache
+def embedded_context() -> CSMContext:
+    """This process's zero-config context, built once on first use (runs that bring no context use it)."""
+    settings = CSMSettings()
+    return build_context(settings, scorer=scorer_from_settings(settings))

@@ -16,7 +16,7 @@ from src.app.nodes.llm import prompt_requests
 from src.app.nodes.render import Section
 from src.app.prompts import expansion as prompt
 from src.app.schemas import CSMHandoffRequest, ExpansionCandidate, ExpansionOpportunity, ExpansionPitches
-from src.app.state import WorkState
+from src.app.state import SalesHandoff, WorkState
 from src.app.tools.store import AuditEntry
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ async def draft_opportunities(state: WorkState, runtime: Runtime[CSMContext]) ->
         return {"result": {**result, "opportunities_found": 0, "notion_page_ids": [], "draft_id": None}}
     pitches = ExpansionPitches.model_validate(parsed_output(state, account_id))
     opportunities = merge_pitches(account_id, facts["candidates"], pitches)
-    quarter = quarter_label(ctx.clock().astimezone(ctx.settings.tz))
+    quarter = current_quarter(ctx)
     page_ids = [
         (await ctx.store.save_opportunity(o, idempotency_key=opportunity_key(o, quarter))).artifact_id
         for o in opportunities
@@ -79,7 +79,12 @@ async def draft_opportunities(state: WorkState, runtime: Runtime[CSMContext]) ->
 
 
 async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
-    """Hand every opportunity that is not low-confidence to the Sales side (skipped with a warning if none)."""
+    """Hand every opportunity that is not low-confidence to the Sales side, audited.
+
+    With a Sales executor in the context (the facade), each SPEC §3 payload goes to `ctx.sales.execute`.
+    Without one, they leave as typed `handoffs` records: the edge a parent graph (the supervisor) follows
+    to the Sales graph. A caller that embeds neither skips the hand-off (the facade warns).
+    """
     ctx = runtime.context
     result = dict(state["result"])
     payloads = [
@@ -88,21 +93,22 @@ async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> di
         if o["confidence"] != "low"
     ]
     dispatch_results: list[dict[str, Any]] = []
-    if payloads and ctx.sales is None:
-        log.warning("sales_handoff_skipped", account_id=result["account_id"], reason="no sales agent configured")
-    elif ctx.sales is not None:
-        for payload in payloads:
+    for payload in payloads:
+        if ctx.sales is not None:
             dispatch_results.append(await ctx.sales.execute(payload.model_dump(), dict(ctx.caller_context)))
-            await ctx.store.record_audit(
-                AuditEntry(
-                    artifact="handoff",
-                    target="sales",
-                    account_id=payload.account_id,
-                    task_type="check_expansion",
-                    idempotency_key=f"handoff:{payload.account_id}:{payload.opportunity_type}",
-                    at=ctx.clock(),
-                )
+        await ctx.store.record_audit(
+            AuditEntry(
+                artifact="handoff",
+                target="sales" if ctx.sales is not None else "sales_graph",
+                account_id=payload.account_id,
+                task_type="check_expansion",
+                idempotency_key=f"handoff:{payload.account_id}:{payload.opportunity_type}",
+                at=ctx.clock(),
             )
+        )
+    handoffs = [sales_handoff(payload) for payload in payloads] if ctx.sales is None else []
+    if handoffs:
+        log.info("sales_handoffs_emitted", account_id=result["account_id"], count=len(handoffs))
     result.update(
         dispatched_to_sales=len(dispatch_results),
         sales_dispatch_results=dispatch_results,
@@ -110,7 +116,22 @@ async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> di
         llm_usage=state.get("llm_usage", {}),
         confidence=_overall_confidence(result["opportunities"]),
     )
-    return {"result": jsonable(result)}
+    return {"result": jsonable(result), "handoffs": handoffs}
+
+
+def sales_handoff(payload: CSMHandoffRequest) -> SalesHandoff:
+    """The typed hand-off record for the Sales graph: the SPEC §3 payload plus why it was handed over."""
+    return SalesHandoff(
+        type=payload.type,
+        account_id=payload.account_id,
+        opportunity_type=payload.opportunity_type,
+        evidence=list(payload.evidence),
+        estimated_arr_impact=payload.estimated_arr_impact,
+        recommended_talk_track=payload.recommended_talk_track,
+        confidence=payload.confidence,
+        reason=f"The CSM expansion check found a {payload.opportunity_type} expansion signal "
+        f"({payload.confidence} confidence, ~${payload.estimated_arr_impact:,.0f} ARR).",
+    )
 
 
 def merge_pitches(
@@ -131,6 +152,11 @@ def merge_pitches(
 def opportunity_key(opportunity: ExpansionOpportunity, quarter: str) -> str:
     """One opportunity per account, type and quarter."""
     return f"opportunity:{opportunity.account_id}:{opportunity.opportunity_type}:{quarter}"
+
+
+def current_quarter(ctx: CSMContext) -> str:
+    """The quarter opportunities are recorded in (the configured time zone): their de-duplication window."""
+    return quarter_label(ctx.clock().astimezone(ctx.settings.tz))
 
 
 def _evidence_talk_track(candidate: ExpansionCandidate) -> str:

@@ -14,14 +14,15 @@ from pydantic import BaseModel
 from src.app.context import CSMContext
 from src.app.nodes.common import fence_facts
 from src.app.prompts import repair
-from src.app.schemas import AdoptionInsights, ChurnNarrative, ExpansionPitches, QBRNarrative
+from src.app.schemas import AdoptionInsights, ChurnNarrative, ExpansionPitches, QBRNarrative, SupervisorRoute
 from src.app.state import LLMRequest, WorkError, WorkState
 from src.app.tools.json_extract import LLMParseError, parse_model
 
 log = structlog.get_logger(__name__)
 
 LLM_OUTPUT_SCHEMAS: dict[str, type[BaseModel]] = {
-    model.__name__: model for model in (ChurnNarrative, QBRNarrative, ExpansionPitches, AdoptionInsights)
+    model.__name__: model
+    for model in (ChurnNarrative, QBRNarrative, ExpansionPitches, AdoptionInsights, SupervisorRoute)
 }
 MAX_LLM_ROUNDS = 3
 """One call plus at most two repair rounds per key."""

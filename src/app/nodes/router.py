@@ -12,5 +12,8 @@ from src.app.state import CSMState, check_task_type
 async def route_task(
     state: CSMState,
 ) -> Command[Literal["health_scan", "generate_qbr", "check_expansion", "track_feature_adoption"]]:
-    """Go to the subgraph for `task["type"]` (unknown types never get here: the state rejects them)."""
-    return Command(goto=check_task_type(state.task))
+    """Go to the subgraph for `task["type"]` (unknown types never get here: the state rejects them).
+
+    Hand-offs of an earlier run on the same thread are cleared: only check_expansion writes new ones.
+    """
+    return Command(goto=check_task_type(state.task), update={"handoffs": []})

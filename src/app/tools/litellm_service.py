@@ -83,7 +83,7 @@ class LiteLLMService:
 
     async def complete(self, messages: list[dict[str, str]], *, schema: type[BaseModel]) -> LLMReply:
         """Run one completion asking for JSON matching `schema`; raise the last error once retries run out."""
-        litellm = load_litellm()
+        litellm = await asyncio.to_thread(load_litellm)  # the first import does blocking I/O: keep it off the loop
         _log.debug("llm.complete", model=self.model, messages=len(messages), schema=schema.__name__)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),

@@ -141,5 +141,7 @@ class CustomerSuccessAgent(BaseAgent):
             log.warning("task_failed", error_type=type(error).__name__, error=str(error))
             return {"task_type": task_type, "error": str(error), "confidence": "low", "partial": True}
         result: dict[str, Any] = output["result"]
+        if output.get("handoffs"):  # only emitted when no Sales executor took them in-process
+            log.warning("sales_handoff_skipped", reason="no sales agent configured", count=len(output["handoffs"]))
         log.info("task_done", confidence=result.get("confidence"))
         return result

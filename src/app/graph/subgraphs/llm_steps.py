@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langgraph.graph import StateGraph
 
 from src.app.context import CSMContext
@@ -14,10 +16,8 @@ def new_subgraph() -> StateGraph[WorkState, CSMContext, TaskInput, TaskOutput]:
     return StateGraph(WorkState, context_schema=CSMContext, input_schema=TaskInput, output_schema=TaskOutput)
 
 
-def add_llm_steps(
-    builder: StateGraph[WorkState, CSMContext, TaskInput, TaskOutput], *, prompt: str, draft: str
-) -> None:
-    """Add `call_llm` and `parse_response` between the subgraph's prompt node and its draft node."""
+def add_llm_steps(builder: StateGraph[Any, CSMContext, Any, Any], *, prompt: str, draft: str) -> None:
+    """Add `call_llm` and `parse_response` between a prompt node and a draft node (any state with WorkState's keys)."""
     builder.add_node("call_llm", call_llm)  # litellm completions, bounded concurrency and retries
     builder.add_node("parse_response", parse_response)  # validate JSON; queue repairs while rounds remain
     builder.add_edge(prompt, "call_llm")
