@@ -47,11 +47,16 @@ def quarter_label(moment: datetime) -> str:
     return f"Q{(moment.month - 1) // 3 + 1} {moment.year}"
 
 
+def current_quarter(ctx: CSMContext) -> str:
+    """The current quarter in the configured time zone (QBR periods, the opportunity de-duplication window)."""
+    return quarter_label(ctx.clock().astimezone(ctx.settings.tz))
+
+
 def task_period(task: Mapping[str, Any], ctx: CSMContext) -> str:
     """The QBR period asked for, else the current quarter in the configured time zone."""
     period = task.get("period")
     if period is None:
-        return quarter_label(ctx.clock().astimezone(ctx.settings.tz))
+        return current_quarter(ctx)
     if not isinstance(period, str) or not period.strip():
         raise ValueError(f"'period' must be a label like 'Q3 2026', got {period!r}")
     return period.strip()

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.context import CSMContext
 from src.app.nodes.account_facts import snapshot
-from src.app.nodes.common import account_brief, jsonable, quarter_label, required_account_id
+from src.app.nodes.common import account_brief, current_quarter, jsonable, required_account_id
 from src.app.nodes.delivery import data_error, draft_for_rep, parsed_output
 from src.app.nodes.llm import prompt_requests
 from src.app.nodes.render import Section
@@ -152,11 +152,6 @@ def merge_pitches(
 def opportunity_key(opportunity: ExpansionOpportunity, quarter: str) -> str:
     """One opportunity per account, type and quarter."""
     return f"opportunity:{opportunity.account_id}:{opportunity.opportunity_type}:{quarter}"
-
-
-def current_quarter(ctx: CSMContext) -> str:
-    """The quarter opportunities are recorded in (the configured time zone): their de-duplication window."""
-    return quarter_label(ctx.clock().astimezone(ctx.settings.tz))
 
 
 def _evidence_talk_track(candidate: ExpansionCandidate) -> str:

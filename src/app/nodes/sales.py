@@ -10,9 +10,9 @@ from langgraph.types import Command, Send
 from pydantic import ValidationError
 
 from src.app.context import CSMContext
-from src.app.nodes.common import load_account
+from src.app.nodes.common import current_quarter, load_account
 from src.app.nodes.delivery import draft_for_rep, internal_recipient
-from src.app.nodes.expansion import current_quarter, opportunity_key
+from src.app.nodes.expansion import opportunity_key
 from src.app.nodes.render import Section
 from src.app.schemas import SALES_TASK_TYPE, CSMHandoffRequest, ExpansionOpportunity
 from src.app.state import OpportunityInput, OpportunityState, SalesHandoff, SalesState
