@@ -78,9 +78,9 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
 async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Pick at most N alertable accounts, most severe first, skipping those within the alert cooldown."""
     ctx = runtime.context
-    scores = [CSMHealthScore.model_validate(s) for s in state.get("scores", [])]
+    alertable = [CSMHealthScore.model_validate(s) for s in state.get("scores", []) if s["should_alert"]]
     chosen: list[CSMHealthScore] = []
-    for score in most_severe_first(scores):
+    for score in most_severe_first(alertable):
         if len(chosen) >= ctx.settings.max_alerts_per_scan:
             break
         if not await within_cooldown(ctx, score):
@@ -105,8 +105,10 @@ async def build_prompt(state: WorkState) -> dict[str, Any]:
 async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Dispatch each chosen alert on its four channels and assemble the scan result."""
     ctx = runtime.context
-    scores = {s["account_id"]: CSMHealthScore.model_validate(s) for s in state.get("scores", [])}
     chosen = list(state.get("facts", {}))
+    scores = {
+        s["account_id"]: CSMHealthScore.model_validate(s) for s in state.get("scores", []) if s["account_id"] in chosen
+    }
     records = {str(r["account_id"]): r for r in await ctx.store.load_accounts(chosen, active_only=False)}
     alerts = []
     for account_id in chosen:
