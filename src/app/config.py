@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OFFLINE_MODEL = "offline/csm"
 
@@ -30,6 +31,35 @@ class CSMSettings(BaseSettings):
     churn_window_days: int = Field(default=60, ge=0)
     alert_cooldown_days: int = Field(default=7, ge=0)
     max_alerts_per_scan: int = Field(default=5, ge=0)
+    allowed_recipient_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Domains drafts may be addressed to; empty allows any internal address."
+    )
+    tenant_id: str = Field(default="default", min_length=1, description="Tenant id stamped on every event.")
+
+    notion_token: SecretStr | None = Field(default=None, description="Notion integration token; enables Notion.")
+    notion_accounts_database_id: str | None = None
+    notion_qbr_database_id: str | None = None
+    notion_expansion_database_id: str | None = None
+    notion_base_url: str = "https://api.notion.com"
+    notion_requests_per_s: float = Field(default=3.0, gt=0)
+
+    gmail_credentials_file: Path | None = Field(
+        default=None, description="Service-account or OAuth authorized-user JSON; enables Gmail drafts."
+    )
+    gmail_delegate_to_rep: bool = Field(
+        default=False, description="Service accounts only: create each draft in the rep's own mailbox."
+    )
+    gmail_api_base: str | None = Field(default=None, description="Override of the Gmail API root URL (tests).")
+
+    slack_webhook_url: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_default_channel: str | None = None
+    slack_api_base: str = "https://slack.com/api/"
+    google_chat_webhook_url: SecretStr | None = None
+    chat_messages_per_s: float = Field(default=1.0, gt=0)
+
+    redis_url: SecretStr | None = Field(default=None, description="Redis URL; enables Redis Streams events.")
+    events_stream_maxlen: int = Field(default=100_000, ge=1)
 
     @field_validator("timezone")
     @classmethod
@@ -38,6 +68,15 @@ class CSMSettings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Paris')") from error
+        return value
+
+    @field_validator("allowed_recipient_domains", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(part).strip().lower().lstrip("@") for part in value if str(part).strip()]
         return value
 
     @property
