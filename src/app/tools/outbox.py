@@ -52,12 +52,12 @@ class LocalOutbox:
         kind: str = "email",
     ) -> DraftResult:
         """Write the draft file (unless this key already has one) and record it; the same key is a no-op."""
-        _reject_header_injection(message)
+        reject_header_injection(message)
         draft_id = draft_id_for(idempotency_key)
         path = self._folder / f"{draft_id}.eml"
         created_at = datetime.now(UTC)
         if not await asyncio.to_thread(path.exists):
-            content = _render_eml(message, draft_id=draft_id, idempotency_key=idempotency_key, at=created_at)
+            content = render_mime(message, draft_id=draft_id, idempotency_key=idempotency_key, at=created_at)
             await asyncio.to_thread(_write_atomically, path, content)
         record = DraftRecord(
             draft_id=draft_id,
@@ -170,14 +170,23 @@ class _TextExtractor(HTMLParser):
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def _reject_header_injection(message: EmailMessage) -> None:
+def reject_header_injection(message: EmailMessage) -> None:
+    """Raise ValueError naming the field when a recipient contains a line break (header injection)."""
     for field, value in [("to", message.to), *(("cc", address) for address in message.cc)]:
         if "\n" in value or "\r" in value:
             raise ValueError(f"Refusing draft: {field!r} contains a line break (header injection): {value!r}")
 
 
-def _render_eml(message: EmailMessage, *, draft_id: str, idempotency_key: str, at: datetime) -> bytes:
+def render_mime(
+    message: EmailMessage, *, draft_id: str, idempotency_key: str, at: datetime, sender: str | None = None
+) -> bytes:
+    """The RFC 5322 bytes of a draft: text + HTML alternative, UTF-8 headers, a Message-ID derived from `draft_id`.
+
+    Shared by the local outbox (`.eml` files) and Gmail (`drafts.create`); `sender` sets `From` when known.
+    """
     mime = MIMEMessage(policy=policy.SMTP)
+    if sender is not None:
+        mime["From"] = sender
     mime["To"] = message.to
     if message.cc:
         mime["Cc"] = ", ".join(message.cc)
