@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -26,6 +26,16 @@ class CSMSettings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_attempts: int = Field(default=3, ge=1, le=10)
     llm_concurrency: int = Field(default=4, ge=1, le=64)
+    llm_response_format: Literal["auto", "json_schema", "json_object", "none"] = Field(
+        default="auto",
+        description="auto: the JSON schema when litellm knows the model accepts one, else JSON mode.",
+    )
+    llm_input_cost_per_1k_tokens: float | None = Field(
+        default=None, ge=0, description="USD per 1,000 prompt tokens; overrides litellm's price list."
+    )
+    llm_output_cost_per_1k_tokens: float | None = Field(
+        default=None, ge=0, description="USD per 1,000 completion tokens; overrides litellm's price list."
+    )
     green_threshold: float = Field(default=70, ge=0, le=100)
     amber_threshold: float = Field(default=40, ge=0, le=100)
     churn_window_days: int = Field(default=60, ge=0)
