@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OFFLINE_MODEL = "offline/csm"
+LLMResponseFormat = Literal["auto", "json_schema", "json_object", "none"]
+"""How to ask for JSON: auto (the schema when litellm knows the model accepts one, else JSON mode) or forced."""
 
 
 class CSMSettings(BaseSettings):
@@ -26,7 +28,7 @@ class CSMSettings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_attempts: int = Field(default=3, ge=1, le=10)
     llm_concurrency: int = Field(default=4, ge=1, le=64)
-    llm_response_format: Literal["auto", "json_schema", "json_object", "none"] = Field(
+    llm_response_format: LLMResponseFormat = Field(
         default="auto",
         description="auto: the JSON schema when litellm knows the model accepts one, else JSON mode.",
     )
