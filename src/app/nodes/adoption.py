@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 from src.app.analysis.adoption import build_adoption_facts
 from src.app.context import CSMContext
 from src.app.nodes.common import account_brief, jsonable, load_account, required_account_id
-from src.app.nodes.delivery import draft_for_rep, parsed_output
+from src.app.nodes.delivery import audit, draft_for_rep, parsed_output
 from src.app.nodes.llm import prompt_requests
 from src.app.nodes.render import Section
 from src.app.prompts import feature_adoption as prompt
@@ -47,7 +47,6 @@ async def draft_adoption_report(state: WorkState, runtime: Runtime[CSMContext]) 
         summary=insights.summary,
     )
     key = f"adoption:{account_id}:{ctx.clock().astimezone(ctx.settings.tz).date().isoformat()}"
-    saved = await ctx.store.save_adoption_report(report, idempotency_key=key)
     draft = await draft_for_rep(
         ctx,
         account_id=account_id,
@@ -60,6 +59,16 @@ async def draft_adoption_report(state: WorkState, runtime: Runtime[CSMContext]) 
             Section(title="Recommendations", bullets=report.recommendations),
             Section(title="Underutilised features", bullets=report.underutilized_features),
         ],
+    )
+    saved = await ctx.store.save_adoption_report(report, idempotency_key=key)
+    await audit(
+        ctx,
+        artifact="page:adoption_report",
+        target="store:adoption_reports",
+        key=f"{key}:page",
+        account_id=account_id,
+        task_type="track_feature_adoption",
+        detail={"report_id": saved.artifact_id},
     )
     return {
         "result": jsonable(

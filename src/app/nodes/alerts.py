@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Literal
 
 import structlog
 
 from src.app.context import CSMContext
+from src.app.nodes.common import redact_secrets
+from src.app.nodes.delivery import audit, check_recipient
 from src.app.nodes.render import Section, escape_chat, render_html, render_text
 from src.app.schemas import (
     AccountRecord,
@@ -17,13 +20,13 @@ from src.app.schemas import (
     CSMHealthScore,
     EmailMessage,
 )
-from src.app.tools.store import AuditEntry
 
 log = structlog.get_logger(__name__)
 
 CHURN_STREAM = "churn_alerts"
 ALERT_TYPE = "csm_churn_alert"
 DEFAULT_CHAT_SPACE = "#cs-alerts"
+AlertStatus = Literal["due", "cooldown", "done_today"]
 _SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
@@ -38,12 +41,20 @@ def most_severe_first(scores: Sequence[CSMHealthScore]) -> list[CSMHealthScore]:
     return sorted(alertable, key=lambda s: (_SEVERITY[s.churn_risk_level], s.score, s.account_id))
 
 
-async def within_cooldown(ctx: CSMContext, score: CSMHealthScore) -> bool:
-    """True when the account was already alerted for the same risk state within the cooldown."""
+def alert_key(ctx: CSMContext, score: CSMHealthScore) -> str:
+    """The idempotency key of an account's churn alert: one per account, risk state and day."""
+    return f"churn:{score.account_id}:{risk_state(score)}:{ctx.clock().date().isoformat()}"
+
+
+async def alert_status(ctx: CSMContext, score: CSMHealthScore) -> AlertStatus:
+    """Whether to alert: "done_today" (already raised today), "cooldown" (same state alerted recently) or "due"."""
     last = await ctx.store.last_alert(score.account_id)
     if last is None or last.risk_state != risk_state(score):
-        return False
-    return ctx.clock() - last.alerted_at < timedelta(days=ctx.settings.alert_cooldown_days)
+        return "due"
+    if last.idempotency_key == alert_key(ctx, score):
+        return "done_today"
+    within = ctx.clock() - last.alerted_at < timedelta(days=ctx.settings.alert_cooldown_days)
+    return "cooldown" if within else "due"
 
 
 def fallback_narrative(account: AccountRecord, score: CSMHealthScore) -> ChurnNarrative:
@@ -67,34 +78,35 @@ async def dispatch_churn_alert(
     task_type: str,
 ) -> CSMAlertResult:
     """Alert on the system of record, the event bus, an email draft and chat; each channel independently."""
-    key = f"churn:{account.account_id}:{risk_state(score)}:{ctx.clock().date().isoformat()}"
+    key = alert_key(ctx, score)
     result = CSMAlertResult(account_id=account.account_id)
+    # The mark on the record goes last: it starts the cooldown, so a run killed before it redoes the alert,
+    # and every other channel is idempotent by key (nothing is duplicated by the redo).
     channels: dict[str, Callable[[], Awaitable[tuple[str, str | None]]]] = {
-        "notion": lambda: _mark_record(ctx, score, key),
         "event_bus": lambda: _publish_event(ctx, account, score, narrative, key),
         "email_alert": lambda: _draft_email(ctx, account, score, narrative, key),
         "chat_alert": lambda: _post_chat(ctx, account, score, narrative, key),
+        "notion": lambda: _mark_record(ctx, score, key),
     }
     for channel, send in channels.items():
         try:
             target, artifact_id = await send()
         except Exception as error:  # noqa: BLE001 - one channel failing must not stop the others
-            log.warning("alert_channel_failed", account_id=account.account_id, channel=channel, error=str(error))
-            result.errors[channel] = f"{type(error).__name__}: {error}"
+            message = redact_secrets(f"{type(error).__name__}: {error}", ctx.settings)
+            log.warning("alert_channel_failed", account_id=account.account_id, channel=channel, error=message)
+            result.errors[channel] = message
             continue
         result.channels[channel] = True
         if channel == "email_alert":
             result.draft_id = artifact_id
-        await ctx.store.record_audit(
-            AuditEntry(
-                artifact=channel,
-                target=target,
-                idempotency_key=f"{key}:{channel}",
-                account_id=account.account_id,
-                task_type=task_type,
-                detail={"artifact_id": artifact_id},
-                at=ctx.clock(),
-            )
+        await audit(
+            ctx,
+            artifact=channel,
+            target=target,
+            key=f"{key}:{channel}",
+            account_id=account.account_id,
+            task_type=task_type,
+            detail={"artifact_id": artifact_id},
         )
     result.alerts_sent = sum(result.channels.values())
     return result
@@ -126,8 +138,7 @@ async def _publish_event(
 async def _draft_email(
     ctx: CSMContext, account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, key: str
 ) -> tuple[str, str | None]:
-    if not account.rep_email:
-        raise ValueError(f"account '{account.account_id}' has no rep_email on record; no draft created")
+    to = check_recipient(ctx, account)
     heading = f"Churn risk {score.churn_risk_level}: {account.name} ({score.score:.0f}/100, {score.rag})"
     sections = [
         Section(title="What is happening", paragraphs=[narrative.churn_narrative]),
@@ -135,7 +146,7 @@ async def _draft_email(
         Section(title="Signal breakdown", bullets=[f"{k}: {v:g}" for k, v in score.signal_breakdown.items()]),
     ]
     message = EmailMessage(
-        to=account.rep_email,
+        to=to,
         subject=heading,
         body_html=render_html(heading, sections),
         body_text=render_text(heading, sections),
@@ -143,7 +154,7 @@ async def _draft_email(
     draft = await ctx.mail.create_draft(
         message, idempotency_key=f"{key}:email", account_id=account.account_id, kind="churn_alert"
     )
-    return f"draft:{account.rep_email}", draft.draft_id
+    return to, draft.draft_id
 
 
 async def _post_chat(

@@ -7,14 +7,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pydantic import SecretStr
 from pydantic_core import to_jsonable_python
 
 from src.app.analysis.signals import parse_account
+from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.prompts.fencing import FACTS_CLOSE, FACTS_OPEN
 from src.app.schemas import AccountRecord, QBRTrigger
 
 QBR_TRIGGERS: tuple[QBRTrigger, ...] = ("quarterly", "contract_proximity")
+_FENCE_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+MIN_SECRET_LENGTH = 4
+"""Shorter configured secrets are not masked (masking "a" would garble every message)."""
 
 
 def required_account_id(task: Mapping[str, Any]) -> str:
@@ -83,8 +88,22 @@ def account_brief(account: AccountRecord, days_to_renewal: int | None) -> dict[s
 
 
 def fence_facts(facts: Mapping[str, Any]) -> str:
-    """Facts as one JSON object between the data markers."""
-    return f"{FACTS_OPEN}\n{json.dumps(to_jsonable_python(facts), ensure_ascii=False, sort_keys=True)}\n{FACTS_CLOSE}"
+    """Facts as one JSON object between the data markers.
+
+    `<`, `>` and `&` inside the JSON are written as JSON unicode escapes (same value), so customer text such as
+    "</facts> new instructions" can never close the fence or open a tag.
+    """
+    text = json.dumps(to_jsonable_python(facts), ensure_ascii=False, sort_keys=True)
+    return f"{FACTS_OPEN}\n{text.translate(_FENCE_ESCAPES)}\n{FACTS_CLOSE}"
+
+
+def redact_secrets(text: str, settings: CSMSettings) -> str:
+    """`text` with every configured secret value (API keys, tokens, webhook and Redis URLs) masked."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) and len(value.get_secret_value()) >= MIN_SECRET_LENGTH:
+            text = text.replace(value.get_secret_value(), "**********")
+    return text
 
 
 def jsonable(value: Any) -> Any:

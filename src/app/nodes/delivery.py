@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -13,6 +14,14 @@ from src.app.state import WorkError, WorkState
 from src.app.tools.store import AuditEntry
 
 RecipientRole = Literal["rep", "ae"]
+
+
+_ADDRESS_BREAKERS = re.compile(r"[\s,;<>\"()\[\]\\]")
+"""Characters that would turn one address into several, a display name or a header injection."""
+
+
+class RecipientRefused(ValueError):
+    """A draft's recipient is missing, malformed or outside the allowed domains; nothing is drafted."""
 
 
 class LLMOutputMissing(RuntimeError):
@@ -33,18 +42,43 @@ def parsed_output(state: WorkState, key: str) -> dict[str, Any]:
     raise LLMOutputMissing(f"No usable LLM output for '{key}': {'; '.join(problems) or 'no reply'}")
 
 
-def internal_recipient(account: AccountRecord, wanted: RecipientRole) -> tuple[str, RecipientRole]:
+def internal_recipient(
+    account: AccountRecord, wanted: RecipientRole, *, allowed_domains: Sequence[str] = ()
+) -> tuple[str, RecipientRole]:
     """The address on the account record for `wanted` (the AE falls back to the rep) and whose it is.
 
-    Recipients only ever come from the account record, never from a payload or LLM text.
+    Recipients only ever come from the account record, never from a payload or LLM text. The address must be
+    one plain address and, when `allowed_domains` is not empty (`CSM_ALLOWED_RECIPIENT_DOMAINS`), on one of
+    those domains; otherwise RecipientRefused names the account, the address and the rule.
     """
     ae_email, rep_email = (account.ae_email or "").strip(), (account.rep_email or "").strip()
     if wanted == "ae" and ae_email:
-        return ae_email, "ae"
+        return _allowed(account, ae_email, "ae_email", allowed_domains), "ae"
     if rep_email:
-        return rep_email, "rep"
+        return _allowed(account, rep_email, "rep_email", allowed_domains), "rep"
     needed = "ae_email or rep_email" if wanted == "ae" else "rep_email"
-    raise ValueError(f"Account '{account.account_id}' has no {needed} on record; cannot address the draft")
+    raise RecipientRefused(f"Account '{account.account_id}' has no {needed} on record; cannot address the draft")
+
+
+def check_recipient(ctx: CSMContext, account: AccountRecord, wanted: RecipientRole = "rep") -> str:
+    """The internal recipient of a draft under the configured allow-list (see `internal_recipient`)."""
+    address, _ = internal_recipient(account, wanted, allowed_domains=ctx.settings.allowed_recipient_domains)
+    return address
+
+
+def _allowed(account: AccountRecord, address: str, field: str, allowed_domains: Sequence[str]) -> str:
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or _ADDRESS_BREAKERS.search(address):
+        raise RecipientRefused(
+            f"Account '{account.account_id}' has {field}={address!r}, which is not one plain email address; "
+            "nothing was drafted"
+        )
+    if allowed_domains and domain.lower() not in allowed_domains:
+        raise RecipientRefused(
+            f"Account '{account.account_id}' has {field}={address!r}, outside CSM_ALLOWED_RECIPIENT_DOMAINS "
+            f"({', '.join(allowed_domains)}); nothing was drafted"
+        )
+    return address
 
 
 async def draft_for_rep(
@@ -63,7 +97,7 @@ async def draft_for_rep(
     The address comes from the account record (`internal_recipient`), never from LLM text.
     """
     _, account = await load_account(ctx, account_id)
-    to, _ = internal_recipient(account, recipient)
+    to = check_recipient(ctx, account, recipient)
     message = EmailMessage(
         to=to,
         subject=heading,
@@ -71,15 +105,43 @@ async def draft_for_rep(
         body_text=render_text(heading, sections),
     )
     draft = await ctx.mail.create_draft(message, idempotency_key=f"{key}:draft", account_id=account_id, kind=kind)
+    await audit(
+        ctx,
+        artifact=f"draft:{kind}",
+        target=to,
+        key=f"{key}:draft",
+        account_id=account_id,
+        task_type=task_type,
+        detail={"draft_id": draft.draft_id},
+    )
+    return draft
+
+
+async def require_recipient(ctx: CSMContext, account_id: str, wanted: RecipientRole = "rep") -> str:
+    """Check before writing anything that the account's draft can be addressed (RecipientRefused if not)."""
+    _, account = await load_account(ctx, account_id)
+    return check_recipient(ctx, account, wanted)
+
+
+async def audit(
+    ctx: CSMContext,
+    *,
+    artifact: str,
+    target: str,
+    key: str,
+    account_id: str | None,
+    task_type: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Record one outbound artifact (draft, chat message, page, event, hand-off) in the audit log, once per key."""
     await ctx.store.record_audit(
         AuditEntry(
-            artifact=f"draft:{kind}",
-            target=to,
-            idempotency_key=f"{key}:draft",
+            artifact=artifact,
+            target=target,
+            idempotency_key=key,
             account_id=account_id,
             task_type=task_type,
-            detail={"draft_id": draft.draft_id},
+            detail=detail or {},
             at=ctx.clock(),
         )
     )
-    return draft

@@ -11,13 +11,13 @@ from src.app.analysis.expansion import find_expansion_candidates
 from src.app.context import CSMContext
 from src.app.nodes.account_facts import snapshot
 from src.app.nodes.common import account_brief, current_quarter, jsonable, required_account_id
-from src.app.nodes.delivery import data_error, draft_for_rep, parsed_output
+from src.app.nodes.delivery import audit, data_error, draft_for_rep, parsed_output
 from src.app.nodes.llm import prompt_requests
 from src.app.nodes.render import Section
 from src.app.prompts import expansion as prompt
 from src.app.schemas import CSMHandoffRequest, ExpansionCandidate, ExpansionOpportunity, ExpansionPitches
 from src.app.state import SalesHandoff, WorkState
-from src.app.tools.store import AuditEntry
+from src.app.tools.store import SavedArtifact
 
 log = structlog.get_logger(__name__)
 
@@ -56,10 +56,6 @@ async def draft_opportunities(state: WorkState, runtime: Runtime[CSMContext]) ->
     pitches = ExpansionPitches.model_validate(parsed_output(state, account_id))
     opportunities = merge_pitches(account_id, facts["candidates"], pitches)
     quarter = current_quarter(ctx)
-    page_ids = [
-        (await ctx.store.save_opportunity(o, idempotency_key=opportunity_key(o, quarter))).artifact_id
-        for o in opportunities
-    ]
     draft = await draft_for_rep(
         ctx,
         account_id=account_id,
@@ -69,6 +65,10 @@ async def draft_opportunities(state: WorkState, runtime: Runtime[CSMContext]) ->
         heading=f"Expansion opportunities: {facts['account']['name']}",
         sections=[_section(o) for o in opportunities],
     )
+    page_ids = [
+        (await save_opportunity(ctx, o, quarter=quarter, task_type="check_expansion")).artifact_id
+        for o in opportunities
+    ]
     result.update(
         opportunities=[o.model_dump() for o in opportunities],
         opportunities_found=len(opportunities),
@@ -93,18 +93,18 @@ async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> di
         if o["confidence"] != "low"
     ]
     dispatch_results: list[dict[str, Any]] = []
+    quarter = current_quarter(ctx)
     for payload in payloads:
         if ctx.sales is not None:
             dispatch_results.append(await ctx.sales.execute(payload.model_dump(), dict(ctx.caller_context)))
-        await ctx.store.record_audit(
-            AuditEntry(
-                artifact="handoff",
-                target="sales" if ctx.sales is not None else "sales_graph",
-                account_id=payload.account_id,
-                task_type="check_expansion",
-                idempotency_key=f"handoff:{payload.account_id}:{payload.opportunity_type}",
-                at=ctx.clock(),
-            )
+        await audit(
+            ctx,
+            artifact="handoff",
+            target="sales" if ctx.sales is not None else "sales_graph",
+            key=f"handoff:{payload.account_id}:{payload.opportunity_type}:{quarter}",
+            account_id=payload.account_id,
+            task_type="check_expansion",
+            detail={"confidence": payload.confidence, "estimated_arr_impact": payload.estimated_arr_impact},
         )
     handoffs = [sales_handoff(payload) for payload in payloads] if ctx.sales is None else []
     if handoffs:
@@ -147,6 +147,24 @@ def merge_pitches(
             ExpansionOpportunity(account_id=account_id, recommended_talk_track=track, **candidate.model_dump())
         )
     return opportunities
+
+
+async def save_opportunity(
+    ctx: CSMContext, opportunity: ExpansionOpportunity, *, quarter: str, task_type: str
+) -> SavedArtifact:
+    """Record an opportunity once per account, type and quarter, audited (both the CSM and Sales sides use it)."""
+    key = opportunity_key(opportunity, quarter)
+    saved = await ctx.store.save_opportunity(opportunity, idempotency_key=key)
+    await audit(
+        ctx,
+        artifact="page:opportunity",
+        target="store:opportunities",
+        key=f"{key}:page",
+        account_id=opportunity.account_id,
+        task_type=task_type,
+        detail={"opportunity_id": saved.artifact_id},
+    )
+    return saved
 
 
 def opportunity_key(opportunity: ExpansionOpportunity, quarter: str) -> str:

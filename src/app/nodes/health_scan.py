@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from langgraph.runtime import Runtime
 
 from src.app.analysis.health import CSMHealthScorer, weakest_signals
 from src.app.analysis.scan import score_book
-from src.app.analysis.signals import days_until, parse_account
+from src.app.analysis.signals import AccountDataError, days_until, parse_account
 from src.app.context import CSMContext
-from src.app.nodes.alerts import dispatch_churn_alert, fallback_narrative, most_severe_first, within_cooldown
+from src.app.nodes.alerts import alert_status, dispatch_churn_alert, fallback_narrative, most_severe_first
 from src.app.nodes.common import account_brief, jsonable, task_account_ids
 from src.app.nodes.llm import prompt_requests
 from src.app.prompts import health_scan as prompt
@@ -65,25 +66,36 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
         now=ctx.clock(),
         tz=ctx.settings.tz,
     )
-    await ctx.store.save_scores(outcome.scores)
     errors += [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
-    log.info("health_scan_scored", scored=len(outcome.scores), errors=len(errors))
+    scores, identity_errors = _with_valid_identity(outcome.scores, records)
+    errors += identity_errors
+    await ctx.store.save_scores([s for s in scores if not _repeats(s, previous.get(s.account_id), ctx.settings.tz)])
+    scores = [_latest_of(s, previous.get(s.account_id), ctx.settings.tz) for s in scores]
+    log.info("health_scan_scored", scored=len(scores), errors=len(errors))
     return {
-        "scores": [score.model_dump(mode="json") for score in outcome.scores],
+        "scores": [score.model_dump(mode="json") for score in scores],
         "scanned_count": len(records),
         "errors": errors,
     }
 
 
 async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
-    """Pick at most N alertable accounts, most severe first, skipping those within the alert cooldown."""
+    """Pick at most N alertable accounts, most severe first, skipping those within the alert cooldown.
+
+    Alerts already raised today for the same state count toward N, so a scan restarted after a crash alerts
+    the same accounts an uninterrupted one would have, and a second scan on the same day adds no flood.
+    """
     ctx = runtime.context
     alertable = [CSMHealthScore.model_validate(s) for s in state.get("scores", []) if s["should_alert"]]
     chosen: list[CSMHealthScore] = []
+    budget = ctx.settings.max_alerts_per_scan
     for score in most_severe_first(alertable):
-        if len(chosen) >= ctx.settings.max_alerts_per_scan:
+        if len(chosen) >= budget:
             break
-        if not await within_cooldown(ctx, score):
+        status = await alert_status(ctx, score)
+        if status == "done_today":  # raised by an earlier (maybe interrupted) scan today: it uses up the cap
+            budget -= 1
+        elif status == "due":
             chosen.append(score)
     records = await ctx.store.load_accounts([s.account_id for s in chosen], active_only=False)
     by_id = {str(r.get("account_id")): r for r in records}
@@ -121,6 +133,35 @@ async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[s
             )
         )
     return {"result": _scan_result(state, [a.model_dump(mode="json") for a in alerts])}
+
+
+def _with_valid_identity(
+    scores: list[CSMHealthScore], records: list[dict[str, Any]]
+) -> tuple[list[CSMHealthScore], list[WorkError]]:
+    """Drop the scores of accounts whose identity fields are invalid (they could not be alerted or drafted)."""
+    by_id = {str(record.get("account_id")): record for record in records}
+    valid, errors = [], []
+    for score in scores:
+        try:
+            parse_account(by_id[score.account_id])
+        except AccountDataError as problem:
+            errors.append(WorkError(account_id=score.account_id, stage="score_accounts", message=str(problem)))
+        else:
+            valid.append(score)
+    return valid, errors
+
+
+def _repeats(score: CSMHealthScore, stored: CSMHealthScore | None, tz: ZoneInfo) -> bool:
+    """Whether `stored` is the same score computed earlier on the same local day (a rerun adds no history row)."""
+    if stored is None or stored.computed_at.astimezone(tz).date() != score.computed_at.astimezone(tz).date():
+        return False
+    same = ("score", "rag", "churn_risk_level", "churn_triggered_by", "signal_breakdown")
+    return all(getattr(stored, name) == getattr(score, name) for name in same)
+
+
+def _latest_of(score: CSMHealthScore, stored: CSMHealthScore | None, tz: ZoneInfo) -> CSMHealthScore:
+    """The score as history holds it: the stored one when this scan only repeated it."""
+    return stored if stored is not None and _repeats(score, stored, tz) else score
 
 
 def _alert_facts(score: CSMHealthScore, record: Mapping[str, Any], days_to_renewal: int | None) -> dict[str, Any]:

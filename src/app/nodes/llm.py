@@ -12,11 +12,12 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from src.app.context import CSMContext
-from src.app.nodes.common import fence_facts
+from src.app.nodes.common import fence_facts, redact_secrets
 from src.app.prompts import repair
 from src.app.schemas import AdoptionInsights, ChurnNarrative, ExpansionPitches, QBRNarrative, SupervisorRoute
 from src.app.state import LLMRequest, WorkError, WorkState
 from src.app.tools.json_extract import LLMParseError, parse_model
+from src.app.tools.llm_usage import record_llm_usage
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +45,10 @@ def prompt_requests(facts: Mapping[str, Mapping[str, Any]], prompt: ModuleType, 
 
 
 async def call_llm(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
-    """Make every pending completion concurrently; a failed call becomes an error, never an exception."""
+    """Make every pending completion concurrently; a failed call becomes an error, never an exception.
+
+    Each reply's usage goes into the state's token counts and into the run's usage meters (`llm_usage`).
+    """
     requests = state.get("llm_requests", [])
     llm = runtime.context.llm
     outcomes = await asyncio.gather(
@@ -57,9 +61,11 @@ async def call_llm(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, 
     for request, outcome in zip(requests, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             log.warning("llm_call_failed", key=request["key"], error_type=type(outcome).__name__)
-            errors.append(WorkError(account_id=request["key"], stage="call_llm", message=_describe(outcome)))
+            message = redact_secrets(_describe(outcome), runtime.context.settings)
+            errors.append(WorkError(account_id=request["key"], stage="call_llm", message=message))
             continue
         replies[request["key"]] = outcome.content
+        record_llm_usage(outcome)
         usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + outcome.prompt_tokens
         usage["completion_tokens"] = usage.get("completion_tokens", 0) + outcome.completion_tokens
     return {

@@ -11,7 +11,7 @@ from src.app.analysis.expansion import find_expansion_candidates
 from src.app.context import CSMContext
 from src.app.nodes.account_facts import score_facts, snapshot, weakest_facts
 from src.app.nodes.common import account_brief, jsonable, required_account_id, task_period, task_trigger
-from src.app.nodes.delivery import data_error, draft_for_rep, parsed_output
+from src.app.nodes.delivery import audit, data_error, draft_for_rep, parsed_output
 from src.app.nodes.llm import prompt_requests
 from src.app.nodes.render import Section
 from src.app.prompts import qbr as prompt
@@ -56,7 +56,7 @@ async def draft_qbr(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str,
     narrative = QBRNarrative.model_validate(parsed_output(state, account_id))
     qbr = _qbr_content(facts, narrative)
     key = f"qbr:{account_id}:{qbr.period}:{qbr.trigger}"
-    page = await ctx.store.save_qbr(qbr, idempotency_key=key)
+    # The draft comes first: a page marks the QBR done for the scheduler, so it must never exist without its draft.
     draft = await draft_for_rep(
         ctx,
         account_id=account_id,
@@ -65,6 +65,16 @@ async def draft_qbr(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str,
         task_type="generate_qbr",
         heading=f"QBR {qbr.period}: {qbr.account_name}",
         sections=_qbr_sections(qbr),
+    )
+    page = await ctx.store.save_qbr(qbr, idempotency_key=key)
+    await audit(
+        ctx,
+        artifact="page:qbr",
+        target="store:qbr_pages",
+        key=f"{key}:page",
+        account_id=account_id,
+        task_type="generate_qbr",
+        detail={"page_id": page.artifact_id},
     )
     confidence = "high" if facts["score"] is not None else "medium"
     return {

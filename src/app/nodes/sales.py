@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from src.app.context import CSMContext
 from src.app.nodes.common import current_quarter, load_account
 from src.app.nodes.delivery import draft_for_rep, internal_recipient
-from src.app.nodes.expansion import opportunity_key
+from src.app.nodes.expansion import save_opportunity
 from src.app.nodes.render import Section
 from src.app.schemas import SALES_TASK_TYPE, CSMHandoffRequest, ExpansionOpportunity
 from src.app.state import OpportunityInput, OpportunityState, SalesHandoff, SalesState
@@ -36,7 +36,7 @@ async def validate_handoff(
     try:
         payload = CSMHandoffRequest.model_validate(handoff)
         _, account = await load_account(ctx, payload.account_id)
-        _, role = internal_recipient(account, "ae")
+        _, role = internal_recipient(account, "ae", allowed_domains=ctx.settings.allowed_recipient_domains)
     except ValueError as problem:  # pydantic's ValidationError is a ValueError too
         log.warning("sales_handoff_rejected", account_id=_field(handoff, "account_id"), error=_describe(problem))
         return Command(goto="__end__", update={"sales_results": [rejected_result(handoff, _describe(problem))]})
@@ -56,9 +56,7 @@ async def validate_handoff(
 async def record_opportunity(state: OpportunityState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Save the opportunity under the CSM side's key, so both sides converge on one record per quarter."""
     opportunity = ExpansionOpportunity.model_validate(state["opportunity"])
-    saved = await runtime.context.store.save_opportunity(
-        opportunity, idempotency_key=opportunity_key(opportunity, state["quarter"])
-    )
+    saved = await save_opportunity(runtime.context, opportunity, quarter=state["quarter"], task_type=SALES_TASK_TYPE)
     return {"opportunity_id": saved.artifact_id, "opportunity_created": saved.created}
 
 
