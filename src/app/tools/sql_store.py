@@ -304,13 +304,20 @@ class SQLStore:
         return [DraftRecord.model_validate(row) for row in rows]
 
     async def record_audit(self, entry: AuditEntry) -> None:
-        """Append one outbound artifact to the audit log (stamped now when `entry.at` is unset)."""
+        """Add one outbound artifact to the audit log, once per idempotency key (stamped now when `at` is unset)."""
         row = {**entry.model_dump(), "at": entry.at or _utc_now()}
-        await asyncio.to_thread(self._insert_rows, AUDIT_LOG, [row])
+        await asyncio.to_thread(self._insert_once, AUDIT_LOG, row)
 
-    async def list_audit(self, *, limit: int = 100) -> list[AuditEntry]:
-        """Audit entries, newest first."""
+    async def list_audit(
+        self, *, limit: int = 100, account_id: str | None = None, artifact: str | None = None
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first; optionally one account's or one kind's (`draft` also matches `draft:qbr`)."""
         query = select(AUDIT_LOG).order_by(AUDIT_LOG.c.at.desc(), AUDIT_LOG.c.id.desc()).limit(limit)
+        if account_id is not None:
+            query = query.where(AUDIT_LOG.c.account_id == account_id)
+        if artifact is not None:
+            kind = AUDIT_LOG.c.artifact
+            query = query.where((kind == artifact) | kind.startswith(f"{artifact}:", autoescape=True))
         rows = await asyncio.to_thread(self._fetch_mappings, query)
         return [AuditEntry.model_validate(row) for row in rows]
 
