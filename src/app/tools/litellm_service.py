@@ -1,4 +1,4 @@
-"""The `LLMService` over litellm: lazy import, bounded concurrency, tenacity retries on transient errors."""
+"""The `LLMService` over litellm: lazy import, bounded concurrency, tenacity retries on transient errors, cost."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from src.app.config import OFFLINE_MODEL, CSMSettings
+from src.app.config import OFFLINE_MODEL, CSMSettings, LLMResponseFormat
 from src.app.tools.llm import LLMReply
 
 _log = structlog.get_logger(__name__)
@@ -32,14 +32,18 @@ _RETRYABLE = (
     "InternalServerError",
     "ServiceUnavailableError",
 )
+MAX_RETRY_AFTER_S = 60.0
+"""The longest a provider's `Retry-After` may hold a retry back."""
 
 
 class LiteLLMService:
     """Runs JSON completions through `litellm.acompletion` for any model string (default: the offline writer).
 
     litellm itself (~3 s to import) is loaded on the first call, never at construction or import time.
-    litellm's own retries are off (`num_retries=0`); transient errors are retried here, with backoff.
-    A call keeps its concurrency slot through its backoff, so a rate-limited provider is not hit harder.
+    litellm's own retries are off (`num_retries=0`, which also turns off the openai client's): transient errors
+    are retried here, `max_attempts` server hits at most, waiting the longer of the backoff and the provider's
+    `Retry-After`. A call keeps its concurrency slot through its backoff, so a rate-limited provider is not hit
+    harder. Each reply carries litellm's cost for the model, or the configured per-1k-token prices.
     """
 
     def __init__(
@@ -52,16 +56,23 @@ class LiteLLMService:
         max_attempts: int = 3,
         concurrency: int = 4,
         retry_wait_s: float = 0.5,
+        response_format: LLMResponseFormat = "auto",
+        input_cost_per_1k_tokens: float | None = None,
+        output_cost_per_1k_tokens: float | None = None,
     ) -> None:
         if timeout_s <= 0 or max_attempts < 1 or concurrency < 1 or retry_wait_s < 0:
             raise ValueError("timeout_s must be > 0, max_attempts and concurrency >= 1, retry_wait_s >= 0")
+        if response_format not in ("auto", "json_schema", "json_object", "none"):
+            raise ValueError(f"response_format must be auto, json_schema, json_object or none, not {response_format!r}")
         self.model = model
         self._api_base = api_base
         self._api_key = api_key
         self._timeout_s = timeout_s
         self._max_attempts = max_attempts
         self._concurrency = concurrency
-        self._retry_wait_s = retry_wait_s
+        self._response_format_mode = response_format
+        self._pricing = _pricing(input_cost_per_1k_tokens, output_cost_per_1k_tokens)
+        self._backoff = wait_exponential_jitter(multiplier=retry_wait_s, max=retry_wait_s * 16, jitter=retry_wait_s)
         self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
@@ -76,6 +87,9 @@ class LiteLLMService:
             timeout_s=settings.llm_timeout_s,
             max_attempts=settings.llm_max_attempts,
             concurrency=settings.llm_concurrency,
+            response_format=settings.llm_response_format,
+            input_cost_per_1k_tokens=settings.llm_input_cost_per_1k_tokens,
+            output_cost_per_1k_tokens=settings.llm_output_cost_per_1k_tokens,
         )
 
     def __repr__(self) -> str:
@@ -87,9 +101,7 @@ class LiteLLMService:
         _log.debug("llm.complete", model=self.model, messages=len(messages), schema=schema.__name__)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._retry_wait_s, max=self._retry_wait_s * 16, jitter=self._retry_wait_s
-            ),
+            wait=self._wait,
             retry=retry_if_exception_type(tuple(getattr(litellm, name) for name in _RETRYABLE)),
             before_sleep=self._log_retry,
             reraise=True,
@@ -105,6 +117,7 @@ class LiteLLMService:
                 drop_params=True,
                 api_base=self._api_base,
                 api_key=self._api_key.get_secret_value() if self._api_key else None,
+                **self._pricing,
             )
         return _reply(response, self.model)
 
@@ -116,9 +129,24 @@ class LiteLLMService:
             semaphore = self._semaphores[loop] = asyncio.Semaphore(self._concurrency)
         return semaphore
 
-    def _response_format(self, litellm: ModuleType, schema: type[BaseModel]) -> type[BaseModel] | dict[str, str]:
-        """The schema itself where the model supports response schemas, else plain JSON mode."""
-        return schema if _supports_response_schema(litellm, self.model) else {"type": "json_object"}
+    def _response_format(self, litellm: ModuleType, schema: type[BaseModel]) -> type[BaseModel] | dict[str, str] | None:
+        """The schema (litellm converts it per provider), JSON mode, or nothing, as configured.
+
+        `auto` sends the schema where litellm knows the model accepts one and JSON mode elsewhere; providers
+        without JSON mode have it dropped by litellm (`drop_params=True`) and rely on the prompt and the parser.
+        """
+        mode = self._response_format_mode
+        if mode == "auto":
+            mode = "json_schema" if _supports_response_schema(litellm, self.model) else "json_object"
+        if mode == "json_schema":
+            return schema
+        return {"type": "json_object"} if mode == "json_object" else None
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Seconds before the next attempt: the backoff, or the provider's `Retry-After` when that is longer."""
+        backoff = float(self._backoff(state))
+        hint = _retry_after_s(state.outcome.exception() if state.outcome else None)
+        return backoff if hint is None else min(max(backoff, hint), MAX_RETRY_AFTER_S)
 
     def _log_retry(self, state: RetryCallState) -> None:
         """Log a retry with the error class only (provider messages may echo the request)."""
@@ -157,12 +185,33 @@ def _supports_response_schema(litellm: ModuleType, model: str) -> bool:
         return False
 
 
+def _pricing(input_per_1k: float | None, output_per_1k: float | None) -> dict[str, float]:
+    """The per-token price arguments for litellm when a price is configured (the other side then costs 0)."""
+    if input_per_1k is None and output_per_1k is None:
+        return {}
+    return {"input_cost_per_token": (input_per_1k or 0) / 1000, "output_cost_per_token": (output_per_1k or 0) / 1000}
+
+
+def _retry_after_s(error: BaseException | None) -> float | None:
+    """The wait in seconds a provider asked for in `retry-after-ms` or `Retry-After` (numeric forms), if any."""
+    response = getattr(error, "response", None)
+    headers: Any = getattr(error, "litellm_response_headers", None) or getattr(response, "headers", None)
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return max(0.0, float(headers[name]) / scale)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
 def _reply(response: Any, model: str) -> LLMReply:
-    """The text and token usage of a litellm `ModelResponse`."""
+    """The text, token usage and cost (litellm's, 0 when it has no price for the model) of a `ModelResponse`."""
     usage = getattr(response, "usage", None)
+    hidden = getattr(response, "_hidden_params", None) or {}
     return LLMReply(
         content=response.choices[0].message.content,
         prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost_usd=float(hidden.get("response_cost") or 0.0),
         model=str(getattr(response, "model", None) or model),
     )

@@ -8,11 +8,12 @@ from pydantic import BaseModel
 
 
 class LLMReply(BaseModel):
-    """Raw text of a completion plus its token usage."""
+    """Raw text of a completion plus its token usage and cost (0 when the model's price is unknown)."""
 
     content: str | None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_usd: float = 0.0
     model: str = ""
 
 

@@ -22,6 +22,7 @@ from src.app.tools.chat import ChatPoster
 from src.app.tools.events import EventBus
 from src.app.tools.json_extract import extract_json_object
 from src.app.tools.llm import LLMService
+from src.app.tools.llm_usage import metered
 from src.app.tools.mail import MailDrafts
 from src.app.tools.store import CSMStore
 from src.app.wiring import build_context
@@ -59,14 +60,21 @@ class CustomerSuccessAgent(BaseAgent):
         self._graph = build_customer_success_graph()
 
     async def execute(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-        """Route on `task["type"]`; unknown types raise ValueError, every other failure is returned fail-open."""
+        """Route on `task["type"]`; unknown types raise ValueError, every other failure is returned fail-open.
+
+        Every success result carries `llm_usage`: the calls, tokens and cost of the LLM completions it made
+        (the fail-open error result keeps the seed's exact four keys).
+        """
         handlers = {
             "health_scan": self._handle_health_scan,
             "generate_qbr": self._handle_generate_qbr,
             "check_expansion": self._handle_check_expansion,
             "track_feature_adoption": self._handle_track_feature_adoption,
         }
-        return await handlers[check_task_type(task)](task, context)
+        handler = handlers[check_task_type(task)]
+        with metered() as usage:
+            result = await handler(task, context)
+        return result if "error" in result else {**result, "llm_usage": usage.summary()}
 
     async def _handle_health_scan(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         return await self._run_subgraph(task, context)
