@@ -29,6 +29,7 @@ import structlog
 from src.app.analysis.signals import days_until
 from src.app.context import utc_now
 from src.app.nodes.common import quarter_label
+from src.app.tools.llm_usage import metered
 from src.app.tools.store import CSMStore
 
 log = structlog.get_logger(__name__)
@@ -165,7 +166,10 @@ class CSMScheduler:
         return quarter_label(now) if JOBS_BY_ID[job_id].quarterly else now.date().isoformat()
 
     async def run_job(self, job_id: str, *, force: bool = False) -> dict[str, Any]:
-        """Claim and run one job occurrence, recording a run row; skipped when another holder has it."""
+        """Claim and run one job occurrence, recording a run row; skipped when another holder has it.
+
+        The run row's summary includes `llm_usage`: calls, tokens and cost of every completion the job made.
+        """
         if job_id not in JOBS_BY_ID:
             raise ValueError(f"Unknown job '{job_id}'. Jobs: {', '.join(JOBS_BY_ID)}")
         key, now, store = self.occurrence_key(job_id), self._clock(), self._store()
@@ -177,11 +181,14 @@ class CSMScheduler:
             return {"job_id": job_id, "key": key, "status": "skipped", "reason": claim.reason}
         body: Callable[[], Awaitable[dict[str, Any]]] = getattr(self, JOBS_BY_ID[job_id].method)
         try:
-            summary = await body()
+            with metered() as usage:
+                summary = await body()
         except Exception as error:
-            await store.finish_run(claim.run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
+            failure = {"error": f"{type(error).__name__}: {error}", "llm_usage": usage.summary()}
+            await store.finish_run(claim.run_id, "failed", failure)
             log.exception("job_failed", job_id=job_id, key=key)
             return {"job_id": job_id, "key": key, "status": "failed", "error": str(error)}
+        summary["llm_usage"] = usage.summary()
         await store.finish_run(claim.run_id, "succeeded", summary)
         log.info("job_summary", job_id=job_id, key=key, resumed=claim.resumed, **summary)
         return {"job_id": job_id, "key": key, "status": "succeeded", "resumed": claim.resumed, **summary}
