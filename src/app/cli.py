@@ -112,6 +112,41 @@ def scheduler(
         raise typer.Exit(code=1)
 
 
+@app.command("import")
+def import_accounts(
+    file: Annotated[Path, typer.Argument(help="A .csv, .json (array) or .jsonl file of account records.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing.")] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import accounts: bad rows are reported with their line and skipped, good ones upserted (exit 1 if any bad)."""
+    from src.app.importer import ImportFileError, run_import
+
+    try:
+        report = asyncio.run(run_import(file, data_dir=data_dir, dry_run=dry_run, quiet=as_json))
+    except ImportFileError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    _emit(report.model_dump(mode="json"), as_json)
+    if report.errors:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def audit(
+    account: Annotated[str | None, typer.Option("--account", help="Only this account id.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this artifact kind, e.g. draft, chat_alert.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many entries, newest first.")] = 50,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the audit log: every draft, chat message, page, event and hand-off, with its idempotency key."""
+    from src.app.cli_audit import list_audit
+
+    entries = asyncio.run(list_audit(data_dir=data_dir, account_id=account, kind=kind, limit=limit, quiet=as_json))
+    _emit(entries, as_json)
+
+
 def _emit(payload: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(payload, default=str))

@@ -26,6 +26,13 @@ log = structlog.get_logger(__name__)
 CHURN_STREAM = "churn_alerts"
 ALERT_TYPE = "csm_churn_alert"
 DEFAULT_CHAT_SPACE = "#cs-alerts"
+AUDIT_ARTIFACTS = {
+    "event_bus": "event:churn_alert",
+    "email_alert": "draft:churn_alert",
+    "chat_alert": "chat:churn_alert",
+    "notion": "page:churn_alert",
+}
+"""The audit log's artifact kind per alert channel (every kind reads draft:, chat:, page:, event: or handoff)."""
 AlertStatus = Literal["due", "cooldown", "done_today"]
 _SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
@@ -101,7 +108,7 @@ async def dispatch_churn_alert(
             result.draft_id = artifact_id
         await audit(
             ctx,
-            artifact=channel,
+            artifact=AUDIT_ARTIFACTS[channel],
             target=target,
             key=f"{key}:{channel}",
             account_id=account.account_id,
