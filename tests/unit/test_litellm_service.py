@@ -208,3 +208,31 @@ async def test_offline_model_end_to_end_uses_the_schema() -> None:
     narrative = parse_model(reply.content, ChurnNarrative).churn_narrative
     assert narrative.startswith("Globex ($50,000 ARR) has a health score of 35/100 (RED).")
     assert reply.model == "offline/csm" and reply.prompt_tokens > 0 and reply.completion_tokens > 0
+
+
+async def test_configured_prices_give_the_reply_its_cost(scripted: ScriptedProvider) -> None:
+    llm = service(input_cost_per_1k_tokens=0.5, output_cost_per_1k_tokens=1.5)
+    reply = await llm.complete(MESSAGES, schema=ChurnNarrative)
+    assert reply.cost_usd == pytest.approx(11 * 0.0005 + 7 * 0.0015)
+    assert "input_cost_per_token" not in scripted.calls[0]["optional_params"]  # pricing is ours, never sent
+
+
+async def test_models_without_a_price_cost_nothing(scripted: ScriptedProvider) -> None:
+    assert (await service().complete(MESSAGES, schema=ChurnNarrative)).cost_usd == 0.0
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("json_schema", "json_schema"), ("json_object", "json_object"), ("none", None), ("auto", "json_object")],
+)
+async def test_response_format_can_be_forced(scripted: ScriptedProvider, mode: str, expected: str | None) -> None:
+    await service(response_format=mode).complete(MESSAGES, schema=ChurnNarrative)
+    sent = scripted.calls[0]["optional_params"].get("response_format")
+    assert (sent or {}).get("type") == expected
+    if expected == "json_schema":
+        assert sent["json_schema"]["name"] == "ChurnNarrative" and sent["json_schema"]["strict"] is True
+
+
+def test_an_unknown_response_format_is_rejected_by_name() -> None:
+    with pytest.raises(ValueError, match="'xml'"):
+        service(response_format="xml")
