@@ -1,0 +1,117 @@
+"""Daily scan on the embedded SQLite store: accounts scored + persisted per second, vs one invocation per account.
+
+`python -m bench.scan --accounts 100000 [--runs 5] [--baseline-sample 1000] [--profile scan.txt]`
+
+Generates N accounts with the sample-book generator (every one active, so the scan covers N accounts), loads
+them into a fresh store with a score per account from yesterday (the history a daily scan reads), then measures
+in a fresh child process (`bench.scan_run`): the batch scan K times, and the naive baseline of one `health_scan`
+graph invocation per account on an evenly spaced sample, extrapolated per account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from bench.common import MIN_RUNS, emit, run_child
+from bench.scan_run import bench_settings
+from src.app.analysis.scan import score_book
+from src.app.logging_setup import configure_logging
+from src.app.sample_book import generate_accounts
+from src.app.tools.sql_store import SQLStore
+from src.app.wiring import scorer_from_settings
+
+TARGET_SECONDS_PER_100K = 5.0
+TARGET_BASELINE_RATIO = 20.0
+TARGET_RSS_MB = 500.0
+
+
+async def prepare(data_dir: Path, accounts: int) -> None:
+    """A store holding `accounts` generated active accounts, each with a score from yesterday's scan."""
+    settings = bench_settings(data_dir)
+    now = datetime.now(UTC)
+    records = generate_accounts(accounts, as_of=now.date())
+    for record in records:
+        record["status"] = "active"
+    store = SQLStore(settings.resolved_database_url)
+    try:
+        await store.upsert_accounts(records)
+        yesterday = score_book(
+            records, scorer=scorer_from_settings(settings), previous={}, now=now - timedelta(days=1), tz=settings.tz
+        )
+        await store.save_scores(yesterday.scores)
+    finally:
+        await store.aclose()
+
+
+def figures(accounts: int, measured: dict[str, Any]) -> dict[str, Any]:
+    """The scan's headline figures and targets from the child's measurements."""
+    seconds = measured["batch_s"]["median"]
+    out: dict[str, Any] = {
+        "accounts": accounts,
+        "persisted": measured["persisted"],
+        "seconds": seconds,
+        "seconds_range": [measured["batch_s"]["min"], measured["batch_s"]["max"]],
+        "runs": measured["batch_s"]["runs"],
+        "accounts_per_s": round(measured["persisted"] / seconds),
+        "alerts": measured["alerts"],
+        "record_errors": measured["errors"],
+        "peak_rss_mb": measured["peak_rss_mb"],
+        "rss_ready_mb": measured["rss_ready_mb"],
+    }
+    baseline = measured.get("baseline")
+    if baseline:
+        per_account = baseline["total_s"] / baseline["sample"]
+        out["baseline_sample"] = baseline["sample"]
+        out["baseline_s_per_account"] = round(per_account, 6)
+        out["baseline_per_call_s"] = baseline["per_account_s"]
+        out["baseline_alerts"] = baseline["alerts"]
+        out["baseline_ratio"] = round(per_account * measured["persisted"] / seconds, 1)
+    out["targets"] = targets(out)
+    return out
+
+
+def targets(out: dict[str, Any]) -> dict[str, bool]:
+    """Which of the issue's targets hold (time scaled to 100k accounts)."""
+    met = {
+        "seconds_per_100k": out["seconds"] * 100_000 / out["accounts"] <= TARGET_SECONDS_PER_100K,
+        "peak_rss_mb": out["peak_rss_mb"] <= TARGET_RSS_MB,
+    }
+    if "baseline_ratio" in out:
+        met["baseline_ratio"] = out["baseline_ratio"] >= TARGET_BASELINE_RATIO
+    return met
+
+
+def main() -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, required=True)
+    parser.add_argument("--runs", type=int, default=MIN_RUNS)
+    parser.add_argument("--baseline-sample", type=int, default=1000, help="0 skips the baseline.")
+    parser.add_argument("--profile", type=Path, default=None, help="Write a pyinstrument profile of one scan here.")
+    parser.add_argument("--template", type=Path, default=None, help="Keep the prepared store here and reuse it.")
+    args = parser.parse_args()
+    if args.accounts < 1 or args.runs < 1:
+        parser.error("--accounts and --runs must be at least 1")
+    configure_logging(level="ERROR")
+    with tempfile.TemporaryDirectory(prefix="csm-bench-scan-") as scratch:
+        template = args.template.resolve() if args.template else Path(scratch) / "template"
+        if not template.exists():
+            start = perf_counter()
+            asyncio.run(prepare(template, args.accounts))
+            print(f"prepared {args.accounts} accounts in {perf_counter() - start:.1f} s", file=sys.stderr)
+        child_args = [str(template), "--runs", str(args.runs), "--baseline-sample", str(args.baseline_sample)]
+        if args.profile is not None:
+            child_args += ["--profile", str(args.profile.resolve())]
+        measured = run_child("bench.scan_run", *child_args)
+    emit("scan", figures(args.accounts, measured))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The measuring side of `bench.scan`, run in a fresh process per book size so its peak RSS is its own.
+
+Each timed run gets a fresh copy of the prepared store (accounts + yesterday's scan), so every run does the
+same work: score and persist every active account, choose at most five alerts, write their narratives with
+the offline LLM, and dispatch them. The process first imports litellm and opens the store, as a running
+scheduler has done before its daily job fires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from time import perf_counter
+from typing import Any, TypeVar
+
+from bench.common import current_rss_mb, emit, peak_rss_mb, stats
+from src.app.agents.customer_success.agent import CustomerSuccessAgent
+from src.app.cli_runs import open_agent
+from src.app.config import OFFLINE_MODEL, CSMSettings
+from src.app.logging_setup import configure_logging
+from src.app.tools.litellm_service import load_litellm
+
+T = TypeVar("T")
+DAILY_SCAN = {"type": "health_scan"}
+JOB_CONTEXT = {"job_id": "csm_daily_health_scan", "scheduler": "bench"}
+
+
+def bench_settings(data_dir: Path) -> CSMSettings:
+    """Embedded defaults in `data_dir` (SQLite store, local outbox, offline LLM), ignoring any `.env`."""
+    return CSMSettings(data_dir=data_dir, database_url=None, llm_model=OFFLINE_MODEL, _env_file=None)  # type: ignore[call-arg]
+
+
+@contextmanager
+def fresh_copy(template: Path) -> Iterator[Path]:
+    """A throw-away copy of the prepared data folder."""
+    with tempfile.TemporaryDirectory(prefix="csm-bench-", dir=template.parent) as scratch:
+        data_dir = Path(scratch) / "data"
+        shutil.copytree(template, data_dir)
+        yield data_dir
+
+
+@asynccontextmanager
+async def ready_agent(template: Path) -> AsyncIterator[CustomerSuccessAgent]:
+    """A fully wired agent on a fresh copy of the store, with the store's engine already open."""
+    with fresh_copy(template) as data_dir:
+        async with open_agent(bench_settings(data_dir)) as (agent, store):
+            await store.count("accounts")
+            yield agent
+
+
+async def timed(call: Callable[[], Awaitable[T]]) -> tuple[float, T]:
+    """Wall seconds of one awaited call, and its value."""
+    start = perf_counter()
+    value = await call()
+    return perf_counter() - start, value
+
+
+async def batch_run(template: Path) -> tuple[float, dict[str, Any]]:
+    """One daily scan (the scheduler's `health_scan` over the whole book): seconds, and what it did."""
+    async with ready_agent(template) as agent:
+        before = await agent.store.count("health_scores")
+        seconds, result = await timed(lambda: agent.execute(dict(DAILY_SCAN), dict(JOB_CONTEXT)))
+        if "error" in result:
+            raise RuntimeError(f"the batch scan failed: {result['error']}")
+        persisted = await agent.store.count("health_scores") - before
+    return seconds, {
+        "persisted": persisted,
+        "scanned": result["scanned_count"],
+        "errors": len(result["errors"]),
+        "alerts": result["alerts_dispatched"],
+    }
+
+
+async def baseline_run(template: Path, sample: int) -> dict[str, Any]:
+    """The naive pattern: one graph invocation (`health_scan` with an `account_id`) per account of a sample."""
+    async with ready_agent(template) as agent:
+        ids = sorted(str(record["account_id"]) for record in await agent.store.load_accounts())
+        chosen = ids[:: max(1, len(ids) // sample)][:sample]
+        per_call, alerts = [], 0
+        for account_id in chosen:
+            task = {"type": "health_scan", "account_id": account_id}
+            seconds, result = await timed(lambda task=task: agent.execute(task, dict(JOB_CONTEXT)))  # type: ignore[misc]
+            per_call.append(seconds)
+            alerts += int(result.get("alerts_dispatched", 0))
+    return {"sample": len(chosen), "per_account_s": stats(per_call, 6), "total_s": sum(per_call), "alerts": alerts}
+
+
+async def profile_run(template: Path, output: Path) -> None:
+    """One more batch scan under pyinstrument, with the store's worker-thread calls run inline so they show."""
+    from pyinstrument import Profiler
+
+    async def inline(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        return function(*args, **kwargs)
+
+    original, asyncio.to_thread = asyncio.to_thread, inline  # type: ignore[assignment]
+    try:
+        with Profiler(async_mode="disabled", interval=0.0005) as profiler:
+            await batch_run(template)
+    finally:
+        asyncio.to_thread = original
+    output.write_text(profiler.output_text(unicode=True, color=False, show_all=False), encoding="utf-8")
+
+
+async def measure(template: Path, runs: int, sample: int, profile: Path | None) -> dict[str, Any]:
+    """All figures of one book size, measured in this process."""
+    configure_logging(level="ERROR")
+    load_litellm()
+    rss_ready = current_rss_mb()
+    seconds, facts = [], {}
+    for _ in range(runs):
+        elapsed, facts = await batch_run(template)
+        seconds.append(elapsed)
+    figures: dict[str, Any] = {"batch_s": stats(seconds), **facts, "rss_ready_mb": rss_ready}
+    figures["peak_rss_mb"] = peak_rss_mb()
+    if sample:
+        figures["baseline"] = await baseline_run(template, sample)
+    if profile is not None:
+        await profile_run(template, profile)
+    return figures
+
+
+def main() -> None:
+    """Command line: `python -m bench.scan_run TEMPLATE_DIR --runs K --baseline-sample S [--profile FILE]`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("template", type=Path, help="Prepared data folder (accounts + yesterday's scan).")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline-sample", type=int, default=1000)
+    parser.add_argument("--profile", type=Path, default=None, help="Write a pyinstrument profile of one scan here.")
+    args = parser.parse_args()
+    emit("scan_run", asyncio.run(measure(args.template, args.runs, args.baseline_sample, args.profile)))
+
+
+if __name__ == "__main__":
+    main()
