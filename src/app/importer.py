@@ -8,8 +8,8 @@ and the value) and never stops the import; bytes that are not UTF-8 make only th
 from __future__ import annotations
 
 import csv
-import io
 import json
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +24,8 @@ from src.app.tools.store import CSMStore
 
 FileFormat = Literal["csv", "json", "jsonl"]
 _FORMATS: dict[str, FileFormat] = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+"""One physical line with its ending (the csv module's notion of a line)."""
 _ITEM = "\0item"
 """Internal key carrying a JSON array row's index to its report (removed before validation and storage)."""
 _UNDECODABLE = "surrogateescape"
@@ -125,34 +127,44 @@ async def import_accounts(
 
 
 def _csv_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | RowProblem]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
+    """Rows of a CSV text; a row that cannot be read is reported and parsing resumes on its next line.
+
+    Resuming line by line keeps one stray quote from swallowing every row after it into a single cell.
+    """
+    lines = _LINE.findall(text)
+    if not lines:
         return
-    except csv.Error as error:
-        raise ImportFileError(f"line 1: unreadable CSV header: {error}") from None
+    header, used = _read_record(lines, 0)
+    if isinstance(header, str):
+        raise ImportFileError(f"line 1: unreadable CSV header: {header}")
     columns = [name.strip() for name in header]
     if "account_id" not in columns:
         raise ImportFileError(f"line 1: the CSV header has no account_id column (columns: {', '.join(columns)})")
-    start = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            yield start, RowProblem(line=start, message=f"unreadable CSV row: {error}")
-            start = reader.line_num + 1
-            continue
-        line, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) != len(columns):
-            message = f"has {len(cells)} cells, the header has {len(columns)} columns"
-            yield line, RowProblem(line=line, account_id=printable(cells[0]) if cells else None, message=message)
-            continue
-        yield line, {name: _cell(value) for name, value in zip(columns, cells, strict=True) if value.strip()}
+    start = used
+    while start < len(lines):
+        cells, used = _read_record(lines, start)
+        line = start + 1
+        if isinstance(cells, str):
+            yield line, RowProblem(line=line, message=f"unreadable CSV row: {cells}")
+            start += 1
+        elif not any(cell.strip() for cell in cells):
+            start += used
+        elif len(cells) != len(columns):
+            message = f"unreadable CSV row: {len(cells)} cells, the header has {len(columns)} columns"
+            yield line, RowProblem(line=line, account_id=printable(cells[0]), message=message)
+            start += 1
+        else:
+            yield line, {name: _cell(value) for name, value in zip(columns, cells, strict=True) if value.strip()}
+            start += used
+
+
+def _read_record(lines: list[str], start: int) -> tuple[list[str] | str, int]:
+    """The cells of the CSV record starting at `lines[start]` and how many lines it used, or the parse error."""
+    reader = csv.reader((lines[index] for index in range(start, len(lines))), strict=True)
+    try:
+        return next(reader, []), max(reader.line_num, 1)
+    except csv.Error as error:
+        return str(error), reader.line_num
 
 
 def _cell(value: str) -> Any:

@@ -1,0 +1,150 @@
+"""`csm import`: bad rows are reported by line and skipped, good rows upserted, hostile bytes survived."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from src.app.importer import ImportFileError, import_accounts
+from src.app.tools.sql_store import SQLStore
+from tests.conftest import NOW
+from tests.fakes import AT_RISK, HEALTHY, make_account
+from tests.hardening.conftest import csm_env, fresh_store, run_csm
+
+UTC_ZONE = ZoneInfo("UTC")
+COLUMNS = ["account_id", "name", "rep_email", "contract_end_date", "tickets", *HEALTHY]
+
+
+def csv_bytes(records: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in record.items()})
+    return buffer.getvalue().encode()
+
+
+async def run_import(store: SQLStore, path: Path, **options: Any) -> Any:
+    return await import_accounts(store, path, now=NOW, tz=UTC_ZONE, **options)
+
+
+async def test_csv_rows_are_typed_bad_ones_reported_by_line_and_a_rerun_is_idempotent(
+    tmp_path: Path, store: SQLStore
+) -> None:
+    multiline = make_account("multi", HEALTHY, name="Multi\nLine Co", tickets=[{"subject": "SSO?", "status": "open"}])
+    rows = [
+        make_account("good", HEALTHY),  # line 2
+        multiline,  # lines 3-4 (a quoted cell spans two lines)
+        make_account("pct", {**HEALTHY, "feature_adoption_rate": 65}),  # line 5
+        make_account("enum", {**AT_RISK, "usage_trend": "sideways"}),  # line 6
+    ]
+    path = tmp_path / "book.csv"
+    path.write_bytes(csv_bytes(rows))
+    report = await run_import(store, path)
+    assert report.rows == 4 and report.imported == 2 and report.account_ids == ["good", "multi"]
+    problems = {p.account_id: (p.line, p.message) for p in report.errors}
+    assert problems["pct"] == (5, "feature_adoption_rate='65' is out of range (must be 0..1)")
+    assert problems["enum"][0] == 6 and "usage_trend='sideways' is not one of" in problems["enum"][1]
+    [stored] = await store.load_accounts(["good"])
+    assert stored["nps_score"] == 9 and stored["feature_adoption_rate"] == 0.9  # typed, not "9" / "0.9"
+    [multi] = await store.load_accounts(["multi"])
+    assert multi["name"] == "Multi\nLine Co" and multi["tickets"][0]["subject"] == "SSO?"
+    again = await run_import(store, path)
+    assert again.imported == 2 and len(await store.load_accounts(active_only=False)) == 2
+
+
+async def test_non_utf8_bytes_reject_only_their_row(tmp_path: Path, store: SQLStore) -> None:
+    data = csv_bytes([make_account("a", HEALTHY), make_account("b", HEALTHY), make_account("c", HEALTHY)])
+    data = data.replace(b"Company b", b"Company \xff\xfe b")
+    path = tmp_path / "latin.csv"
+    path.write_bytes(data)
+    report = await run_import(store, path)
+    assert report.account_ids == ["a", "c"]
+    [problem] = report.errors
+    assert (problem.line, problem.account_id, problem.message) == (3, "b", "not valid UTF-8 in name")
+
+
+async def test_json_array_reports_the_item_index_and_line(tmp_path: Path, store: SQLStore) -> None:
+    items: list[Any] = [make_account("ok", HEALTHY), 42, make_account("neg", {**HEALTHY, "nps_score": -1})]
+    path = tmp_path / "book.json"
+    path.write_text(json.dumps(items, indent=2))
+    report = await run_import(store, path)
+    assert report.account_ids == ["ok"]
+    by_item = {p.item: p for p in report.errors}
+    assert "not an account object" in by_item[1].message
+    assert by_item[2].account_id == "neg" and "nps_score=-1 is out of range (must be 0..10)" in by_item[2].message
+    lines = path.read_text().splitlines()
+    assert lines[by_item[1].line - 1].strip() == "42,"
+    assert lines[by_item[2].line - 1].strip() == "{"
+
+
+async def test_jsonl_keeps_going_after_a_broken_line(tmp_path: Path, store: SQLStore) -> None:
+    path = tmp_path / "book.jsonl"
+    path.write_text(f"{json.dumps(make_account('a', HEALTHY))}\n{{broken\n{json.dumps(make_account('b', HEALTHY))}\n")
+    report = await run_import(store, path)
+    assert report.account_ids == ["a", "b"]
+    assert [(p.line, p.message.split(":")[0]) for p in report.errors] == [(2, "invalid JSON")]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("book.xlsx", b"", "use a .csv, .json, .jsonl, .ndjson file"),
+        ("book.csv", b"name,arr\nAcme,1\n", "no account_id column"),
+        ("book.json", b'{"accounts": []}', "array of account objects"),
+        ("book.json", b'[{"account_id": "a",', "invalid JSON"),
+    ],
+)
+async def test_unreadable_files_raise_one_clear_error(
+    tmp_path: Path, store: SQLStore, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImportFileError, match=message):
+        await run_import(store, path)
+
+
+HOSTILE_CELL = st.binary(max_size=40) | st.sampled_from([b'"', b'""', b",", b"\n", b"\r\n", b"\x00", b"\xff", b"\xc3"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    good=st.integers(0, 3),
+    hostile=st.lists(st.lists(HOSTILE_CELL, min_size=1, max_size=len(COLUMNS) + 2), max_size=6),
+)
+async def test_hostile_csv_bytes_never_stop_the_import(good: int, hostile: list[list[bytes]]) -> None:
+    header = ",".join(COLUMNS).encode() + b"\n"
+    good_rows = csv_bytes([make_account(f"good-{i}", HEALTHY) for i in range(good)]).split(b"\n", 1)[1]
+    junk = b"".join(b"junk-" + bytes([65 + i]) + b"," + b",".join(cells) + b"\n" for i, cells in enumerate(hostile))
+    data = header + junk + good_rows
+    async with fresh_store() as (store, folder):
+        path = folder / "hostile.csv"
+        path.write_bytes(data)
+        report = await run_import(store, path)
+        json.dumps(report.model_dump(mode="json"))  # every message is printable and JSON-safe
+        stored = {r["account_id"] for r in await store.load_accounts(active_only=False)}
+        assert stored == set(report.account_ids)
+        assert {f"good-{i}" for i in range(good)} <= stored
+        total_lines = data.count(b"\n") + data.count(b"\r") + 1
+        assert all(2 <= problem.line <= total_lines for problem in report.errors)
+        assert len(report.account_ids) + len(report.errors) <= report.rows
+
+
+def test_csm_import_command_prints_json_and_exits_1_when_rows_were_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "book.csv"
+    path.write_bytes(csv_bytes([make_account("a", HEALTHY), make_account("b", {**HEALTHY, "nps_score": 42})]))
+    done = run_csm("import", str(path), "--json", env=csm_env(tmp_path / "data"))
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["account_ids"] == ["a"] and report["imported"] == 1
+    assert report["errors"] == [
+        {"line": 3, "item": None, "account_id": "b", "message": "nps_score='42' is out of range (must be 0..10)"}
+    ]
