@@ -23,6 +23,7 @@ from src.app.config import CSMSettings
 from src.app.sample_book import load_sample_book
 from src.app.schemas import SALES_TASK_TYPE
 from src.app.tools.litellm_service import LiteLLMService
+from src.app.tools.llm_usage import metered
 from src.app.tools.sql_store import SQLStore
 from src.app.wiring import scorer_from_settings
 
@@ -69,6 +70,8 @@ async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) 
         with progress(console, f"Running {task['type']}"):
             result = await agent.execute(task, {})
         render_result(console, result)
+        if "llm_usage" in result:
+            console.print(usage_line(result["llm_usage"]))
         return result
 
 
@@ -94,6 +97,23 @@ async def run_demo(*, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     console = Console(quiet=quiet)
     timings: dict[str, float] = {}
+    with metered() as usage:
+        summary = await _demo_day(settings, console, timings)
+    summary["llm_usage"] = usage.summary()
+    console.print(usage_line(summary["llm_usage"]))
+    return summary
+
+
+def usage_line(usage: dict[str, Any]) -> str:
+    """One line on the LLM calls, tokens and cost of a run."""
+    calls = usage["calls"]
+    return (
+        f"LLM: {calls} call{'' if calls == 1 else 's'}, {usage['total_tokens']:,} tokens "
+        f"({usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion), ${usage['cost_usd']:.4f}"
+    )
+
+
+async def _demo_day(settings: CSMSettings, console: Console, timings: dict[str, float]) -> dict[str, Any]:
     async with open_agent(settings) as (agent, store):
         book = load_sample_book(today=datetime.now(settings.tz).date())
         await _timed(timings, "load", store.upsert_accounts(book))
