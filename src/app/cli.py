@@ -9,7 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
+from src.app.cli_notion import notion_app
+
 app = typer.Typer(help="AI Customer Success Manager: health scans, churn alerts, QBRs, expansion, adoption.")
+app.add_typer(notion_app, name="notion")
 
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Folder for the store and outbox.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
