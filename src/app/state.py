@@ -104,6 +104,8 @@ class WorkState(TypedDict, total=False):
     """Health scores computed in this run (health_scan)."""
     scanned_count: int
     """How many account records the scan looked at."""
+    scan_counts: dict[str, int]
+    """How many accounts the scan scored, in total ("scored") and per RAG status."""
     llm_requests: list[LLMRequest]
     """Completions still to make (the repair loop narrows this to failed keys)."""
     llm_replies: dict[str, str | None]

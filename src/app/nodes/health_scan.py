@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,10 +21,13 @@ from src.app.nodes.llm import prompt_requests
 from src.app.prompts import health_scan as prompt
 from src.app.schemas import ChurnNarrative, CSMHealthScore
 from src.app.state import WorkError, WorkState
+from src.app.tools.store import AccountPages, CSMStore
 
 log = structlog.get_logger(__name__)
 
 SIGNAL_OVERRIDE_KEYS = ("signals", "days_to_renewal")
+SCAN_PAGE_SIZE = 5000
+"""Accounts scored, checked and saved together; a whole-book scan holds one page of records at a time."""
 
 
 def require_scorer(ctx: CSMContext) -> CSMHealthScorer:
@@ -48,35 +53,64 @@ def apply_task_overrides(records: list[dict[str, Any]], task: Mapping[str, Any])
 
 
 async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
-    """Score every requested account deterministically and append the scores to the history."""
+    """Score every requested account, page by page, and append the new scores to the history.
+
+    A task with `"summary": true` keeps only the scores that should alert for the result (plus counts), so a
+    whole-book scan of a large book neither holds nor returns every account's breakdown.
+    """
     ctx = runtime.context
     scorer = require_scorer(ctx)
     task = state["task"]
     account_ids = task_account_ids(task)
-    records = await ctx.store.load_accounts(account_ids, active_only=account_ids is None)
-    errors = [
+    now, keep_all = ctx.clock(), not task.get("summary")
+    kept: list[CSMHealthScore] = []
+    errors: list[WorkError] = []
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()
+    scanned = 0
+    async for records in _account_pages(ctx.store, account_ids):
+        scores, page_errors = await _score_page(ctx, scorer, records, task, now)
+        errors += page_errors
+        counts.update(score.rag for score in scores)
+        scanned += len(records)
+        kept += scores if keep_all else [score for score in scores if score.should_alert]
+        if account_ids is not None:
+            seen.update(str(record.get("account_id")) for record in records)
+    errors[:0] = [
         WorkError(account_id=missing, stage="score_accounts", message=f"Account '{missing}' was not found")
-        for missing in sorted(set(account_ids or []) - {str(r.get("account_id")) for r in records})
+        for missing in sorted(set(account_ids or []) - seen)
     ]
-    previous = await ctx.store.latest_scores(account_ids)
-    outcome = score_book(
-        apply_task_overrides(records, task),
-        scorer=scorer,
-        previous=previous,
-        now=ctx.clock(),
-        tz=ctx.settings.tz,
-    )
-    errors += [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
-    scores, identity_errors = _with_valid_identity(outcome.scores, records)
-    errors += identity_errors
-    await ctx.store.save_scores([s for s in scores if not _repeats(s, previous.get(s.account_id), ctx.settings.tz)])
-    scores = [_latest_of(s, previous.get(s.account_id), ctx.settings.tz) for s in scores]
-    log.info("health_scan_scored", scored=len(scores), errors=len(errors))
+    log.info("health_scan_scored", scored=counts.total(), errors=len(errors))
     return {
-        "scores": [score.model_dump(mode="json") for score in scores],
-        "scanned_count": len(records),
+        "scores": [score.model_dump(mode="json") for score in sorted(kept, key=lambda score: score.account_id)],
+        "scanned_count": scanned,
+        "scan_counts": {"scored": counts.total(), **{rag: counts[rag] for rag in ("GREEN", "AMBER", "RED")}},
         "errors": errors,
     }
+
+
+async def _account_pages(store: CSMStore, account_ids: list[str] | None) -> AsyncIterator[list[dict[str, Any]]]:
+    """The requested account records in pages (a store that pages is never asked for the whole book at once)."""
+    if account_ids is None and isinstance(store, AccountPages):
+        async for page in store.iter_accounts(active_only=True, page_size=SCAN_PAGE_SIZE):
+            yield page
+        return
+    records = await store.load_accounts(account_ids, active_only=account_ids is None)
+    for start in range(0, len(records), SCAN_PAGE_SIZE):
+        yield records[start : start + SCAN_PAGE_SIZE]
+
+
+async def _score_page(
+    ctx: CSMContext, scorer: CSMHealthScorer, records: list[dict[str, Any]], task: Mapping[str, Any], now: datetime
+) -> tuple[list[CSMHealthScore], list[WorkError]]:
+    """Score one page, save the scores that are new to the history, and return them as history holds them."""
+    tz = ctx.settings.tz
+    previous = await ctx.store.latest_scores([str(record.get("account_id")) for record in records])
+    outcome = score_book(apply_task_overrides(records, task), scorer=scorer, previous=previous, now=now, tz=tz)
+    errors = [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
+    scores, identity_errors = _with_valid_identity(outcome.scores, records)
+    await ctx.store.save_scores([s for s in scores if not _repeats(s, previous.get(s.account_id), tz)])
+    return [_latest_of(s, previous.get(s.account_id), tz) for s in scores], errors + identity_errors
 
 
 async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
@@ -184,15 +218,18 @@ def _alert_facts(score: CSMHealthScore, record: Mapping[str, Any], days_to_renew
 
 
 def _scan_result(state: WorkState, alerts: list[dict[str, Any]]) -> dict[str, Any]:
-    scores = state.get("scores", [])
+    scores = state.get("scores", [])  # already JSON-safe dumps: not copied again below
     errors = state.get("errors", [])
     scoring_failed = any(error["stage"] == "score_accounts" for error in errors)
+    counts = state.get("scan_counts", {})
     result: dict[str, Any] = jsonable(
         {
             "task_type": "health_scan",
-            "health_scores": scores,
             "health_score": scores[0] if len(scores) == 1 else None,
             "scanned_count": state.get("scanned_count", 0),
+            "scored_count": counts.get("scored", len(scores)),
+            "rag_counts": {rag: count for rag, count in counts.items() if rag != "scored"},
+            "scores_included": "alertable" if state["task"].get("summary") else "all",
             "alerts_dispatched": sum(1 for alert in alerts if alert["alerts_sent"] > 0),
             "alerts": alerts,
             "errors": errors,
@@ -200,4 +237,4 @@ def _scan_result(state: WorkState, alerts: list[dict[str, Any]]) -> dict[str, An
             "confidence": "medium" if scoring_failed else "high",
         }
     )
-    return result
+    return {"health_scores": scores, **result}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -238,6 +238,21 @@ class SQLStore:
         """Raw account records (the stored JSON), all or the given ids, ordered by account id."""
         return await asyncio.to_thread(self._load_accounts, account_ids, active_only)
 
+    async def iter_accounts(
+        self, *, active_only: bool = True, page_size: int = 5000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Raw account records in pages of at most `page_size`, by account id; one short read per page."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        after: str | None = None
+        while True:
+            page = await asyncio.to_thread(self._account_page, after, active_only, page_size)
+            if page:
+                yield [record for _, record in page]
+            if len(page) < page_size:
+                return
+            after = page[-1][0]
+
     async def latest_scores(self, account_ids: Sequence[str] | None = None) -> dict[str, CSMHealthScore]:
         """The newest stored score per account (by `computed_at`, then insertion order)."""
         return await asyncio.to_thread(self._latest_scores, account_ids)
@@ -451,6 +466,16 @@ class SQLStore:
                 ]
         # Sorted here, not by ORDER BY, so the order is code-point order on every database collation.
         return [row.record for row in sorted(rows, key=lambda row: row.account_id)]
+
+    def _account_page(self, after: str | None, active_only: bool, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """Keyset pagination: the next `limit` accounts after id `after`, in the database's id order."""
+        query = select(ACCOUNTS.c.account_id, ACCOUNTS.c.record).order_by(ACCOUNTS.c.account_id).limit(limit)
+        if active_only:
+            query = query.where(ACCOUNTS.c.status == "active")
+        if after is not None:
+            query = query.where(ACCOUNTS.c.account_id > after)
+        with self._transaction(write=False) as connection:
+            return [(row.account_id, row.record) for row in connection.execute(query)]
 
     def _latest_scores(self, account_ids: Sequence[str] | None) -> dict[str, CSMHealthScore]:
         with self._transaction(write=False) as connection:

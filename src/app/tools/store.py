@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -131,4 +131,13 @@ class CSMStore(Protocol):
 
     async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
         """Record how a claimed run ended."""
+        ...
+
+
+@runtime_checkable
+class AccountPages(Protocol):
+    """Optional store capability: page through account records, so a whole-book scan holds one page at a time."""
+
+    def iter_accounts(self, *, active_only: bool = True, page_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
+        """Raw account records in pages of at most `page_size`."""
         ...
