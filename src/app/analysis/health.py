@@ -306,8 +306,11 @@ def _as_utc(moment: datetime | None) -> datetime:
 
 
 def _deltas(current: Mapping[str, float], previous: Mapping[str, float]) -> dict[str, float]:
-    deltas = {key: round(current.get(key, 0.0) - previous.get(key, 0.0), 2) for key in {*current, *previous}}
-    return {key: deltas[key] for key in sorted(deltas) if deltas[key] != 0}
+    if current == previous:  # the common case of a daily scan: nothing moved
+        return {}
+    moved = sorted(key for key in current.keys() | previous.keys() if current.get(key) != previous.get(key))
+    deltas = {key: round(current.get(key, 0.0) - previous.get(key, 0.0), 2) for key in moved}
+    return {key: delta for key, delta in deltas.items() if delta != 0}
 
 
 def weakest_signals(
