@@ -157,7 +157,8 @@ class OpenAIServer:
             self.arrivals += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        status, reply, headers = 499, _error("client_closed_request"), {}  # kept if the client gives up first
+        status, reply = 499, _error("client_closed_request")  # kept if the client gives up first
+        headers: dict[str, str] = {}
         try:
             status, reply, headers = await self._respond(body, fault, retry_after)
         finally:

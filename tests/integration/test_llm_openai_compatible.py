@@ -122,7 +122,7 @@ async def test_one_429_or_500_costs_exactly_one_extra_server_hit(server: OpenAIS
 
 async def test_persistent_429s_give_up_after_max_attempts_server_hits(server: OpenAIServer) -> None:
     server.fault_retry_after_s = 0.01
-    server.script(*["rate_limit"] * 10)
+    server.script(*("rate_limit",) * 10)
     with pytest.raises(litellm.RateLimitError):
         await service(server, max_attempts=3).complete(MESSAGES, schema=ChurnNarrative)
     assert server.statuses() == [429, 429, 429]

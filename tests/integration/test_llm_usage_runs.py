@@ -68,7 +68,7 @@ def agent_for(llm: LLMService, store: SQLStore, tmp_path: Path, mail: RecordingM
         gmail_service=mail or RecordingMail(),
         chat_service=RecordingChat(),
         event_bus=RecordingEvents(),
-        settings=CSMSettings(data_dir=tmp_path / "data", _env_file=None),  # type: ignore[call-arg]
+        settings=CSMSettings(data_dir=tmp_path / "data", _env_file=None),
         store=store,
     )
 
@@ -170,10 +170,10 @@ async def test_scheduled_runs_store_their_usage_with_the_run(
     scan_requests = list(server.requests)
     quarterly = await scheduler.run_job("csm_quarterly_qbr")
     qbr_requests = server.requests[len(scan_requests) :]
-    runs = {run.job_id: run for run in await store.list_runs()}
+    runs = {run.job_id: run.summary or {} for run in await store.list_runs()}
     assert scan["status"] == quarterly["status"] == "succeeded"
-    assert runs["csm_daily_health_scan"].summary["llm_usage"] == billed(scan_requests) == scan["llm_usage"]
-    assert runs["csm_quarterly_qbr"].summary["llm_usage"] == billed(qbr_requests)
+    assert runs["csm_daily_health_scan"]["llm_usage"] == billed(scan_requests) == scan["llm_usage"]
+    assert runs["csm_quarterly_qbr"]["llm_usage"] == billed(qbr_requests)
     assert billed(qbr_requests)["calls"] == quarterly["ok"] == 24
 
 
