@@ -348,6 +348,24 @@ async def test_permission_error_is_clear_and_carries_no_credentials(
     assert len(gmail.requests) == 2  # token + one drafts.create: 403 is not retried
 
 
+async def test_a_refused_token_request_is_clear_and_carries_no_credentials(
+    store: SQLStore, gmail: GmailServer, tmp_path: Path
+) -> None:
+    path = authorized_user_file(tmp_path, gmail.api_root + "revoked-token-endpoint", [COMPOSE_SCOPE])
+    adapter = GmailDrafts(
+        credentials=load_compose_credentials(path, delegate_to_rep=False),
+        store=store,
+        ledger=DeliveryLedger(tmp_path / "ledger.jsonl"),
+        api_base=gmail.api_root,
+    )
+
+    with pytest.raises(GmailDraftError, match="Gmail token request for mailbox 'me' failed") as raised:
+        await adapter.create_draft(message(), idempotency_key="k1")
+
+    assert not any(secret in str(raised.value) for secret in (CLIENT_SECRET, REFRESH_TOKEN))
+    assert gmail.drafts == [] and await store.list_drafts() == []
+
+
 async def test_header_injection_in_a_recipient_never_reaches_gmail(delegated: GmailDrafts, gmail: GmailServer) -> None:
     with pytest.raises(ValueError, match="header injection"):
         await delegated.create_draft(

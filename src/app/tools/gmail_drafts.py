@@ -184,7 +184,11 @@ class GmailDrafts:
                 try:
                     credentials.refresh(Request())
                 except GoogleAuthError as error:
-                    raise GmailDraftError(f"Gmail token request for mailbox {mailbox!r} failed: {error}") from None
+                    detail = error.args[0] if error.args else type(error).__name__
+                    raise GmailDraftError(
+                        f"Gmail token request for mailbox {mailbox!r} failed: {detail} (check "
+                        "CSM_GMAIL_CREDENTIALS_FILE and, for a service account, its delegation of the compose scope)"
+                    ) from None
                 refuse_broader_scopes(credentials)
             return credentials
 
