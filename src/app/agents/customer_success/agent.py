@@ -15,7 +15,7 @@ from src.app.config import CSMSettings
 from src.app.context import CSMContext, TaskExecutor
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.nodes.alerts import dispatch_churn_alert, fallback_narrative
-from src.app.nodes.common import load_account
+from src.app.nodes.common import load_account, redact_secrets
 from src.app.schemas import AccountRecord, CSMAlertResult, CSMHealthScore
 from src.app.state import CSMState, check_task_type
 from src.app.tools.chat import ChatPoster
@@ -146,8 +146,9 @@ class CustomerSuccessAgent(BaseAgent):
             state = CSMState(task=copy.deepcopy(task))
             output = await self._graph.ainvoke(state, context=self._context(context))
         except Exception as error:  # noqa: BLE001 - fail-open contract of SPEC §3
-            log.warning("task_failed", error_type=type(error).__name__, error=str(error))
-            return {"task_type": task_type, "error": str(error), "confidence": "low", "partial": True}
+            message = redact_secrets(str(error), self.settings)
+            log.warning("task_failed", error_type=type(error).__name__, error=message)
+            return {"task_type": task_type, "error": message, "confidence": "low", "partial": True}
         result: dict[str, Any] = output["result"]
         if output.get("handoffs"):  # only emitted when no Sales executor took them in-process
             log.warning("sales_handoff_skipped", reason="no sales agent configured", count=len(output["handoffs"]))

@@ -12,6 +12,7 @@ from src.app.agents.base import AgentRegistration, BaseAgent
 from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.graph.sales import build_sales_graph
+from src.app.nodes.common import redact_secrets
 from src.app.schemas import SALES_TASK_TYPE
 from src.app.state import SalesHandoff, SalesInput
 from src.app.tools.mail import MailDrafts
@@ -55,8 +56,9 @@ class SalesAgent(BaseAgent):
             output = await self._graph.ainvoke(SalesInput(handoffs=[handoff]), context=self._context(context))
             result: dict[str, Any] = output["sales_results"][0]
         except Exception as error:  # noqa: BLE001 - fail-open contract shared with the CSM handlers
-            log.warning("task_failed", error_type=type(error).__name__, error=str(error))
-            return {"task_type": SALES_TASK_TYPE, "error": str(error), "confidence": "low", "partial": True}
+            message = redact_secrets(str(error), self._settings or CSMSettings())
+            log.warning("task_failed", error_type=type(error).__name__, error=message)
+            return {"task_type": SALES_TASK_TYPE, "error": message, "confidence": "low", "partial": True}
         log.info("task_done", confidence=result.get("confidence"), draft_id=result.get("draft_id"))
         return result
 
