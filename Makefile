@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo test lint typecheck unit sample-book studio clean
+.PHONY: install demo test lint typecheck unit sample-book studio clean bench
 
 install: $(VENV)/.installed
 
@@ -18,8 +18,8 @@ demo: install
 	$(VENV)/bin/csm demo
 
 lint: install
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/ruff format --check src tests scripts bench
 
 typecheck: install
 	$(VENV)/bin/mypy src
@@ -33,6 +33,11 @@ test: lint typecheck unit
 STUDIO_PORT ?= 2024
 studio: install
 	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGSMITH_TRACING=false $(VENV)/bin/langgraph dev --no-browser --port $(STUDIO_PORT)
+
+# Benchmarks (not tests): every bench module in fresh processes, then rewrite bench/RESULTS.md (< 10 min on 2 cores).
+bench: install
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.run_all
 
 sample-book: install
 	$(PY) scripts/generate_sample_book.py

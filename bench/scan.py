@@ -55,6 +55,7 @@ def figures(accounts: int, measured: dict[str, Any]) -> dict[str, Any]:
     seconds = measured["batch_s"]["median"]
     out: dict[str, Any] = {
         "accounts": accounts,
+        "task": measured["task"],
         "persisted": measured["persisted"],
         "seconds": seconds,
         "seconds_range": [measured["batch_s"]["min"], measured["batch_s"]["max"]],
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=MIN_RUNS)
     parser.add_argument("--baseline-sample", type=int, default=1000, help="0 skips the baseline.")
     parser.add_argument("--profile", type=Path, default=None, help="Write a pyinstrument profile of one scan here.")
+    parser.add_argument("--full", action="store_true", help="Measure the scan that returns every account's score.")
     parser.add_argument("--template", type=Path, default=None, help="Keep the prepared store here and reuse it.")
     args = parser.parse_args()
     if args.accounts < 1 or args.runs < 1:
@@ -107,6 +109,8 @@ def main() -> None:
             asyncio.run(prepare(template, args.accounts))
             print(f"prepared {args.accounts} accounts in {perf_counter() - start:.1f} s", file=sys.stderr)
         child_args = [str(template), "--runs", str(args.runs), "--baseline-sample", str(args.baseline_sample)]
+        if args.full:
+            child_args.append("--full")
         if args.profile is not None:
             child_args += ["--profile", str(args.profile.resolve())]
         measured = run_child("bench.scan_run", *child_args)
