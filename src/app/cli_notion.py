@@ -75,6 +75,7 @@ def _render(report: dict[str, Any]) -> None:
             console.print(f"  [red]{database['error']}[/red]")
             continue
         problems = [p for p in database["properties"] if p["status"] != "ok"]
+        problems.sort(key=lambda p: not (p["required"] or p["status"] == "wrong_type"))
         present = len(database["properties"]) - len(problems)
         console.print(f"  {present} of {len(database['properties'])} expected properties present and usable")
         if not problems:

@@ -61,11 +61,15 @@ class RetryPolicy:
         return float(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
 
 
+SPACING_MARGIN = 1.02
+"""Requests are spaced 2% wider than the rate asks, so network jitter never packs one too many into a second."""
+
+
 class RequestThrottle:
-    """Spaces requests at most `1 / requests_per_s` apart; `pause` holds every caller back (a 429's Retry-After)."""
+    """Spaces requests `SPACING_MARGIN / requests_per_s` apart; `pause` holds every caller (a 429's Retry-After)."""
 
     def __init__(self, requests_per_s: float) -> None:
-        self._limiter = AsyncLimiter(1, 1.0 / requests_per_s)
+        self._limiter = AsyncLimiter(1, SPACING_MARGIN / requests_per_s)
         self._resume_at = 0.0
 
     async def wait(self) -> None:

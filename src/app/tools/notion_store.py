@@ -28,7 +28,7 @@ import structlog
 
 from src.app.config import CSMSettings
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
-from src.app.tools.notion_api import NotionAPI, NotionError, RetryPolicy, notion_id
+from src.app.tools.notion_api import NotionAPI, NotionError, NotionServerError, RetryPolicy, notion_id
 from src.app.tools.notion_blocks import Block, batches, opportunity_blocks, qbr_blocks
 from src.app.tools.notion_properties import (
     AccountLink,
@@ -273,9 +273,15 @@ class NotionStore:
             return
         properties = build_properties(schema, title, {**values, KEY_PROPERTY: key})
         first, *rest = batches(blocks) or [[]]
-        page = await self._api.create_page(
-            source, properties, first, find_existing=find_existing if key_name is not None else None
-        )
+        try:
+            page = await self._api.create_page(
+                source, properties, first, find_existing=find_existing if key_name is not None else None
+            )
+        except NotionServerError as error:
+            if key_name is not None:
+                raise
+            reason = f"the {kind} database has no {KEY_PROPERTY!r} property to check whether the page was created"
+            raise NotionServerError(f"{error}; not retried: {reason}", status=error.status, code=error.code) from error
         for chunk in rest:
             await self._api.append_children(str(page["id"]), chunk)
         await self._inner.record_audit(
