@@ -22,10 +22,10 @@ from src.app.cli_render import Console, progress, render_drafts, render_result, 
 from src.app.config import CSMSettings
 from src.app.sample_book import load_sample_book
 from src.app.schemas import SALES_TASK_TYPE
-from src.app.tools.litellm_service import LiteLLMService
 from src.app.tools.llm_usage import metered
 from src.app.tools.sql_store import SQLStore
-from src.app.wiring import scorer_from_settings
+from src.app.tools.store import CSMStore
+from src.app.wiring import aclose_clients, build_context, scorer_from_settings
 
 T = TypeVar("T")
 DEMO_QBRS = 5
@@ -39,26 +39,30 @@ def settings_for(data_dir: Path | None) -> CSMSettings:
 
 
 @asynccontextmanager
-async def open_agent(settings: CSMSettings) -> AsyncIterator[tuple[CustomerSuccessAgent, SQLStore]]:
-    """A fully wired agent on the configured store; the store is closed on exit."""
-    store = SQLStore(settings.resolved_database_url)
+async def open_agent(settings: CSMSettings) -> AsyncIterator[tuple[CustomerSuccessAgent, CSMStore]]:
+    """A fully wired agent on the backends `settings` configure; every client is closed on exit."""
+    clients = build_context(settings, scorer=scorer_from_settings(settings))
     sales = SalesAgent(
         AgentRegistration(agent_id="sales-cli", name="Sales", version="1.0", capabilities=[SALES_TASK_TYPE]),
+        clients.mail,
         settings=settings,
-        store=store,
+        store=clients.store,
     )
     agent = CustomerSuccessAgent(
         AgentRegistration(agent_id="csm-cli", name="CustomerSuccess", version="1.0", capabilities=[]),
-        llm_service=LiteLLMService.from_settings(settings),
-        health_scorer=scorer_from_settings(settings),
+        llm_service=clients.llm,
+        notion_csm=clients.store,
+        gmail_service=clients.mail,
+        chat_service=clients.chat,
+        event_bus=clients.events,
+        health_scorer=clients.scorer,
         sales_agent=sales,  # expansion hand-offs go to the Sales side: opportunity records and AE drafts
         settings=settings,
-        store=store,
     )
     try:
-        yield agent, store
+        yield agent, clients.store
     finally:
-        await store.aclose()
+        await aclose_clients(clients)
 
 
 async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
@@ -75,9 +79,9 @@ async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) 
         return result
 
 
-async def ensure_accounts(store: SQLStore, settings: CSMSettings, console: Console) -> None:
-    """Load the sample book into an empty store, and say so."""
-    if not await store.load_accounts(active_only=False):
+async def ensure_accounts(store: CSMStore, settings: CSMSettings, console: Console) -> None:
+    """Load the sample book into an empty local store, and say so (a Notion book is never seeded)."""
+    if isinstance(store, SQLStore) and not await store.load_accounts(active_only=False):
         loaded = await store.upsert_accounts(load_sample_book(today=datetime.now(settings.tz).date()))
         console.print(f"[dim]Empty store: loaded the sample book ({loaded} accounts).[/dim]")
 
@@ -93,7 +97,7 @@ async def list_drafts(*, data_dir: Path | None, limit: int, quiet: bool) -> dict
 async def run_demo(*, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
     """A full offline day on the sample book: scan, alerts, contract check, QBRs, expansion, adoption."""
     base = CSMSettings()
-    settings = CSMSettings(data_dir=data_dir or base.data_dir / "demo", database_url=None)
+    settings = base.embedded_backends(data_dir=data_dir or base.data_dir / "demo")
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     console = Console(quiet=quiet)
     timings: dict[str, float] = {}

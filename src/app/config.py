@@ -96,6 +96,21 @@ class CSMSettings(BaseSettings):
         """The configured time zone."""
         return ZoneInfo(self.timezone)
 
+    def embedded_backends(self, *, data_dir: Path) -> CSMSettings:
+        """These settings with every real backend but the LLM switched off: local store, outbox and bus."""
+        return self.model_copy(
+            update={
+                "data_dir": data_dir,
+                "database_url": None,
+                "notion_token": None,
+                "gmail_credentials_file": None,
+                "slack_webhook_url": None,
+                "slack_bot_token": None,
+                "google_chat_webhook_url": None,
+                "redis_url": None,
+            }
+        )
+
     @property
     def resolved_database_url(self) -> str:
         """The store URL: the configured one, else a SQLite file inside data_dir."""

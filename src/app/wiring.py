@@ -1,8 +1,9 @@
-"""Default wiring: the embedded zero-config adapters (SQLite store, local outbox, in-process bus, offline LLM)."""
+"""Wiring: each client is the real backend its settings configure, else the embedded zero-config default."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
@@ -27,6 +28,47 @@ def scorer_from_settings(settings: CSMSettings) -> CSMHealthScorer:
     )
 
 
+def store_from_settings(settings: CSMSettings) -> CSMStore:
+    """The SQL store (SQLite, or PostgreSQL by URL), behind Notion when `CSM_NOTION_TOKEN` is set."""
+    sql_store = SQLStore(settings.resolved_database_url)
+    if settings.notion_token is None:
+        return sql_store
+    from src.app.tools.notion_store import NotionStore
+
+    return NotionStore.from_settings(settings, sql_store)
+
+
+def mail_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:
+    """Gmail drafts when `CSM_GMAIL_CREDENTIALS_FILE` is set, else `.eml` drafts in the local outbox."""
+    if settings.gmail_credentials_file is None:
+        return LocalOutbox(store, settings.data_dir / "outbox" / "drafts")
+    from src.app.tools.gmail_drafts import GmailDrafts
+
+    return GmailDrafts.from_settings(settings, store)
+
+
+def chat_from_settings(settings: CSMSettings) -> ChatPoster:
+    """Slack (bot token, else webhook), else Google Chat, else `.jsonl` messages in the local outbox."""
+    if settings.slack_bot_token is not None or settings.slack_webhook_url is not None:
+        from src.app.tools.slack_chat import SlackChat
+
+        return SlackChat.from_settings(settings)
+    if settings.google_chat_webhook_url is not None:
+        from src.app.tools.google_chat import GoogleChat
+
+        return GoogleChat.from_settings(settings)
+    return LocalChatOutbox(settings.data_dir / "outbox" / "chat")
+
+
+def events_from_settings(settings: CSMSettings) -> EventBus:
+    """Redis Streams when `CSM_REDIS_URL` is set, else the in-process bus."""
+    if settings.redis_url is None:
+        return InProcessEventBus()
+    from src.app.tools.redis_events import RedisEventBus
+
+    return RedisEventBus.from_settings(settings)
+
+
 def build_context(
     settings: CSMSettings,
     *,
@@ -38,26 +80,36 @@ def build_context(
     scorer: CSMHealthScorer | None = None,
     sales: TaskExecutor | None = None,
 ) -> CSMContext:
-    """A runtime context: every client given is used as is, every other one is the embedded default.
+    """A runtime context: every client given is used as is, every other one is chosen by `settings`.
 
-    Nothing connects here: the store opens its database on first use.
+    Nothing connects here: each backend opens its connection on first use.
     """
-    store = store or SQLStore(settings.resolved_database_url)
-    outbox = settings.data_dir / "outbox"
+    store = store or store_from_settings(settings)
     return CSMContext(
         settings=settings,
         store=store,
         llm=llm or LiteLLMService.from_settings(settings),
-        mail=mail or LocalOutbox(store, outbox / "drafts"),
-        chat=chat or LocalChatOutbox(outbox / "chat"),
-        events=events or InProcessEventBus(),
+        mail=mail or mail_from_settings(settings, store),
+        chat=chat or chat_from_settings(settings),
+        events=events or events_from_settings(settings),
         scorer=scorer,
         sales=sales,
     )
 
 
+async def aclose_clients(context: CSMContext) -> None:
+    """Close every client of `context` that holds connections (each once, the store last)."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    for client in (context.mail, context.chat, context.events, context.store):
+        close = getattr(client, "aclose", None)
+        if close is not None and close not in closers:
+            closers.append(close)
+    for close in closers:
+        await close()
+
+
 @functools.cache
 def embedded_context() -> CSMContext:
-    """This process's zero-config context, built once on first use (runs that bring no context use it)."""
+    """This process's context from `CSMSettings()`, built once on first use (runs that bring no context use it)."""
     settings = CSMSettings()
     return build_context(settings, scorer=scorer_from_settings(settings))
