@@ -18,20 +18,17 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from src.app.tools.checkpoints import libpq_conninfo
+
 POSTGRES_URL = os.environ.get("CSM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CSM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    """The libpq form of a `postgresql+psycopg://` URL (what psycopg itself accepts)."""
-    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @functools.cache
 def postgres_unavailable() -> str | None:
     """Why the test PostgreSQL server cannot be used, or None when it answers."""
     try:
-        with psycopg.connect(libpq_url(POSTGRES_URL), connect_timeout=3) as connection:
+        with psycopg.connect(libpq_conninfo(POSTGRES_URL), connect_timeout=3) as connection:
             connection.execute("SELECT 1")
     except psycopg.Error as error:
         return f"PostgreSQL at {make_url(POSTGRES_URL).render_as_string()} is not available: {error}".strip()
@@ -72,7 +69,7 @@ def postgres_url() -> Iterator[str]:
     """A `postgresql+psycopg://` URL whose connections all use a fresh schema, dropped after the test."""
     require_postgres()
     schema = f"csm_test_{uuid.uuid4().hex[:12]}"
-    admin_url = libpq_url(POSTGRES_URL)
+    admin_url = libpq_conninfo(POSTGRES_URL)
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})

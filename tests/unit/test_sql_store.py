@@ -17,10 +17,25 @@ from src.app.tools.store import AuditEntry, CSMStore, DraftRecord
 T0 = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "file"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLStore]:
-    url = "sqlite:///:memory:" if request.param == "memory" else f"sqlite:///{tmp_path / 'csm.sqlite'}"
-    sql_store = SQLStore(url)
+@pytest.fixture(params=["sqlite-memory", "sqlite-file", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One store database per test: in-memory SQLite, a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return "sqlite:///:memory:" if request.param == "sqlite-memory" else f"sqlite:///{tmp_path / 'csm.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that several stores (processes) can share: a SQLite file or a fresh PostgreSQL schema."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'csm.sqlite'}"
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[SQLStore]:
+    sql_store = SQLStore(store_url)
     yield sql_store
     await sql_store.aclose()
 
@@ -112,13 +127,12 @@ async def test_construction_does_no_io_and_first_use_creates_the_folder(tmp_path
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_data_survives_aclose_and_a_new_store_on_the_same_file(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'csm.sqlite'}"
-    first = SQLStore(url)
+async def test_data_survives_aclose_and_a_new_store_on_the_same_database(shared_url: str) -> None:
+    first = SQLStore(shared_url)
     await first.upsert_accounts([account("acc_1")])
     await first.aclose()
 
-    second = SQLStore(url)
+    second = SQLStore(shared_url)
     assert [record["account_id"] for record in await second.load_accounts()] == ["acc_1"]
     await second.aclose()
 
@@ -236,20 +250,73 @@ async def test_save_adoption_report_is_idempotent_by_key(store: SQLStore) -> Non
     assert [row.idempotency_key for row in await store.list_adoption_reports()] == ["adopt:acc_1:2026-01"]
 
 
-async def test_concurrent_saves_with_one_key_create_one_row_across_stores(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'csm.sqlite'}"
-    stores = [SQLStore(url), SQLStore(url)]
+async def test_concurrent_saves_with_one_key_create_one_row_across_stores(shared_url: str) -> None:
+    stores = [SQLStore(shared_url), SQLStore(shared_url)]
     await stores[0].count("qbr_pages")
+    entry = AuditEntry(artifact="event", target="churn_alerts", idempotency_key="same-key", at=T0)
 
     results = await asyncio.gather(
         *(stores[index % 2].save_qbr(qbr(), idempotency_key="same-key") for index in range(10))
     )
+    await asyncio.gather(*(stores[index % 2].record_audit(entry) for index in range(10)))
 
     assert sum(result.created for result in results) == 1
     assert len({result.artifact_id for result in results}) == 1
     assert await stores[0].count("qbr_pages") == 1
+    assert await stores[1].count("audit_log") == 1
     for sql_store in stores:
         await sql_store.aclose()
+
+
+async def test_concurrent_claims_of_one_occurrence_have_one_winner_across_stores(shared_url: str) -> None:
+    stores = [SQLStore(shared_url) for _ in range(4)]
+    await stores[0].count("runs")
+    lease = T0 + timedelta(hours=1)
+
+    claims = await asyncio.gather(
+        *(
+            store.claim_run("job", "2026-01-05", owner=f"o{n}", lease_until=lease, now=T0)
+            for n, store in enumerate(stores)
+        )
+    )
+    later = lease + timedelta(minutes=1)
+    takeovers = await asyncio.gather(
+        *(
+            store.claim_run("job", "2026-01-05", owner=f"t{n}", lease_until=later + timedelta(hours=1), now=later)
+            for n, store in enumerate(stores)
+        )
+    )
+
+    assert sum(claim.run_id is not None for claim in claims) == 1
+    assert all("held by o" in (claim.reason or "") for claim in claims if claim.run_id is None)
+    assert sum(claim.run_id is not None for claim in takeovers) == 1
+    [run] = await stores[0].list_runs()
+    assert run.attempts == 2 and run.owner.startswith("t")
+    for sql_store in stores:
+        await sql_store.aclose()
+
+
+async def test_text_too_long_for_its_column_or_with_nul_is_refused_naming_the_column(store: SQLStore) -> None:
+    with pytest.raises(ValueError, match=r"accounts\.status allows 64 characters, got 65"):
+        await store.upsert_accounts([account("acc_1", status="s" * 65)])
+    with pytest.raises(ValueError, match=r"accounts\.name contains a NUL character"):
+        await store.upsert_accounts([account("acc_1", name="Acme\x00")])
+    with pytest.raises(ValueError, match=r"drafts\.kind allows 64 characters"):
+        await store.save_draft(draft("k1").model_copy(update={"kind": "k" * 100}))
+    with pytest.raises(ValueError, match=r"runs\.owner allows 128 characters"):
+        await store.claim_run("job", "key", owner="o" * 129, lease_until=T0, now=T0)
+
+    assert await store.count("accounts") == 0 and await store.count("drafts") == 0 and await store.count("runs") == 0
+
+
+async def test_pages_and_loads_order_ids_by_code_point_on_every_database(store: SQLStore) -> None:
+    ids = ["acct_1", "acct-a", "acct-B", "acct-1", "Acct-2", "acct-é"]
+    await store.upsert_accounts([account(account_id) for account_id in ids])
+
+    loaded = [record["account_id"] for record in await store.load_accounts()]
+    paged = [record["account_id"] async for page in store.iter_accounts(page_size=2) for record in page]
+
+    assert loaded == paged == sorted(ids)
 
 
 async def test_save_draft_is_idempotent_and_drafts_list_newest_first(store: SQLStore) -> None:

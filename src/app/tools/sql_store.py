@@ -70,7 +70,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 _ID = String(64)
-_ACCOUNT_ID = String(255)
+_ACCOUNT_ID = String(255).with_variant(String(255, collation="C"), "postgresql")
+"""On PostgreSQL with the "C" collation, so ids sort by code point as on SQLite, not by the server's locale."""
 _KEY = String(512)
 _SERIAL = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -164,7 +165,7 @@ AUDIT_LOG = Table(
     Column("target", Text, nullable=False),
     Column("account_id", _ACCOUNT_ID, index=True),
     Column("task_type", String(64)),
-    Column("idempotency_key", _KEY, nullable=False, index=True),
+    Column("idempotency_key", _KEY, nullable=False, index=True, unique=True),
     Column("detail", JSON, nullable=False),
 )
 RUNS = Table(
@@ -403,6 +404,7 @@ class SQLStore:
 
     def _insert_once(self, table: Table, row: Mapping[str, Any]) -> SavedArtifact:
         """Insert `row` unless its idempotency key exists; under a race the UNIQUE constraint decides."""
+        _check_text(table, row)
         key = row["idempotency_key"]
         try:
             with self._transaction(write=True) as connection:
@@ -505,6 +507,7 @@ class SQLStore:
         run_id = _new_id("run")
         row: dict[str, Any] = {"run_id": run_id, "job_id": job_id, "key": key, "status": "running", "owner": owner}
         row |= {"lease_until": lease_until, "attempts": 1, "started_at": now}
+        _check_text(RUNS, row)
         try:
             with self._transaction(write=True) as connection:
                 connection.execute(insert(RUNS), row)
@@ -596,6 +599,23 @@ def _write_accounts(connection: Connection, rows: list[dict[str, Any]]) -> None:
     connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=replaced), rows)
 
 
+def _check_text(table: Table, row: Mapping[str, Any]) -> None:
+    """Refuse the same text on every database, naming the column.
+
+    Too long for its column: SQLite would store it, PostgreSQL fail without naming the column. NUL characters:
+    PostgreSQL cannot store them in text.
+    """
+    for column in table.columns:
+        value = row.get(column.name)
+        if not isinstance(value, str):
+            continue
+        limit = getattr(column.type, "length", None)
+        if limit is not None and len(value) > limit:
+            raise ValueError(f"{table.name}.{column.name} allows {limit} characters, got {len(value)}: {value[:60]!r}")
+        if "\x00" in value:
+            raise ValueError(f"{table.name}.{column.name} contains a NUL character: {value[:60]!r}")
+
+
 def _account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Account rows, one per account id (the last record for an id wins)."""
     now = _utc_now()
@@ -611,6 +631,7 @@ def _account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "record": record,
             "updated_at": now,
         }
+        _check_text(ACCOUNTS, rows[account_id])
     return list(rows.values())
 
 
