@@ -158,7 +158,7 @@ async def test_maps_every_property_type_onto_account_fields(
             "Seats Utilization Rate": p_number(0.85),
             "Open Tickets": p_relation(["t-1", "t-2", "t-3"]),
             "Avg Ticket Sentiment": p_select("Negative"),
-            "Escalations (90 Days)": p_rollup([p_number(1), p_number(2)]),
+            "Escalations (90 Days)": p_rollup([p_title("ESC-1"), p_title("ESC-2")]),
             "Health Status": p_select("Amber"),
             "Collections Risk": p_formula("red"),
             "Features Available": p_multi(["contacts", "tasks", "sso"]),
@@ -211,7 +211,13 @@ async def test_maps_every_property_type_onto_account_fields(
 async def test_snake_case_property_names_and_page_id_fallback(
     tmp_path: Path, server: NotionServer, inner: SQLStore
 ) -> None:
-    schema = {"name": "title", "usage_trend": "select", "feature_adoption_rate": "number", "status": "select"}
+    schema = {
+        "name": "title",
+        "usage_trend": "select",
+        "feature_adoption_rate": "number",
+        "status": "select",
+        "ae_email": "people",
+    }
     database_id, source = server.add_database("Accounts", schema)
     page_id = server.add_page(
         source,
@@ -220,6 +226,7 @@ async def test_snake_case_property_names_and_page_id_fallback(
             "usage_trend": p_select("growing"),
             "feature_adoption_rate": p_number(0.5),
             "status": p_select("Churned"),
+            "ae_email": {"type": "people", "people": [{"object": "user", "id": "u-1"}]},  # no email capability
         },
     )
     store = await open_store(tmp_path, server, database_id, inner)
@@ -227,6 +234,7 @@ async def test_snake_case_property_names_and_page_id_fallback(
     [record] = await store.load_accounts(active_only=False)
     assert record["account_id"] == page_id and record["status"] == "churned"
     assert record["usage_trend"] == "growing" and record["feature_adoption_rate"] == 0.5
+    assert "ae_email" not in record
     await store.aclose()
 
 

@@ -97,8 +97,9 @@ ACCOUNT_PROPERTIES: tuple[AccountProperty, ...] = (
 `Health Status` is the TAM's RAG select (`tam_health_rag`). Select/status values are read case-insensitively
 ("Overdue 90+" → `overdue_90_plus`, "Red" → `RED`); a checkbox status reads as active/inactive; `Feature Usage`
 is text such as `contacts: 314, tasks: 12` (or a JSON object) and `Usage History` text such as `153, 155, 151`.
-Relations and multi-selects mapped to a count field count their items. A page without `Account ID` uses its
-page id as the account id.
+Relations, multi-selects and rollup arrays mapped to a count field count their items; people read as their
+emails (which Notion returns only when the integration may read user emails). A page without `Account ID` uses
+its page id as the account id.
 """
 
 WRITE_BACK_PROPERTIES: dict[str, tuple[str, str]] = {
@@ -193,8 +194,8 @@ def plain_value(value: Mapping[str, Any]) -> Any:
         return [option["name"] for option in inner or []]
     if kind == "date":
         return inner.get("start") if inner else None
-    if kind == "people":
-        return [user.get("person", {}).get("email") or user.get("name") or user["id"] for user in inner or []]
+    if kind == "people":  # emails are present only with the "user information including email" capability
+        return [user["person"]["email"] for user in inner or [] if (user.get("person") or {}).get("email")]
     if kind == "relation":
         return [related["id"] for related in inner or []]
     if kind in ("formula", "rollup") and isinstance(inner, Mapping):
