@@ -86,7 +86,10 @@ async def test_adapter_errors_quoting_secrets_are_masked_in_results_logs_and_aud
 
 
 def test_cli_output_and_logs_carry_no_secret(tmp_path: Path) -> None:
-    env = csm_env(tmp_path / "data", **SECRETS, **LOCAL_BACKENDS)
+    # Every backend is configured (and unreachable on 127.0.0.1), except Notion: a token alone makes the
+    # store Notion, which needs a database id and a server (the in-process test covers the token).
+    configured = {name: value for name, value in SECRETS.items() if name != "CSM_NOTION_TOKEN"}
+    env = csm_env(tmp_path / "data", **configured, **LOCAL_BACKENDS)
     book = tmp_path / "book.json"
     book.write_text(json.dumps([make_account("a", HEALTHY), make_account("r", AT_RISK, renews_in_days=10)]))
     outputs = []

@@ -65,7 +65,7 @@ async def draft_adoption_report(state: WorkState, runtime: Runtime[CSMContext]) 
         ctx,
         artifact="page:adoption_report",
         target="store:adoption_reports",
-        key=f"{key}:page",
+        key=key,
         account_id=account_id,
         task_type="track_feature_adoption",
         detail={"report_id": saved.artifact_id},

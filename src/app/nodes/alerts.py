@@ -27,12 +27,12 @@ CHURN_STREAM = "churn_alerts"
 ALERT_TYPE = "csm_churn_alert"
 DEFAULT_CHAT_SPACE = "#cs-alerts"
 AUDIT_ARTIFACTS = {
-    "event_bus": "event:churn_alert",
-    "email_alert": "draft:churn_alert",
-    "chat_alert": "chat:churn_alert",
-    "notion": "page:churn_alert",
+    "event_bus": ("event:churn_alert", ":event"),
+    "email_alert": ("draft:churn_alert", ":email"),
+    "chat_alert": ("chat:churn_alert", ":chat"),
+    "notion": ("page:churn_alert", ""),
 }
-"""The audit log's artifact kind per alert channel (every kind reads draft:, chat:, page:, event: or handoff)."""
+"""Per alert channel: the audit log's artifact kind and the suffix of the artifact's own idempotency key."""
 AlertStatus = Literal["due", "cooldown", "done_today"]
 _SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
@@ -89,15 +89,16 @@ async def dispatch_churn_alert(
     result = CSMAlertResult(account_id=account.account_id)
     # The mark on the record goes last: it starts the cooldown, so a run killed before it redoes the alert,
     # and every other channel is idempotent by key (nothing is duplicated by the redo).
-    channels: dict[str, Callable[[], Awaitable[tuple[str, str | None]]]] = {
-        "event_bus": lambda: _publish_event(ctx, account, score, narrative, key),
-        "email_alert": lambda: _draft_email(ctx, account, score, narrative, key),
-        "chat_alert": lambda: _post_chat(ctx, account, score, narrative, key),
-        "notion": lambda: _mark_record(ctx, score, key),
+    channels: dict[str, Callable[[str], Awaitable[tuple[str, str | None]]]] = {
+        "event_bus": lambda artifact_key: _publish_event(ctx, account, score, narrative, artifact_key),
+        "email_alert": lambda artifact_key: _draft_email(ctx, account, score, narrative, artifact_key),
+        "chat_alert": lambda artifact_key: _post_chat(ctx, account, score, narrative, artifact_key),
+        "notion": lambda artifact_key: _mark_record(ctx, score, artifact_key),
     }
     for channel, send in channels.items():
+        artifact, suffix = AUDIT_ARTIFACTS[channel]
         try:
-            target, artifact_id = await send()
+            target, artifact_id = await send(key + suffix)
         except Exception as error:  # noqa: BLE001 - one channel failing must not stop the others
             message = redact_secrets(f"{type(error).__name__}: {error}", ctx.settings)
             log.warning("alert_channel_failed", account_id=account.account_id, channel=channel, error=message)
@@ -108,9 +109,9 @@ async def dispatch_churn_alert(
             result.draft_id = artifact_id
         await audit(
             ctx,
-            artifact=AUDIT_ARTIFACTS[channel],
+            artifact=artifact,
             target=target,
-            key=f"{key}:{channel}",
+            key=key + suffix,
             account_id=account.account_id,
             task_type=task_type,
             detail={"artifact_id": artifact_id},
@@ -138,7 +139,7 @@ async def _publish_event(
         "churn_narrative": narrative.churn_narrative,
         "computed_at": score.computed_at.isoformat(),
     }
-    event_id = await ctx.events.publish(CHURN_STREAM, event, idempotency_key=f"{key}:event")
+    event_id = await ctx.events.publish(CHURN_STREAM, event, idempotency_key=key)
     return f"stream:{CHURN_STREAM}", event_id
 
 
@@ -158,9 +159,7 @@ async def _draft_email(
         body_html=render_html(heading, sections),
         body_text=render_text(heading, sections),
     )
-    draft = await ctx.mail.create_draft(
-        message, idempotency_key=f"{key}:email", account_id=account.account_id, kind="churn_alert"
-    )
+    draft = await ctx.mail.create_draft(message, idempotency_key=key, account_id=account.account_id, kind="churn_alert")
     return to, draft.draft_id
 
 
@@ -173,6 +172,6 @@ async def _post_chat(
         f"({score.score:.0f}/100, {score.rag}). {escape_chat(narrative.churn_narrative)}"
     )
     message_id = await ctx.chat.post(
-        ChatMessage(space_name=space, text=text, thread_key=account.account_id), idempotency_key=f"{key}:chat"
+        ChatMessage(space_name=space, text=text, thread_key=account.account_id), idempotency_key=key
     )
     return f"chat:{space}", message_id

@@ -159,7 +159,7 @@ async def save_opportunity(
         ctx,
         artifact="page:opportunity",
         target="store:opportunities",
-        key=f"{key}:page",
+        key=key,
         account_id=opportunity.account_id,
         task_type=task_type,
         detail={"opportunity_id": saved.artifact_id},
