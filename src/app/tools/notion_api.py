@@ -1,11 +1,11 @@
 """Notion API access for the Notion store: notion-client 3.x behind a shared rate limit, bounded retries, clear errors.
 
 Every HTTP request (retries included) first waits on one `RequestThrottle` per integration token and event loop,
-which spaces requests at most `requests_per_s` apart (no bursts) and is paused by a 429's `Retry-After` for every
-caller at once. notion-client's own retries are off so that only one layer retries: 429 always (honouring
-`Retry-After`), 5xx and timeouts with bounded exponential back-off, except where a retry could duplicate a write
-(`create_page`: the caller decides, see `NotionServerError`). 400/401/403/404 fail at once with a message that
-names the object and says what to check; the token never appears in a message.
+which spaces requests just over `1 / requests_per_s` apart (no bursts) and is paused by a 429's `Retry-After` for
+every caller at once. notion-client's own retries are off so that only one layer retries: 429 always (honouring
+`Retry-After`); 5xx, 409 conflicts and timeouts with bounded exponential back-off, except where a retry could
+duplicate a write (`create_page` retries only after a lookup by key finds nothing). 400/401/403/404 fail at once
+with a message that names the object and says what to check; the token never appears in a message.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class NotionError(RuntimeError):
 
 
 class NotionServerError(NotionError):
-    """Notion answered 5xx or not at all: the request may or may not have been applied."""
+    """Notion answered 5xx (or 409) or not at all: the request may or may not have been applied."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ class NotionAPI:
                     log.warning("notion_rate_limited", target=what, retry_in_s=delay, attempt=attempt)
                     shared_throttle(*self._throttle_key).pause(delay)
                     continue
-                if error.status >= 500 and retry_server_errors and not last:
+                if _transient(error.status) and retry_server_errors and not last:
                     await self._back_off(what, f"{error.status} {error.code}", attempt)
                     continue
                 raise self._failure(what, error, attempt) from error
@@ -298,10 +298,15 @@ class NotionAPI:
             )
         elif status == 429:
             message = f"Notion kept rate-limiting requests for {what} ({detail}) after {attempts} attempts"
-        elif status >= 500:
+        elif _transient(status):
             message = f"Notion failed on {what} ({detail}) after {attempts} attempt(s)"
         else:
             message = f"Notion rejected the request for {what} ({detail}): {error}"
         message = message.replace(self._token, "***") if self._token else message
-        kind = NotionServerError if status >= 500 else NotionError
+        kind = NotionServerError if _transient(status) else NotionError
         return kind(message, status=status, code=code)
+
+
+def _transient(status: int) -> bool:
+    """5xx, and 409 conflict_error (Notion asks to retry a transaction that collided)."""
+    return status >= 500 or status == 409

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -265,25 +266,11 @@ class NotionStore:
         key_name = next(
             (n for n, t in schema.items() if n.casefold() == KEY_PROPERTY.casefold() and t == "rich_text"), None
         )
-
-        async def find_existing() -> dict[str, Any] | None:
-            return await self._api.find_page(source, {"property": key_name, "rich_text": {"equals": key}})
-
-        if not saved.created and (key_name is None or await find_existing() is not None):
+        find = None if key_name is None else partial(self._api.find_page, source, _key_filter(key_name, key))
+        if not saved.created and (find is None or await find() is not None):
             return
         properties = build_properties(schema, title, {**values, KEY_PROPERTY: key})
-        first, *rest = batches(blocks) or [[]]
-        try:
-            page = await self._api.create_page(
-                source, properties, first, find_existing=find_existing if key_name is not None else None
-            )
-        except NotionServerError as error:
-            if key_name is not None:
-                raise
-            reason = f"the {kind} database has no {KEY_PROPERTY!r} property to check whether the page was created"
-            raise NotionServerError(f"{error}; not retried: {reason}", status=error.status, code=error.code) from error
-        for chunk in rest:
-            await self._api.append_children(str(page["id"]), chunk)
+        page = await self._create_page(kind, source, properties, blocks, find)
         await self._inner.record_audit(
             AuditEntry(
                 artifact=f"notion_page:{kind}",
@@ -293,6 +280,27 @@ class NotionStore:
                 detail={"page_id": page["id"], "blocks": len(blocks), "inner_id": saved.artifact_id},
             )
         )
+
+    async def _create_page(
+        self,
+        kind: str,
+        source: str,
+        properties: Mapping[str, Any],
+        blocks: Sequence[Block],
+        find: Callable[[], Awaitable[dict[str, Any] | None]] | None,
+    ) -> dict[str, Any]:
+        """Create the page with its first 100 blocks, then append the rest in order, 100 per request."""
+        first, *rest = batches(blocks) or [[]]
+        try:
+            page = await self._api.create_page(source, properties, first, find_existing=find)
+        except NotionServerError as error:
+            if find is not None:
+                raise
+            reason = f"the {kind} database has no {KEY_PROPERTY!r} property to check whether the page was created"
+            raise NotionServerError(f"{error}; not retried: {reason}", status=error.status, code=error.code) from error
+        for chunk in rest:
+            await self._api.append_children(str(page["id"]), chunk)
+        return page
 
     async def _source_id(self, database: str) -> str:
         database_id = self._databases[database]
@@ -358,3 +366,8 @@ def _score_changed(account: NotionAccount, score: CSMHealthScore) -> bool:
     if "score" in account.write_back and (account.score is None or round(score.score, 2) != round(account.score, 2)):
         return True
     return "rag" in account.write_back and account.rag != score.rag
+
+
+def _key_filter(key_name: str, key: str) -> dict[str, Any]:
+    """A data source filter for the page holding this idempotency key."""
+    return {"property": key_name, "rich_text": {"equals": key}}
