@@ -24,6 +24,7 @@ from src.app.cli_runs import open_agent
 from src.app.config import OFFLINE_MODEL, CSMSettings
 from src.app.logging_setup import configure_logging
 from src.app.tools.litellm_service import load_litellm
+from src.app.tools.sql_store import SQLStore
 
 T = TypeVar("T")
 DAILY_SCAN = {"type": "health_scan", "summary": True}
@@ -36,7 +37,7 @@ JOB_CONTEXT = {"job_id": "csm_daily_health_scan", "scheduler": "bench"}
 
 def bench_settings(data_dir: Path) -> CSMSettings:
     """Embedded defaults in `data_dir` (SQLite store, local outbox, offline LLM), ignoring any `.env`."""
-    return CSMSettings(data_dir=data_dir, database_url=None, llm_model=OFFLINE_MODEL, _env_file=None)  # type: ignore[call-arg]
+    return CSMSettings(data_dir=data_dir, database_url=None, llm_model=OFFLINE_MODEL, _env_file=None)
 
 
 @contextmanager
@@ -49,12 +50,14 @@ def fresh_copy(template: Path) -> Iterator[Path]:
 
 
 @asynccontextmanager
-async def ready_agent(template: Path) -> AsyncIterator[CustomerSuccessAgent]:
+async def ready_agent(template: Path) -> AsyncIterator[tuple[CustomerSuccessAgent, SQLStore]]:
     """A fully wired agent on a fresh copy of the store, with the store's engine already open."""
     with fresh_copy(template) as data_dir:
         async with open_agent(bench_settings(data_dir)) as (agent, store):
+            if not isinstance(store, SQLStore):
+                raise TypeError(f"the scan benchmark needs the embedded SQL store, got {type(store).__name__}")
             await store.count("accounts")
-            yield agent
+            yield agent, store
 
 
 async def timed(call: Callable[[], Awaitable[T]]) -> tuple[float, T]:
@@ -66,12 +69,12 @@ async def timed(call: Callable[[], Awaitable[T]]) -> tuple[float, T]:
 
 async def batch_run(template: Path, task: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     """One daily scan (the scheduler's `health_scan` over the whole book): seconds, and what it did."""
-    async with ready_agent(template) as agent:
-        before = await agent.store.count("health_scores")
+    async with ready_agent(template) as (agent, store):
+        before = await store.count("health_scores")
         seconds, result = await timed(lambda: agent.execute(dict(task), dict(JOB_CONTEXT)))
         if "error" in result:
             raise RuntimeError(f"the batch scan failed: {result['error']}")
-        persisted = await agent.store.count("health_scores") - before
+        persisted = await store.count("health_scores") - before
     return seconds, {
         "persisted": persisted,
         "scanned": result["scanned_count"],
@@ -82,8 +85,8 @@ async def batch_run(template: Path, task: dict[str, Any]) -> tuple[float, dict[s
 
 async def baseline_run(template: Path, sample: int) -> dict[str, Any]:
     """The naive pattern: one graph invocation (`health_scan` with an `account_id`) per account of a sample."""
-    async with ready_agent(template) as agent:
-        ids = sorted(str(record["account_id"]) for record in await agent.store.load_accounts())
+    async with ready_agent(template) as (agent, store):
+        ids = [str(record["account_id"]) async for page in store.iter_accounts() for record in page]
         chosen = ids[:: max(1, len(ids) // sample)][:sample]
         per_call, alerts = [], 0
         for account_id in chosen:
@@ -101,7 +104,7 @@ async def profile_run(template: Path, task: dict[str, Any], output: Path) -> Non
     async def inline(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         return function(*args, **kwargs)
 
-    original, asyncio.to_thread = asyncio.to_thread, inline  # type: ignore[assignment]
+    original, asyncio.to_thread = asyncio.to_thread, inline
     try:
         with Profiler(async_mode="disabled", interval=0.0005) as profiler:
             await batch_run(template, task)
@@ -117,7 +120,8 @@ async def measure(template: Path, runs: int, sample: int, profile: Path | None, 
     load_litellm()
     await baseline_run(template, WARM_UP_SAMPLE)  # first-call costs (LLM path, drafts, validators) stay untimed
     rss_ready = current_rss_mb()
-    seconds, facts = [], {}
+    seconds: list[float] = []
+    facts: dict[str, Any] = {}
     for _ in range(runs):
         elapsed, facts = await batch_run(template, task)
         seconds.append(elapsed)
