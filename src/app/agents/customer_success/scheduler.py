@@ -38,6 +38,9 @@ CONTRACT_WINDOW_DAYS = 60
 QBR_RENEWAL_WINDOW_DAYS = 90
 AT_RISK_RAGS = ("AMBER", "RED")
 DEFAULT_LEASE = timedelta(hours=2)
+QBR_CONCURRENCY = 128
+"""QBR tasks in flight: twice the largest `CSM_LLM_CONCURRENCY`, so the LLM service's own limit (what the
+provider sees) is the one that binds, and its slots never idle while a task reads or writes the store."""
 
 
 class SchedulableAgent(Protocol):
@@ -89,7 +92,7 @@ class CSMScheduler:
         store: CSMStore | None = None,
         timezone: str = "UTC",
         scheduler: Any = None,
-        qbr_concurrency: int = 8,
+        qbr_concurrency: int = QBR_CONCURRENCY,
         clock: Callable[[], datetime] = utc_now,
         owner: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
