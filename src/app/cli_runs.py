@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
 from src.app.agents.base import AgentRegistration
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
 from src.app.agents.customer_success.scheduler import CSMScheduler
@@ -20,8 +22,10 @@ from src.app.analysis.expansion import find_expansion_candidates
 from src.app.analysis.signals import AccountDataError, parse_account
 from src.app.cli_render import Console, progress, render_drafts, render_result, render_scan
 from src.app.config import CSMSettings
+from src.app.context import CSMContext
 from src.app.sample_book import load_sample_book
 from src.app.schemas import SALES_TASK_TYPE
+from src.app.tools.checkpoints import open_checkpointer
 from src.app.tools.llm_usage import metered
 from src.app.tools.sql_store import SQLStore
 from src.app.tools.store import CSMStore
@@ -40,15 +44,25 @@ def settings_for(data_dir: Path | None) -> CSMSettings:
 
 @asynccontextmanager
 async def open_agent(settings: CSMSettings) -> AsyncIterator[tuple[CustomerSuccessAgent, CSMStore]]:
-    """A fully wired agent on the backends `settings` configure; every client is closed on exit."""
+    """A fully wired agent on the backends `settings` configure, its runs checkpointed; all is closed on exit."""
     clients = build_context(settings, scorer=scorer_from_settings(settings))
+    try:
+        async with open_checkpointer(settings) as checkpointer:
+            yield _wired_agent(settings, clients, checkpointer), clients.store
+    finally:
+        await aclose_clients(clients)
+
+
+def _wired_agent(
+    settings: CSMSettings, clients: CSMContext, checkpointer: BaseCheckpointSaver[str]
+) -> CustomerSuccessAgent:
     sales = SalesAgent(
         AgentRegistration(agent_id="sales-cli", name="Sales", version="1.0", capabilities=[SALES_TASK_TYPE]),
         clients.mail,
         settings=settings,
         store=clients.store,
     )
-    agent = CustomerSuccessAgent(
+    return CustomerSuccessAgent(
         AgentRegistration(agent_id="csm-cli", name="CustomerSuccess", version="1.0", capabilities=[]),
         llm_service=clients.llm,
         notion_csm=clients.store,
@@ -58,11 +72,8 @@ async def open_agent(settings: CSMSettings) -> AsyncIterator[tuple[CustomerSucce
         health_scorer=clients.scorer,
         sales_agent=sales,  # expansion hand-offs go to the Sales side: opportunity records and AE drafts
         settings=settings,
+        checkpointer=checkpointer,
     )
-    try:
-        yield agent, clients.store
-    finally:
-        await aclose_clients(clients)
 
 
 async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) -> dict[str, Any]:
