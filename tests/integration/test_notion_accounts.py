@@ -337,3 +337,30 @@ async def test_accounts_are_edited_in_notion_not_imported(
     with pytest.raises(Exception, match=f"Notion database {database_id}; add or edit them there"):
         await store.upsert_accounts(book(2))
     await store.aclose()
+
+
+async def test_a_scan_reports_unreadable_pages_in_its_errors_and_scores_the_rest(
+    tmp_path: Path, server: NotionServer, ctx: CSMContext
+) -> None:
+    database_id, source = seed_accounts(server, book(4))
+    pages = server.pages_in(source)
+    pages[1]["properties"]["NPS Score"] = p_number(7.5)
+    inner = ctx.store
+    assert isinstance(inner, SQLStore)
+    store = await open_store(tmp_path, server, database_id, inner)
+    graph = build_customer_success_graph()
+
+    result = (await graph.ainvoke({"task": {"type": "health_scan"}}, context=replace(ctx, store=store)))["result"]
+
+    assert sorted(s["account_id"] for s in result["health_scores"]) == ["acct-0000", "acct-0002", "acct-0003"]
+    [error] = result["errors"]
+    assert error["account_id"] == "acct-0001"
+    assert "property 'NPS Score' (number) = 7.5 is not a whole number" in error["message"]
+    assert set(await inner.latest_scores()) == {"acct-0000", "acct-0002", "acct-0003"}
+
+    named = await graph.ainvoke(
+        {"task": {"type": "health_scan", "account_ids": ["acct-0001"]}}, context=replace(ctx, store=store)
+    )
+    [named_error] = named["result"]["errors"]
+    assert "NPS Score" in named_error["message"]
+    await store.aclose()

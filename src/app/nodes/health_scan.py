@@ -21,7 +21,7 @@ from src.app.nodes.llm import prompt_requests
 from src.app.prompts import health_scan as prompt
 from src.app.schemas import ChurnNarrative, CSMHealthScore
 from src.app.state import WorkError, WorkState
-from src.app.tools.store import AccountPages, CSMStore
+from src.app.tools.store import AccountPages, CSMStore, UnreadableAccount, UnreadableAccounts
 
 log = structlog.get_logger(__name__)
 
@@ -76,9 +76,11 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
         kept += scores if keep_all else [score for score in scores if score.should_alert]
         if account_ids is not None:
             seen.update(str(record.get("account_id")) for record in records)
-    errors[:0] = [
+    unreadable = _unreadable_accounts(ctx.store, account_ids)
+    errors[:0] = [WorkError(account_id=u.account_id, stage="load_accounts", message=u.message) for u in unreadable]
+    errors[len(unreadable) : len(unreadable)] = [
         WorkError(account_id=missing, stage="score_accounts", message=f"Account '{missing}' was not found")
-        for missing in sorted(set(account_ids or []) - seen)
+        for missing in sorted(set(account_ids or []) - seen - {u.account_id for u in unreadable})
     ]
     log.info("health_scan_scored", scored=counts.total(), errors=len(errors))
     return {
@@ -87,6 +89,13 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
         "scan_counts": {"scored": counts.total(), **{rag: counts[rag] for rag in ("GREEN", "AMBER", "RED")}},
         "errors": errors,
     }
+
+
+def _unreadable_accounts(store: CSMStore, account_ids: list[str] | None) -> list[UnreadableAccount]:
+    """The records the store's source could not read, limited to the requested accounts when some were named."""
+    if not isinstance(store, UnreadableAccounts):
+        return []
+    return [u for u in store.unreadable_accounts() if account_ids is None or u.account_id in account_ids]
 
 
 async def _account_pages(store: CSMStore, account_ids: list[str] | None) -> AsyncIterator[list[dict[str, Any]]]:

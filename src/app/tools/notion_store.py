@@ -38,7 +38,15 @@ from src.app.tools.notion_properties import (
     account_from_page,
     build_properties,
 )
-from src.app.tools.store import AlertRecord, AuditEntry, CSMStore, DraftRecord, RunClaim, SavedArtifact
+from src.app.tools.store import (
+    AlertRecord,
+    AuditEntry,
+    CSMStore,
+    DraftRecord,
+    RunClaim,
+    SavedArtifact,
+    UnreadableAccount,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +118,13 @@ class NotionStore:
             await close()
 
     # -- accounts ----------------------------------------------------------------------------------------------
+
+    def unreadable_accounts(self) -> list[UnreadableAccount]:
+        """The pages the last read of the accounts database skipped, each naming its bad properties."""
+        return [
+            UnreadableAccount(account_id=error.account_id or f"notion:{error.page_id}", message=str(error))
+            for error in self.load_errors
+        ]
 
     async def upsert_accounts(self, records: Sequence[Mapping[str, Any]]) -> int:
         """Refused: accounts live in the Notion database, where people edit them."""

@@ -141,3 +141,19 @@ class AccountPages(Protocol):
     def iter_accounts(self, *, active_only: bool = True, page_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
         """Raw account records in pages of at most `page_size`."""
         ...
+
+
+class UnreadableAccount(BaseModel):
+    """A record the store's source holds but could not read as an account (e.g. a malformed Notion page)."""
+
+    account_id: str = Field(description="The account id when it could be read, else the source's record id.")
+    message: str = Field(description="What is wrong, naming each bad field and its value.")
+
+
+@runtime_checkable
+class UnreadableAccounts(Protocol):
+    """Optional store capability: report the records its last account read had to skip."""
+
+    def unreadable_accounts(self) -> list[UnreadableAccount]:
+        """The records skipped by the last read of the account book."""
+        ...
