@@ -1,18 +1,20 @@
 """LLM fan-out: the quarterly QBR job for N accounts against a local OpenAI-compatible server with a rate cap.
 
 `python -m bench.llm_fanout [--accounts 500] [--latency 1.0] [--rate-limit 600] [--rate-window 60]
-[--concurrency C] [--runs 1]`
+[--concurrency C] [--requests-per-min R] [--runs 1]`
 
 The server (`tests/integration/openai_server.py`) answers every completion after a fixed latency and refuses
 requests above `--rate-limit` per sliding `--rate-window` seconds with 429 + Retry-After. The app runs as
-deployed: the real `LiteLLMService` (model `openai/<name>` + `api_base`, `CSM_LLM_CONCURRENCY` =
-`--concurrency`), the real agent on a SQLite store holding N generated active accounts, and the scheduler's
-`csm_quarterly_qbr` job, which writes one QBR page and one rep draft per account with one completion each.
+deployed: the real `LiteLLMService` (model `openai/<name>` + `api_base`, `CSM_LLM_CONCURRENCY` = `--concurrency`,
+`CSM_LLM_REQUESTS_PER_MIN` = `--requests-per-min`), the real agent on a SQLite store holding N generated
+active accounts, and the scheduler's `csm_quarterly_qbr` job: one completion, one QBR page and one rep draft
+per account.
 
 The ideal: a client that never exceeds the cap's rate sends at most `rate-limit / rate-window` requests a
 second, so N QBRs take at least N / that rate seconds (50 s for 500 at 600/min). Keeping that pace with a fixed
-latency needs at least rate × latency completions in flight (10 at 1 s), the default `--concurrency` here.
-The figure reported is the ideal time over the measured time.
+latency needs at least rate × latency completions in flight (10 at 1 s). By default the service is paced at
+the cap and given twice that concurrency, the configuration README recommends; `--requests-per-min 0` turns
+pacing off. The figure reported is the ideal time over the measured time.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import argparse
 import asyncio
 import math
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from time import perf_counter
 from typing import Any
 
 from pydantic import SecretStr
@@ -44,7 +46,7 @@ JOB = "csm_quarterly_qbr"
 TARGET_FRACTION = 0.9
 
 
-def fanout_settings(data_dir: Path, server: OpenAIServer, concurrency: int) -> CSMSettings:
+def fanout_settings(data_dir: Path, server: OpenAIServer, args: argparse.Namespace) -> CSMSettings:
     """Embedded store and outbox in `data_dir`, the LLM pointed at the local server, ignoring any `.env`."""
     return CSMSettings(
         data_dir=data_dir,
@@ -52,30 +54,35 @@ def fanout_settings(data_dir: Path, server: OpenAIServer, concurrency: int) -> C
         llm_model=MODEL,
         llm_api_base=server.url,
         llm_api_key=SecretStr(API_KEY),
-        llm_concurrency=concurrency,
+        llm_concurrency=args.concurrency,
+        llm_requests_per_min=args.requests_per_min or None,
         _env_file=None,
     )
 
 
-async def one_run(data_dir: Path, server: OpenAIServer, accounts: int, concurrency: int) -> dict[str, Any]:
+async def one_run(data_dir: Path, server: OpenAIServer, args: argparse.Namespace) -> dict[str, Any]:
     """Load N active accounts into a fresh store and run the quarterly QBR job once; what it did and took."""
-    settings = fanout_settings(data_dir, server, concurrency)
-    records = generate_accounts(accounts, as_of=datetime.now(UTC).date())
+    settings = fanout_settings(data_dir, server, args)
+    records = generate_accounts(args.accounts, as_of=datetime.now(UTC).date())
     for record in records:
         record["status"] = "active"
     async with open_agent(settings) as (agent, store):
         await store.upsert_accounts(records)
         scheduler = CSMScheduler(agent, store=store, timezone=settings.timezone, owner="bench")
         first_request = len(server.requests)
-        started = perf_counter()
+        started = time.monotonic()  # the server stamps arrivals with the same clock
         outcome = await scheduler.run_job(JOB)
-        seconds = perf_counter() - started
+        ended = time.monotonic()
         qbr_rows = len(await store.accounts_with_qbr(str(outcome.get("period")), "quarterly"))
-        drafts = sum(draft.kind == "qbr" for draft in await store.list_drafts(limit=accounts * 2))
+        drafts = sum(draft.kind == "qbr" for draft in await store.list_drafts(limit=args.accounts * 2))
     requests = server.requests[first_request:]
     statuses = [request.status for request in requests]
+    arrivals = sorted(request.received_at for request in requests) or [started]
     return {
-        "seconds": seconds,
+        "seconds": ended - started,
+        "before_first_request_s": arrivals[0] - started,
+        "sending_s": arrivals[-1] - arrivals[0],
+        "after_last_request_s": ended - arrivals[-1],
         "status": outcome["status"],
         "ok": outcome.get("ok", 0),
         "failed": outcome.get("failed", 0),
@@ -97,7 +104,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     for _ in range(args.runs):
         with OpenAIServer(latency_s=args.latency, rate_limit=args.rate_limit, rate_window_s=args.rate_window) as server:
             with tempfile.TemporaryDirectory(prefix="csm-bench-llm-") as scratch:
-                results.append(await one_run(Path(scratch) / "data", server, args.accounts, args.concurrency))
+                results.append(await one_run(Path(scratch) / "data", server, args))
             max_in_flight = server.max_in_flight
         results[-1]["max_in_flight"] = max_in_flight
     return {"runs": results}
@@ -120,6 +127,7 @@ def figures(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any
         "rate_limit": args.rate_limit,
         "rate_window_s": args.rate_window,
         "llm_concurrency": args.concurrency,
+        "llm_requests_per_min": args.requests_per_min or None,
         "qbr_concurrency": QBR_CONCURRENCY,
         "ideal_s": round(ideal_s, 1),
         "seconds": seconds["median"],
@@ -128,6 +136,12 @@ def figures(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any
         "fraction_of_ideal": round(ideal_s / seconds["median"], 3),
         "fraction_range": [round(min(fractions), 3), round(max(fractions), 3)],
         "qbrs_per_min": round(args.accounts / seconds["median"] * 60, 1),
+        "timeline_s": {
+            "before_first_request": round(last["before_first_request_s"], 2),
+            "first_to_last_request": round(last["sending_s"], 2),
+            "ideal_first_to_last": round((args.accounts - 1) / rate_per_s, 2),
+            "after_last_request": round(last["after_last_request_s"], 2),
+        },
         "qbr_rows": last["qbr_rows"],
         "drafts": last["drafts"],
         "lost_qbrs": lost,
@@ -144,7 +158,7 @@ def figures(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any
     out["targets"] = {
         "fraction_of_ideal": out["fraction_of_ideal"] >= TARGET_FRACTION,
         "zero_lost_qbrs": lost == 0 and out["failed_tasks"] == 0,
-        "no_429_storm": out["status_429"] <= out["runs"] * args.concurrency,
+        "no_429_storm": out["status_429"] <= out["runs"] * args.concurrency,  # at most one refusal per slot
     }
     return out
 
@@ -156,13 +170,16 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=1.0, help="The server's fixed latency per completion, s.")
     parser.add_argument("--rate-limit", type=int, default=600, help="Completions the server accepts per window.")
     parser.add_argument("--rate-window", type=float, default=60.0, help="The rate limit's sliding window, s.")
-    parser.add_argument("--concurrency", type=int, default=None, help="CSM_LLM_CONCURRENCY (default: rate × latency).")
+    parser.add_argument("--concurrency", type=int, default=None, help="Default: 2 × rate × latency.")
+    parser.add_argument("--requests-per-min", type=float, default=None, help="Default: the cap; 0: not paced.")
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     if args.accounts < 1 or args.runs < 1 or args.latency < 0 or args.rate_limit < 1 or args.rate_window <= 0:
         parser.error("--accounts, --runs and --rate-limit must be at least 1, --latency >= 0, --rate-window > 0")
     if args.concurrency is None:
-        args.concurrency = max(1, math.ceil(args.rate_limit / args.rate_window * args.latency))
+        args.concurrency = 2 * max(1, math.ceil(args.rate_limit / args.rate_window * args.latency))
+    if args.requests_per_min is None:
+        args.requests_per_min = args.rate_limit * 60 / args.rate_window
     measured = asyncio.run(measure(args))
     emit("llm_fanout", figures(args, measured))
 

@@ -28,6 +28,9 @@ class CSMSettings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_attempts: int = Field(default=3, ge=1, le=10)
     llm_concurrency: int = Field(default=4, ge=1, le=64)
+    llm_requests_per_min: float | None = Field(
+        default=None, gt=0, description="The provider's request cap; LLM requests are paced under it (unset: unpaced)."
+    )
     llm_response_format: LLMResponseFormat = Field(
         default="auto",
         description="auto: the JSON schema when litellm knows the model accepts one, else JSON mode.",

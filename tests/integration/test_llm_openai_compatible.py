@@ -145,6 +145,14 @@ async def test_requests_over_the_servers_rate_cap_wait_for_a_free_slot() -> None
     assert accepted[2] - accepted[0] >= 0.4  # the third came back once the window let it in
 
 
+async def test_paced_requests_stay_under_the_servers_rate_cap_with_concurrency_to_spare() -> None:
+    with OpenAIServer(rate_limit=4, rate_window_s=0.5) as capped:  # 480 a minute
+        llm = service(capped, concurrency=10, requests_per_min=360)  # 1/6 s apart: slack for the client's jitter
+        await llm.complete(MESSAGES, schema=ChurnNarrative)  # litellm's slow first call, off the paced burst
+        await asyncio.gather(*(llm.complete(MESSAGES, schema=ChurnNarrative) for _ in range(9)))
+    assert capped.statuses() == [200] * 10  # unpaced, 10 at once would draw six 429s
+
+
 async def test_the_concurrency_limit_holds_at_the_server() -> None:
     with OpenAIServer(latency_s=0.1) as slow:
         llm = service(slow, concurrency=3)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,10 @@ def test_service_satisfies_the_protocol() -> None:
     assert isinstance(service(), LLMService)
 
 
-@pytest.mark.parametrize("kwargs", [{"max_attempts": 0}, {"concurrency": 0}, {"timeout_s": 0}, {"retry_wait_s": -1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_attempts": 0}, {"concurrency": 0}, {"timeout_s": 0}, {"retry_wait_s": -1}, {"requests_per_min": 0}],
+)
 def test_rejects_nonsense_settings(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         service(**kwargs)
@@ -152,6 +156,21 @@ async def test_concurrency_limit_is_respected(scripted: ScriptedProvider) -> Non
     replies = await asyncio.gather(*(llm.complete(MESSAGES, schema=ChurnNarrative) for _ in range(6)))
     assert len(replies) == 6 and len(scripted.calls) == 6
     assert scripted.peak == 2
+
+
+async def test_requests_per_min_spaces_every_server_hit_retries_included(scripted: ScriptedProvider) -> None:
+    scripted.script = [error("RateLimitError")]
+    llm = service(concurrency=8, requests_per_min=1200)  # one request every 0.05 s
+    started = time.monotonic()
+    await asyncio.gather(*(llm.complete(MESSAGES, schema=ChurnNarrative) for _ in range(4)))
+    assert len(scripted.calls) == 5  # four calls and one retry, all through the pacer
+    assert time.monotonic() - started >= 4 * 0.05
+
+
+async def test_without_requests_per_min_nothing_is_paced(scripted: ScriptedProvider) -> None:
+    started = time.monotonic()
+    await asyncio.gather(*(service(concurrency=8).complete(MESSAGES, schema=ChurnNarrative) for _ in range(8)))
+    assert time.monotonic() - started < 0.2
 
 
 def test_one_service_works_across_event_loops(scripted: ScriptedProvider) -> None:

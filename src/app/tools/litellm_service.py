@@ -6,10 +6,12 @@ import asyncio
 import functools
 import os
 import weakref
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
 import structlog
+from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, SecretStr
 from tenacity import (
     AsyncRetrying,
@@ -34,6 +36,8 @@ _RETRYABLE = (
 )
 MAX_RETRY_AFTER_S = 60.0
 """The longest a provider's `Retry-After` may hold a retry back."""
+SPACING_MARGIN = 1.01
+"""Paced requests go out 1% slower than the configured rate, so timing jitter never puts one over the cap."""
 
 
 class LiteLLMService:
@@ -43,7 +47,9 @@ class LiteLLMService:
     litellm's own retries are off (`num_retries=0`, which also turns off the openai client's): transient errors
     are retried here, `max_attempts` server hits at most, waiting the longer of the backoff and the provider's
     `Retry-After`. A call keeps its concurrency slot through its backoff, so a rate-limited provider is not hit
-    harder. Each reply carries litellm's cost for the model, or the configured per-1k-token prices.
+    harder. With `requests_per_min` set, every server hit (retries included) also waits for its turn, evenly
+    spaced, so a fan-out stays under the provider's rate cap instead of running into 429s whatever the latency.
+    Each reply carries litellm's cost for the model, or the configured per-1k-token prices.
     """
 
     def __init__(
@@ -59,9 +65,12 @@ class LiteLLMService:
         response_format: LLMResponseFormat = "auto",
         input_cost_per_1k_tokens: float | None = None,
         output_cost_per_1k_tokens: float | None = None,
+        requests_per_min: float | None = None,
     ) -> None:
         if timeout_s <= 0 or max_attempts < 1 or concurrency < 1 or retry_wait_s < 0:
             raise ValueError("timeout_s must be > 0, max_attempts and concurrency >= 1, retry_wait_s >= 0")
+        if requests_per_min is not None and requests_per_min <= 0:
+            raise ValueError(f"requests_per_min must be > 0 (or None for no pacing), not {requests_per_min!r}")
         if response_format not in ("auto", "json_schema", "json_object", "none"):
             raise ValueError(f"response_format must be auto, json_schema, json_object or none, not {response_format!r}")
         self.model = model
@@ -73,9 +82,10 @@ class LiteLLMService:
         self._response_format_mode = response_format
         self._pricing = _pricing(input_cost_per_1k_tokens, output_cost_per_1k_tokens)
         self._backoff = wait_exponential_jitter(multiplier=retry_wait_s, max=retry_wait_s * 16, jitter=retry_wait_s)
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._spacing_s = None if requests_per_min is None else 60 * SPACING_MARGIN / requests_per_min
+        self._limits: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[asyncio.Semaphore, AsyncLimiter | None]
+        ] = weakref.WeakKeyDictionary()
 
     @classmethod
     def from_settings(cls, settings: CSMSettings) -> LiteLLMService:
@@ -90,6 +100,7 @@ class LiteLLMService:
             response_format=settings.llm_response_format,
             input_cost_per_1k_tokens=settings.llm_input_cost_per_1k_tokens,
             output_cost_per_1k_tokens=settings.llm_output_cost_per_1k_tokens,
+            requests_per_min=settings.llm_requests_per_min,
         )
 
     def __repr__(self) -> str:
@@ -106,8 +117,11 @@ class LiteLLMService:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        async with self._semaphore():
+        semaphore, pacer = self._loop_limits()
+        async with semaphore:
             response: Any = await retrying(
+                _paced,
+                pacer,
                 litellm.acompletion,
                 model=self.model,
                 messages=messages,
@@ -121,13 +135,14 @@ class LiteLLMService:
             )
         return _reply(response, self.model)
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        """The concurrency limit for the running event loop (a semaphore cannot be shared across loops)."""
+    def _loop_limits(self) -> tuple[asyncio.Semaphore, AsyncLimiter | None]:
+        """The concurrency limit and request pacer for the running event loop (neither can be shared across loops)."""
         loop = asyncio.get_running_loop()
-        semaphore = self._semaphores.get(loop)
-        if semaphore is None:
-            semaphore = self._semaphores[loop] = asyncio.Semaphore(self._concurrency)
-        return semaphore
+        limits = self._limits.get(loop)
+        if limits is None:
+            pacer = None if self._spacing_s is None else AsyncLimiter(1, self._spacing_s)
+            limits = self._limits[loop] = (asyncio.Semaphore(self._concurrency), pacer)
+        return limits
 
     def _response_format(self, litellm: ModuleType, schema: type[BaseModel]) -> type[BaseModel] | dict[str, str] | None:
         """The schema (litellm converts it per provider), JSON mode, or nothing, as configured.
@@ -173,6 +188,13 @@ def _import_litellm() -> ModuleType:
         litellm.telemetry = False
     litellm.suppress_debug_info = True
     return litellm
+
+
+async def _paced(pacer: AsyncLimiter | None, send: Callable[..., Awaitable[Any]], **request: Any) -> Any:
+    """One server hit, sent when the pacer (if any) gives it a turn."""
+    if pacer is not None:
+        await pacer.acquire()
+    return await send(**request)
 
 
 def _supports_response_schema(litellm: ModuleType, model: str) -> bool:

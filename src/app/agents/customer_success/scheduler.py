@@ -38,9 +38,10 @@ CONTRACT_WINDOW_DAYS = 60
 QBR_RENEWAL_WINDOW_DAYS = 90
 AT_RISK_RAGS = ("AMBER", "RED")
 DEFAULT_LEASE = timedelta(hours=2)
-QBR_CONCURRENCY = 128
-"""QBR tasks in flight: twice the largest `CSM_LLM_CONCURRENCY`, so the LLM service's own limit (what the
-provider sees) is the one that binds, and its slots never idle while a task reads or writes the store."""
+QBR_CONCURRENCY = 32
+"""QBR tasks in flight. Keep it above `CSM_LLM_CONCURRENCY` (about twice it) so the LLM service's own limit, what
+the provider sees, is the one that binds and its slots never idle while a task reads or writes the store; much
+wider only delays the first LLM call while every task loads its account at once."""
 
 
 class SchedulableAgent(Protocol):
