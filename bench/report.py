@@ -38,6 +38,8 @@ def write_report(results: Path, output: Path, *, total_s: float | None = None) -
 
 def _header(records: list[dict[str, Any]], total_s: float | None) -> str:
     machine = records[0]["machine"] if records else {}
+    if total_s is None and all("wall_s" in record for record in records):
+        total_s = sum(record["wall_s"] for record in records)
     took = f" The whole run took {total_s / 60:.1f} min." if total_s is not None else ""
     return "\n".join(
         [
