@@ -198,8 +198,8 @@ class CSMScheduler:
         return {"job_id": job_id, "key": key, "status": "succeeded", "resumed": claim.resumed, **summary}
 
     async def run_daily_health_scan(self) -> dict[str, Any]:
-        """One batch health scan over every active account, alerts included."""
-        result = await self._execute({"type": "health_scan"}, "csm_daily_health_scan")
+        """One batch health scan over every active account, alerts included (the result keeps only at-risk scores)."""
+        result = await self._execute({"type": "health_scan", "summary": True}, "csm_daily_health_scan")
         return _scan_summary(result)
 
     async def run_daily_contract_check(self) -> dict[str, Any]:
@@ -273,7 +273,7 @@ def _scan_summary(result: dict[str, Any]) -> dict[str, Any]:
     if "error" in result:
         raise RuntimeError(result["error"])
     return {
-        "ok": len(result.get("health_scores", [])),
+        "ok": result.get("scored_count", len(result.get("health_scores", []))),
         "failed": len(result.get("errors", [])),
         "skipped": 0,
         "alerts": result.get("alerts_dispatched", 0),
