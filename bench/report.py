@@ -28,7 +28,11 @@ def write_report(results: Path, output: Path, *, total_s: float | None = None) -
     parts = [_header(records, total_s)]
     parts.append(_scan(by_name.get("scan", [])))
     for name, title in TITLES.items():
-        parts.append(_generic(title, by_name.get(name, []), f"bench/{name}.py"))
+        found, render = by_name.get(name, []), RENDERERS.get(name)
+        if render and found:
+            parts.append(render(title, found[-1]))
+        else:
+            parts.append(_generic(title, found, f"bench/{name}.py"))
     parts.append(_cold_start(by_name.get("cold_start", [])))
     parts.append(_scaling(by_name.get("scaling", [])))
     if NOTES.exists():
@@ -110,6 +114,68 @@ def _generic(title: str, records: list[dict[str, Any]], module: str) -> str:
         for target, met in r.get("targets", {}).items():
             lines.append(f"- target {target}: {_mark(met)}")
     return "\n".join(lines)
+
+
+def _range(r: dict[str, Any]) -> str:
+    low, high = r["seconds_range"]
+    return f"{r['seconds']:.2f} s ({low:.2f}–{high:.2f}, {r['runs']} run{'' if r['runs'] == 1 else 's'})"
+
+
+def _notion(title: str, r: dict[str, Any]) -> str:
+    kinds = r["requests_by_kind"]
+    return "\n".join(
+        [
+            f"## {title}",
+            "",
+            f"Command: `{r['command']}` — {r['accounts']:,} accounts, {r['changed_pages']} pages whose score changes "
+            f"in each run, server limit {r['requests_per_s_limit']:g} requests/s (429 + Retry-After above it).",
+            "",
+            "| | measured | bound |",
+            "|---|---:|---:|",
+            f"| requests | {r['requests']} ({kinds.get('query', 0)} queries, {kinds.get('page_update', 0)} page "
+            f"updates, {kinds.get('database_retrieve', 0)} databases.retrieve) | {r['requests_lower_bound']} "
+            f"(⌈N/100⌉ + changed) |",
+            f"| wall time, median (min–max) | {_range(r)} | {r['bound_s']} s (lower bound / 3 per s) |",
+            f"| failed requests / 429s / page errors | {r['failed_requests']} / {r['status_429']} / "
+            f"{r['page_errors']} | 0 |",
+            "",
+            f"Bound over measured time: {r['bound_over_seconds']}. Requests at the bound (queries and updates): "
+            f"{_mark(r['targets']['requests_at_bound'])}; zero failed requests: "
+            f"{_mark(r['targets']['zero_failed_requests'])}; every account scanned: "
+            f"{_mark(r['targets']['scanned_all'])}.",
+        ]
+    )
+
+
+def _llm_fanout(title: str, r: dict[str, Any]) -> str:
+    timeline = r["timeline_s"]
+    pace = f"{r['llm_requests_per_min']:g}/min" if r.get("llm_requests_per_min") else "off"
+    return "\n".join(
+        [
+            f"## {title}",
+            "",
+            f"Command: `{r['command']}` — the scheduler's quarterly QBR job for {r['accounts']:,} accounts; server "
+            f"latency {r['latency_s']:g} s, cap {r['rate_limit']} requests per {r['rate_window_s']:g} s. "
+            f"`CSM_LLM_CONCURRENCY={r['llm_concurrency']}`, pacing (`CSM_LLM_REQUESTS_PER_MIN`) {pace}, "
+            f"{r['qbr_concurrency']} QBR tasks in flight.",
+            "",
+            f"- Wall time {_range(r)} against the cap's ideal {r['ideal_s']} s: **{r['fraction_of_ideal']}** of "
+            f"ideal ({r['qbrs_per_min']} QBRs/min; goal ≥ 0.9: {_mark(r['targets']['fraction_of_ideal'])}).",
+            f"- Timeline: {timeline['before_first_request']} s before the first request, "
+            f"{timeline['first_to_last_request']} s from first to last request (ideal "
+            f"{timeline['ideal_first_to_last']} s), {timeline['after_last_request']} s after the last.",
+            f"- QBR pages {r['qbr_rows']}, rep drafts {r['drafts']}, lost QBRs {r['lost_qbrs']}, failed tasks "
+            f"{r['failed_tasks']} (zero lost: {_mark(r['targets']['zero_lost_qbrs'])}).",
+            f"- Requests {r['requests']}, 429s {r['status_429']}, other HTTP errors {r['other_http_errors']}, at most "
+            f"{r['max_in_flight']} in flight (no 429 storm: {_mark(r['targets']['no_429_storm'])}).",
+            f"- Per QBR: {r['llm_calls'] / max(1, r['qbr_rows']):g} LLM call, {r['prompt_tokens_per_qbr']} prompt + "
+            f"{r['completion_tokens_per_qbr']} completion tokens (the server counts ~4 characters a token), "
+            f"${r['cost_usd_per_qbr']} at gpt-4o-mini prices.",
+        ]
+    )
+
+
+RENDERERS = {"notion": _notion, "llm_fanout": _llm_fanout}
 
 
 def _cold_start(records: list[dict[str, Any]]) -> str:
