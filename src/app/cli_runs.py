@@ -15,7 +15,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from src.app.agents.base import AgentRegistration
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
-from src.app.agents.customer_success.scheduler import CSMScheduler
+from src.app.agents.customer_success.scheduler import QBR_CONCURRENCY, CSMScheduler
 from src.app.agents.sales.agent import SalesAgent
 from src.app.analysis.adoption import build_adoption_facts
 from src.app.analysis.expansion import find_expansion_candidates
@@ -73,6 +73,16 @@ def _wired_agent(
         sales_agent=sales,  # expansion hand-offs go to the Sales side: opportunity records and AE drafts
         settings=settings,
         checkpointer=checkpointer,
+    )
+
+
+def scheduler_for(agent: CustomerSuccessAgent, store: CSMStore, settings: CSMSettings) -> CSMScheduler:
+    """The scheduler for `agent`, with enough QBRs in flight to keep every LLM slot busy."""
+    return CSMScheduler(
+        agent,
+        store=store,
+        timezone=settings.timezone,
+        qbr_concurrency=max(QBR_CONCURRENCY, 2 * settings.llm_concurrency),
     )
 
 
@@ -134,7 +144,7 @@ async def _demo_day(settings: CSMSettings, console: Console, timings: dict[str, 
         await _timed(timings, "load", store.upsert_accounts(book))
         with progress(console, f"Health scan of {len(book)} accounts"):
             scan = await _timed(timings, "health_scan", agent.execute({"type": "health_scan"}, {}))
-        scheduler = CSMScheduler(agent, store=store, timezone=settings.timezone)
+        scheduler = scheduler_for(agent, store, settings)
         with progress(console, "Contract check (renewals within 60 days)"):
             contract = await _timed(timings, "contract_check", scheduler.run_job("csm_daily_contract_check"))
         picks = _demo_picks(await store.load_accounts())

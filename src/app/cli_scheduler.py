@@ -7,9 +7,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from src.app.agents.customer_success.scheduler import CSMScheduler
 from src.app.cli_render import Console, progress
-from src.app.cli_runs import ensure_accounts, open_agent, settings_for
+from src.app.cli_runs import ensure_accounts, open_agent, scheduler_for, settings_for
 
 
 async def run_job_now(job_id: str, *, data_dir: Path | None, force: bool, quiet: bool) -> dict[str, Any]:
@@ -18,7 +17,7 @@ async def run_job_now(job_id: str, *, data_dir: Path | None, force: bool, quiet:
     console = Console(quiet=quiet)
     async with open_agent(settings) as (agent, store):
         await ensure_accounts(store, settings, console)
-        scheduler = CSMScheduler(agent, store=store, timezone=settings.timezone)
+        scheduler = scheduler_for(agent, store, settings)
         with progress(console, f"Running {job_id}"):
             outcome = await scheduler.run_job(job_id, force=force)
     for key, value in outcome.items():
@@ -31,7 +30,7 @@ async def serve(*, data_dir: Path | None) -> None:
     settings = settings_for(data_dir)
     console = Console()
     async with open_agent(settings) as (agent, store):
-        scheduler = CSMScheduler(agent, store=store, timezone=settings.timezone)
+        scheduler = scheduler_for(agent, store, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
