@@ -118,6 +118,7 @@ async def test_a_wrong_token_is_a_clear_error_that_never_shows_the_secret(
     gchat: GoogleChatServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # importing litellm (earlier tests) raises it to WARNING
     wrong = gchat.webhook_url.replace(gchat.secret_token, "wrong-secret-token")
 
     with pytest.raises(ChatPostError, match="HTTP 401 UNAUTHENTICATED.*CSM_GOOGLE_CHAT_WEBHOOK_URL") as raised:
