@@ -23,6 +23,12 @@ REQUIRED_SIGNALS: tuple[str, ...] = tuple(
 )
 """Signals without which no score is computed (the account gets an "insufficient data" outcome)."""
 
+DETAIL_FIELDS: tuple[str, ...] = ("features_available", "feature_usage", "usage_history", "tickets", "notes")
+"""`AccountRecord` fields that describe an account's activity in detail: no score or churn alert reads them."""
+
+IDENTITY_FIELDS: tuple[str, ...] = tuple(name for name in AccountRecord.model_fields if name not in DETAIL_FIELDS)
+"""`AccountRecord` fields that identify and route an account (name, ARR, plan, owners, seats, contract end)."""
+
 _BOUND_SYMBOLS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 MAX_VALUE_REPR = 80
@@ -104,6 +110,17 @@ def _derive_days_to_renewal(
     except (TypeError, ValueError):
         return [f"contract_end_date={_quote(end)} is not a valid ISO date"]
     return []
+
+
+def parse_identity(record: Mapping[str, Any]) -> AccountRecord:
+    """Validate only a raw record's identity fields (`IDENTITY_FIELDS`); the detail fields are left empty.
+
+    What a health scan and its alerts use of an account, checked without the cost of its tickets and history.
+
+    Raises:
+        AccountDataError: kind "invalid_data", naming every invalid identity field and its value.
+    """
+    return parse_account({name: record[name] for name in IDENTITY_FIELDS if name in record})
 
 
 def parse_account(record: Mapping[str, Any]) -> AccountRecord:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 
 from src.app.analysis.health import CSMHealthScorer, weakest_signals
 from src.app.analysis.scan import score_book
-from src.app.analysis.signals import AccountDataError, days_until, parse_account
+from src.app.analysis.signals import DETAIL_FIELDS, AccountDataError, days_until, parse_identity
 from src.app.context import CSMContext
 from src.app.nodes.alerts import alert_status, dispatch_churn_alert, fallback_narrative, most_severe_first
 from src.app.nodes.common import account_brief, jsonable, task_account_ids
@@ -21,13 +21,27 @@ from src.app.nodes.llm import prompt_requests
 from src.app.prompts import health_scan as prompt
 from src.app.schemas import ChurnNarrative, CSMHealthScore
 from src.app.state import WorkError, WorkState
-from src.app.tools.store import AccountPages, CSMStore, UnreadableAccount, UnreadableAccounts
+from src.app.tools.store import CSMStore, UnreadableAccount, UnreadableAccounts
 
 log = structlog.get_logger(__name__)
 
 SIGNAL_OVERRIDE_KEYS = ("signals", "days_to_renewal")
 SCAN_PAGE_SIZE = 5000
 """Accounts scored, checked and saved together; a whole-book scan holds one page of records at a time."""
+
+
+@runtime_checkable
+class TrimmedAccountPages(Protocol):
+    """A store that pages through account records and can leave keys out of them (`SQLStore`).
+
+    `tools.store.AccountPages` with the `omit` argument: a whole-book scan never decodes the detail fields.
+    """
+
+    def iter_accounts(
+        self, *, active_only: bool = True, page_size: int = 5000, omit: Sequence[str] = ()
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Account records in pages of at most `page_size`, without the `omit` keys."""
+        ...
 
 
 def require_scorer(ctx: CSMContext) -> CSMHealthScorer:
@@ -38,9 +52,11 @@ def require_scorer(ctx: CSMContext) -> CSMHealthScorer:
 
 
 def apply_task_overrides(records: list[dict[str, Any]], task: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Copies of the records with the task's signal overrides applied (the task itself is never mutated)."""
+    """The records with the task's signal overrides applied to copies (the task and records are never mutated)."""
     signals: Mapping[str, Any] = task["signals"] if isinstance(task.get("signals"), Mapping) else {}
     renewal = task.get("days_to_renewal")
+    if not signals and not isinstance(renewal, Mapping | int):
+        return records
     updated = []
     for record in records:
         copy = {**record, **signals}
@@ -63,7 +79,7 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
     task = state["task"]
     account_ids = task_account_ids(task)
     now, keep_all = ctx.clock(), not task.get("summary")
-    kept: list[CSMHealthScore] = []
+    kept: list[dict[str, Any]] = []
     errors: list[WorkError] = []
     counts: Counter[str] = Counter()
     seen: set[str] = set()
@@ -73,7 +89,7 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
         errors += page_errors
         counts.update(score.rag for score in scores)
         scanned += len(records)
-        kept += scores if keep_all else [score for score in scores if score.should_alert]
+        kept += [score.model_dump(mode="json") for score in scores if keep_all or score.should_alert]
         if account_ids is not None:
             seen.update(str(record.get("account_id")) for record in records)
     unreadable = _unreadable_accounts(ctx.store, account_ids)
@@ -84,7 +100,7 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
     ]
     log.info("health_scan_scored", scored=counts.total(), errors=len(errors))
     return {
-        "scores": [score.model_dump(mode="json") for score in sorted(kept, key=lambda score: score.account_id)],
+        "scores": sorted(kept, key=lambda score: str(score["account_id"])),
         "scanned_count": scanned,
         "scan_counts": {"scored": counts.total(), **{rag: counts[rag] for rag in ("GREEN", "AMBER", "RED")}},
         "errors": errors,
@@ -99,9 +115,12 @@ def _unreadable_accounts(store: CSMStore, account_ids: list[str] | None) -> list
 
 
 async def _account_pages(store: CSMStore, account_ids: list[str] | None) -> AsyncIterator[list[dict[str, Any]]]:
-    """The requested account records in pages (a store that pages is never asked for the whole book at once)."""
-    if account_ids is None and isinstance(store, AccountPages):
-        async for page in store.iter_accounts(active_only=True, page_size=SCAN_PAGE_SIZE):
+    """The requested account records in pages (a store that pages is never asked for the whole book at once).
+
+    A whole-book scan reads the records without their `DETAIL_FIELDS`: nothing it scores or alerts on uses them.
+    """
+    if account_ids is None and isinstance(store, TrimmedAccountPages):
+        async for page in store.iter_accounts(active_only=True, page_size=SCAN_PAGE_SIZE, omit=DETAIL_FIELDS):
             yield page
         return
     records = await store.load_accounts(account_ids, active_only=account_ids is None)
@@ -129,12 +148,14 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
     the same accounts an uninterrupted one would have, and a second scan on the same day adds no flood.
     """
     ctx = runtime.context
-    alertable = [CSMHealthScore.model_validate(s) for s in state.get("scores", []) if s["should_alert"]]
+    alertable = {s["account_id"]: s for s in state.get("scores", []) if s["should_alert"]}
+    unchecked = [CSMHealthScore.model_construct(**s) for s in alertable.values()]  # only ordered, never used
     chosen: list[CSMHealthScore] = []
     budget = ctx.settings.max_alerts_per_scan
-    for score in most_severe_first(alertable):
+    for candidate in most_severe_first(unchecked):
         if len(chosen) >= budget:
             break
+        score = CSMHealthScore.model_validate(alertable[candidate.account_id])
         status = await alert_status(ctx, score)
         if status == "done_today":  # raised by an earlier (maybe interrupted) scan today: it uses up the cap
             budget -= 1
@@ -167,7 +188,7 @@ async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[s
     records = {str(r["account_id"]): r for r in await ctx.store.load_accounts(chosen, active_only=False)}
     alerts = []
     for account_id in chosen:
-        account = parse_account(records[account_id])
+        account = parse_identity(records[account_id])
         parsed = state.get("parsed", {}).get(account_id)
         narrative = ChurnNarrative.model_validate(parsed) if parsed else fallback_narrative(account, scores[account_id])
         alerts.append(
@@ -181,12 +202,16 @@ async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[s
 def _with_valid_identity(
     scores: list[CSMHealthScore], records: list[dict[str, Any]]
 ) -> tuple[list[CSMHealthScore], list[WorkError]]:
-    """Drop the scores of accounts whose identity fields are invalid (they could not be alerted or drafted)."""
+    """Drop the scores of accounts whose identity fields are invalid (they could not be alerted or drafted).
+
+    Only the identity fields are checked: the detail fields (tickets, usage history...) are the business of the
+    tasks that read them, and a whole-book scan does not even load them.
+    """
     by_id = {str(record.get("account_id")): record for record in records}
     valid, errors = [], []
     for score in scores:
         try:
-            parse_account(by_id[score.account_id])
+            parse_identity(by_id[score.account_id])
         except AccountDataError as problem:
             errors.append(WorkError(account_id=score.account_id, stage="score_accounts", message=str(problem)))
         else:
@@ -208,7 +233,7 @@ def _latest_of(score: CSMHealthScore, stored: CSMHealthScore | None, tz: ZoneInf
 
 
 def _alert_facts(score: CSMHealthScore, record: Mapping[str, Any], days_to_renewal: int | None) -> dict[str, Any]:
-    account = parse_account(record)
+    account = parse_identity(record)
     signals = {k: record.get(k) for k in ("usage_trend", "login_frequency_days", "nps_score", "invoice_payment_status")}
     return {
         "account": account_brief(account, record.get("days_to_renewal", days_to_renewal)),

@@ -18,6 +18,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Dialect,
     Float,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    case,
     cast,
     create_engine,
     delete,
@@ -50,6 +52,9 @@ from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, RunClaim, 
 
 BATCH_SIZE = 900
 """Rows per executemany batch and ids per IN list (below SQLite's historic 999-parameter limit)."""
+_TRIMMING_DIALECTS = frozenset({"sqlite", "postgresql"})
+"""Databases that drop omitted record keys in SQL (others drop them after decoding)."""
+_SCORE_FIELDS = tuple(CSMHealthScore.model_fields)
 
 ContentT = TypeVar("ContentT", bound=BaseModel)
 
@@ -240,14 +245,23 @@ class SQLStore:
         return await asyncio.to_thread(self._load_accounts, account_ids, active_only)
 
     async def iter_accounts(
-        self, *, active_only: bool = True, page_size: int = 5000
+        self, *, active_only: bool = True, page_size: int = 5000, omit: Sequence[str] = ()
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Raw account records in pages of at most `page_size`, by account id; one short read per page."""
+        """Raw account records in pages of at most `page_size`, by account id; one short read per page.
+
+        Args:
+            active_only: Only accounts whose status is "active".
+            page_size: Most records per page.
+            omit: Top-level keys left out of every record by the database, so they are never read into Python
+                (a whole-book scan skips tickets, usage history and the like).
+        """
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
+        if isinstance(omit, str):
+            raise TypeError(f"omit must be a sequence of keys, not the string {omit!r}")
         after: str | None = None
         while True:
-            page = await asyncio.to_thread(self._account_page, after, active_only, page_size)
+            page = await asyncio.to_thread(self._account_page, after, active_only, page_size, tuple(omit))
             if page:
                 yield [record for _, record in page]
             if len(page) < page_size:
@@ -469,15 +483,26 @@ class SQLStore:
         # Sorted here, not by ORDER BY, so the order is code-point order on every database collation.
         return [row.record for row in sorted(rows, key=lambda row: row.account_id)]
 
-    def _account_page(self, after: str | None, active_only: bool, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    def _account_page(
+        self, after: str | None, active_only: bool, limit: int, omit: tuple[str, ...]
+    ) -> list[tuple[str, dict[str, Any]]]:
         """Keyset pagination: the next `limit` accounts after id `after`, in the database's id order."""
-        query = select(ACCOUNTS.c.account_id, ACCOUNTS.c.record).order_by(ACCOUNTS.c.account_id).limit(limit)
+        dialect = self._url.get_backend_name()
+        trimmed = omit and dialect in _TRIMMING_DIALECTS
+        record = _record_without(omit, dialect) if trimmed else cast(ACCOUNTS.c.record, Text)
+        query = select(ACCOUNTS.c.account_id, record).order_by(ACCOUNTS.c.account_id).limit(limit)
         if active_only:
-            query = query.where(ACCOUNTS.c.status == "active")
+            # Compared as an expression so SQLite walks the primary key in id order rather than fetching every
+            # active account through the status index and sorting them all again for each page.
+            query = query.where(func.coalesce(ACCOUNTS.c.status, "") == "active")
         if after is not None:
             query = query.where(ACCOUNTS.c.account_id > after)
         with self._transaction(write=False) as connection:
-            return [(row.account_id, row.record) for row in connection.execute(query)]
+            page = [(account_id, from_json(text)) for account_id, text in connection.execute(query)]
+        for _, loaded in page if omit else ():  # what the database could not trim
+            for key in omit:
+                loaded.pop(key, None)
+        return page
 
     def _latest_scores(self, account_ids: Sequence[str] | None) -> dict[str, CSMHealthScore]:
         with self._transaction(write=False) as connection:
@@ -646,11 +671,25 @@ def _latest_scores_query(account_ids: Sequence[str] | None) -> Select[str]:
     return select(cast(scores.c.payload, Text)).where(scores.c.rank == 1)
 
 
+def _record_without(keys: tuple[str, ...], dialect: str) -> ColumnElement[str]:
+    """The account record as JSON text without the given top-level keys, removed by the database.
+
+    SQLite's JSON functions refuse what its JSON text may hold but JSON does not (NaN, Infinity): such a record
+    is returned whole.
+    """
+    if dialect == "sqlite":
+        removed = func.json_remove(ACCOUNTS.c.record, *(f'$."{key}"' for key in keys), type_=Text)
+        return case((func.json_valid(ACCOUNTS.c.record) == 1, removed), else_=cast(ACCOUNTS.c.record, Text))
+    subtracted = cast(ACCOUNTS.c.record, postgresql.JSONB).op("-")(postgresql.array(keys, type_=Text))
+    return cast(subtracted, Text)
+
+
 def _score_from_payload(payload_json: str) -> CSMHealthScore:
-    """Rebuild a stored score straight from its JSON text (validating JSON directly is the fast path)."""
-    score = CSMHealthScore.model_validate_json(payload_json)
-    score.computed_at = _as_utc(score.computed_at)
-    return score
+    """Rebuild a stored score from its JSON text; the store wrote it from a validated score, so it is trusted."""
+    payload = from_json(payload_json)
+    fields = {name: payload[name] for name in _SCORE_FIELDS if name in payload}
+    fields["computed_at"] = _as_utc(datetime.fromisoformat(payload["computed_at"]))
+    return CSMHealthScore.model_construct(**fields)
 
 
 def _score_row(score: CSMHealthScore) -> dict[str, Any]:
