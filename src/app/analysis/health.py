@@ -276,19 +276,28 @@ class CSMHealthScorer:
 def _at_most(value: float | None, bands: Bands, beyond: float, unknown: float) -> float:
     if value is None:
         return unknown
-    return next((points for limit, points in bands if value <= limit), beyond)
+    for limit, points in bands:  # plain loops: these run eleven times per account of a whole-book scan
+        if value <= limit:
+            return points
+    return beyond
 
 
 def _at_least(value: float | None, bands: Bands, below: float, unknown: float) -> float:
     if value is None:
         return unknown
-    return next((points for floor, points in bands if value >= floor), below)
+    for floor, points in bands:
+        if value >= floor:
+            return points
+    return below
 
 
 def _more_than(value: float | None, bands: Bands, below: float, unknown: float) -> float:
     if value is None:
         return unknown
-    return next((points for floor, points in bands if value > floor), below)
+    for floor, points in bands:
+        if value > floor:
+            return points
+    return below
 
 
 def _multiply(total: float, multiplier: float, key: str, breakdown: dict[str, float]) -> float:

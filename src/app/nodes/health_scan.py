@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
@@ -84,14 +86,15 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
     counts: Counter[str] = Counter()
     seen: set[str] = set()
     scanned = 0
-    async for records in _account_pages(ctx.store, account_ids):
-        scores, page_errors = await _score_page(ctx, scorer, records, task, now)
-        errors += page_errors
-        counts.update(score.rag for score in scores)
-        scanned += len(records)
-        kept += [score.model_dump(mode="json") for score in scores if keep_all or score.should_alert]
-        if account_ids is not None:
-            seen.update(str(record.get("account_id")) for record in records)
+    with _older_objects_left_alone():
+        async for records in _account_pages(ctx.store, account_ids):
+            scores, page_errors = await _score_page(ctx, scorer, records, task, now)
+            errors += page_errors
+            counts.update(score.rag for score in scores)
+            scanned += len(records)
+            kept += [score.model_dump(mode="json") for score in scores if keep_all or score.should_alert]
+            if account_ids is not None:
+                seen.update(str(record.get("account_id")) for record in records)
     unreadable = _unreadable_accounts(ctx.store, account_ids)
     errors[:0] = [WorkError(account_id=u.account_id, stage="load_accounts", message=u.message) for u in unreadable]
     errors[len(unreadable) : len(unreadable)] = [
@@ -105,6 +108,21 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
         "scan_counts": {"scored": counts.total(), **{rag: counts[rag] for rag in ("GREEN", "AMBER", "RED")}},
         "errors": errors,
     }
+
+
+@contextmanager
+def _older_objects_left_alone() -> Iterator[None]:
+    """Keep the garbage collector's full passes off the objects that existed before the block.
+
+    A running app holds millions of long-lived objects (LangGraph, litellm, the store engine); without this, the
+    full collections that a scan's allocations trigger walk all of them again and again (~1.5 s of a 100k scan).
+    Objects created inside the block are collected as usual; the older ones are handed back at the end.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _unreadable_accounts(store: CSMStore, account_ids: list[str] | None) -> list[UnreadableAccount]:

@@ -597,9 +597,13 @@ def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any)
         cursor.close()
 
 
+class _JSONText(str):
+    """JSON text serialised already, written to a JSON column as it is."""
+
+
 def _to_json_text(value: Any) -> str:
     """Serialise JSON columns with pydantic (fast; dates become ISO strings, NaN becomes null)."""
-    return to_json(value).decode()
+    return value if isinstance(value, _JSONText) else to_json(value).decode()
 
 
 def _is_memory_sqlite(url: URL) -> bool:
@@ -693,16 +697,18 @@ def _score_from_payload(payload_json: str) -> CSMHealthScore:
 
 
 def _score_row(score: CSMHealthScore) -> dict[str, Any]:
-    computed_at = _as_utc(score.computed_at)
+    """The history row of a score, its JSON columns serialised here in one step each (the payload in UTC)."""
+    if score.computed_at.tzinfo is not UTC:
+        score = score.model_copy(update={"computed_at": _as_utc(score.computed_at)})
     return {
         "account_id": score.account_id,
         "score": score.score,
         "rag": score.rag,
         "churn_risk_level": score.churn_risk_level,
         "churn_triggered_by": score.churn_triggered_by,
-        "breakdown": score.signal_breakdown,
-        "computed_at": computed_at,
-        "payload": {**score.model_dump(mode="json"), "computed_at": computed_at.isoformat()},
+        "breakdown": _JSONText(to_json(score.signal_breakdown).decode()),
+        "computed_at": score.computed_at,
+        "payload": _JSONText(score.model_dump_json()),
     }
 
 
