@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
@@ -75,6 +75,27 @@ class CSMHealthScore(BaseModel):
     def score_delta(self) -> float | None:
         """Change since the previous score, when one exists."""
         return None if self.previous_score is None else round(self.score - self.previous_score, 2)
+
+
+SCORE_FIELDS = frozenset(CSMHealthScore.model_fields)
+"""The stored fields of a `CSMHealthScore` (its computed fields excluded)."""
+
+
+def trusted_score(fields: dict[str, Any]) -> CSMHealthScore:
+    """A `CSMHealthScore` made, without validation, from a dict of all its fields already valid (the dict is kept).
+
+    For scores our own scorer computed or our own store wrote: what `model_construct` does, in a third of the time
+    (a whole-book scan builds two scores per account). Raises ValueError unless every field, and only fields, is
+    given.
+    """
+    if fields.keys() != SCORE_FIELDS:
+        raise ValueError(f"a trusted score needs exactly the fields {sorted(SCORE_FIELDS)}, got {sorted(fields)}")
+    score = CSMHealthScore.__new__(CSMHealthScore)
+    object.__setattr__(score, "__dict__", fields)
+    object.__setattr__(score, "__pydantic_fields_set__", set(SCORE_FIELDS))
+    object.__setattr__(score, "__pydantic_extra__", None)
+    object.__setattr__(score, "__pydantic_private__", None)
+    return score
 
 
 class ChurnNarrative(BaseModel):

@@ -19,6 +19,7 @@ from src.app.schemas import (
     Rag,
     TicketSentiment,
     UsageTrend,
+    trusted_score,
 )
 
 Bands = tuple[tuple[float, float], ...]
@@ -182,16 +183,18 @@ class CSMHealthScorer:
         rag = self._rag(score)
         churn_level, trigger = self._churn(signals, rag)
         rounded = {key: round(points, 2) for key, points in breakdown.items()}
-        return CSMHealthScore.model_construct(
-            account_id=account_id,
-            score=score,
-            rag=rag,
-            churn_risk_level=churn_level,
-            churn_triggered_by=trigger,
-            signal_breakdown=rounded,
-            computed_at=_as_utc(computed_at),
-            previous_score=None if previous is None else previous.score,
-            signal_deltas={} if previous is None else _deltas(rounded, previous.signal_breakdown),
+        return trusted_score(
+            {
+                "account_id": account_id,
+                "score": score,
+                "rag": rag,
+                "churn_risk_level": churn_level,
+                "churn_triggered_by": trigger,
+                "signal_breakdown": rounded,
+                "computed_at": _as_utc(computed_at),
+                "previous_score": None if previous is None else previous.score,
+                "signal_deltas": {} if previous is None else _deltas(rounded, previous.signal_breakdown),
+            }
         )
 
     def _points(self, signals: CSMHealthSignals) -> dict[str, float]:

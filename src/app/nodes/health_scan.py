@@ -21,7 +21,7 @@ from src.app.nodes.alerts import alert_status, dispatch_churn_alert, fallback_na
 from src.app.nodes.common import account_brief, jsonable, task_account_ids
 from src.app.nodes.llm import prompt_requests
 from src.app.prompts import health_scan as prompt
-from src.app.schemas import ChurnNarrative, CSMHealthScore
+from src.app.schemas import SCORE_FIELDS, ChurnNarrative, CSMHealthScore, trusted_score
 from src.app.state import WorkError, WorkState
 from src.app.tools.store import CSMStore, UnreadableAccount, UnreadableAccounts
 
@@ -155,8 +155,9 @@ async def _score_page(
     outcome = score_book(apply_task_overrides(records, task), scorer=scorer, previous=previous, now=now, tz=tz)
     errors = [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
     scores, identity_errors = _with_valid_identity(outcome.scores, records)
-    await ctx.store.save_scores([s for s in scores if not _repeats(s, previous.get(s.account_id), tz)])
-    return [_latest_of(s, previous.get(s.account_id), tz) for s in scores], errors + identity_errors
+    repeated = {s.account_id: previous[s.account_id] for s in scores if _repeats(s, previous.get(s.account_id), tz)}
+    await ctx.store.save_scores([s for s in scores if s.account_id not in repeated])
+    return [repeated.get(s.account_id, s) for s in scores], errors + identity_errors  # as history holds them
 
 
 async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
@@ -167,7 +168,7 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
     """
     ctx = runtime.context
     alertable = {s["account_id"]: s for s in state.get("scores", []) if s["should_alert"]}
-    unchecked = [CSMHealthScore.model_construct(**s) for s in alertable.values()]  # only ordered, never used
+    unchecked = [trusted_score({k: s[k] for k in SCORE_FIELDS}) for s in alertable.values()]  # ordered, not used
     chosen: list[CSMHealthScore] = []
     budget = ctx.settings.max_alerts_per_scan
     for candidate in most_severe_first(unchecked):
@@ -243,11 +244,6 @@ def _repeats(score: CSMHealthScore, stored: CSMHealthScore | None, tz: ZoneInfo)
         return False
     same = ("score", "rag", "churn_risk_level", "churn_triggered_by", "signal_breakdown")
     return all(getattr(stored, name) == getattr(score, name) for name in same)
-
-
-def _latest_of(score: CSMHealthScore, stored: CSMHealthScore | None, tz: ZoneInfo) -> CSMHealthScore:
-    """The score as history holds it: the stored one when this scan only repeated it."""
-    return stored if stored is not None and _repeats(score, stored, tz) else score
 
 
 def _alert_facts(score: CSMHealthScore, record: Mapping[str, Any], days_to_renewal: int | None) -> dict[str, Any]:

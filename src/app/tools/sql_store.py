@@ -47,14 +47,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
-from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+from src.app.schemas import (
+    SCORE_FIELDS,
+    CSMHealthScore,
+    ExpansionOpportunity,
+    FeatureAdoptionReport,
+    QBRContent,
+    trusted_score,
+)
 from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, RunClaim, SavedArtifact
 
 BATCH_SIZE = 900
 """Rows per executemany batch and ids per IN list (below SQLite's historic 999-parameter limit)."""
 _TRIMMING_DIALECTS = frozenset({"sqlite", "postgresql"})
 """Databases that drop omitted record keys in SQL (others drop them after decoding)."""
-_SCORE_FIELDS = tuple(CSMHealthScore.model_fields)
 
 ContentT = TypeVar("ContentT", bound=BaseModel)
 
@@ -712,9 +718,9 @@ def _record_without(keys: tuple[str, ...], dialect: str) -> ColumnElement[str]:
 def _score_from_payload(payload_json: str) -> CSMHealthScore:
     """Rebuild a stored score from its JSON text; the store wrote it from a validated score, so it is trusted."""
     payload = from_json(payload_json)
-    fields = {name: payload[name] for name in _SCORE_FIELDS if name in payload}
+    fields = {name: payload[name] for name in SCORE_FIELDS if name in payload}
     fields["computed_at"] = _as_utc(datetime.fromisoformat(payload["computed_at"]))
-    return CSMHealthScore.model_construct(**fields)
+    return trusted_score(fields) if len(fields) == len(SCORE_FIELDS) else CSMHealthScore.model_construct(**fields)
 
 
 def _score_row(score: CSMHealthScore) -> dict[str, Any]:
