@@ -28,7 +28,7 @@ from src.app.tools.store import CSMStore, UnreadableAccount, UnreadableAccounts
 log = structlog.get_logger(__name__)
 
 SIGNAL_OVERRIDE_KEYS = ("signals", "days_to_renewal")
-SCAN_PAGE_SIZE = 5000
+SCAN_PAGE_SIZE = 2000
 """Accounts scored, checked and saved together; a whole-book scan holds one page of records at a time."""
 
 
