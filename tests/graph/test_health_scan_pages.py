@@ -78,3 +78,13 @@ async def test_missing_ids_are_reported_with_paged_loading(ctx: CSMContext) -> N
 
 def _a_day_later(ctx: CSMContext) -> CSMContext:
     return replace(ctx, clock=lambda: NOW + timedelta(days=1))
+
+
+async def test_detail_fields_do_not_block_a_whole_book_scan(ctx: CSMContext) -> None:
+    await load_book(ctx)
+    await ctx.store.upsert_accounts([make_account("a-1", HEALTHY, tickets="not a list", usage_history={"x": 1})])
+
+    result = await scan(ctx)
+
+    assert "a-1" in {score["account_id"] for score in result["health_scores"]}
+    assert result["errors"] == []  # tickets and usage history are checked by the tasks that use them

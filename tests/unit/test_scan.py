@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.scan import AccountError, ScanOutcome, score_book
 from src.app.analysis.signals import signals_from_record
-from src.app.schemas import CSMHealthScore
+from src.app.schemas import CSMHealthScore, trusted_score
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 TZ = ZoneInfo("UTC")
@@ -143,3 +145,8 @@ def test_empty_book() -> None:
 def test_account_error_is_json_safe() -> None:
     error = AccountError(account_id="a", kind="invalid_data", message="m", problems=["p"])
     assert AccountError.model_validate_json(error.model_dump_json()) == error
+
+
+def test_a_trusted_score_needs_exactly_the_score_fields() -> None:
+    with pytest.raises(ValueError, match="needs exactly the fields"):
+        trusted_score({"account_id": "a", "score": 50.0})

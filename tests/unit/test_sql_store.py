@@ -437,3 +437,12 @@ async def test_a_single_id_string_is_refused_instead_of_read_as_characters(store
         await store.load_accounts("acc_1")
     with pytest.raises(TypeError, match="acc_1"):
         await store.latest_scores("acc_1")
+
+
+async def test_iter_accounts_leaves_omitted_keys_out_and_keeps_the_rest(store: SQLStore) -> None:
+    detail = {"tickets": [{"subject": "x"}], "usage_history": [1, 2], "notes": "long text"}
+    await store.upsert_accounts([{"account_id": "a", "name": "A", "nps_score": 40, **detail}])
+    [[trimmed]] = [page async for page in store.iter_accounts(omit=("tickets", "usage_history", "notes"))]
+    assert trimmed == {"account_id": "a", "name": "A", "nps_score": 40}
+    [[whole]] = [page async for page in store.iter_accounts()]
+    assert whole["tickets"] == detail["tickets"] and whole["notes"] == "long text"

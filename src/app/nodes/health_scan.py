@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -23,27 +23,13 @@ from src.app.nodes.llm import prompt_requests
 from src.app.prompts import health_scan as prompt
 from src.app.schemas import SCORE_FIELDS, ChurnNarrative, CSMHealthScore, trusted_score
 from src.app.state import WorkError, WorkState
-from src.app.tools.store import CSMStore, UnreadableAccount, UnreadableAccounts
+from src.app.tools.store import AccountPages, CSMStore, UnreadableAccount, UnreadableAccounts
 
 log = structlog.get_logger(__name__)
 
 SIGNAL_OVERRIDE_KEYS = ("signals", "days_to_renewal")
 SCAN_PAGE_SIZE = 2000
 """Accounts scored, checked and saved together; a whole-book scan holds one page of records at a time."""
-
-
-@runtime_checkable
-class TrimmedAccountPages(Protocol):
-    """A store that pages through account records and can leave keys out of them (`SQLStore`).
-
-    `tools.store.AccountPages` with the `omit` argument: a whole-book scan never decodes the detail fields.
-    """
-
-    def iter_accounts(
-        self, *, active_only: bool = True, page_size: int = 5000, omit: Sequence[str] = ()
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Account records in pages of at most `page_size`, without the `omit` keys."""
-        ...
 
 
 def require_scorer(ctx: CSMContext) -> CSMHealthScorer:
@@ -137,7 +123,7 @@ async def _account_pages(store: CSMStore, account_ids: list[str] | None) -> Asyn
 
     A whole-book scan reads the records without their `DETAIL_FIELDS`: nothing it scores or alerts on uses them.
     """
-    if account_ids is None and isinstance(store, TrimmedAccountPages):
+    if account_ids is None and isinstance(store, AccountPages):
         async for page in store.iter_accounts(active_only=True, page_size=SCAN_PAGE_SIZE, omit=DETAIL_FIELDS):
             yield page
         return

@@ -138,8 +138,10 @@ class CSMStore(Protocol):
 class AccountPages(Protocol):
     """Optional store capability: page through account records, so a whole-book scan holds one page at a time."""
 
-    def iter_accounts(self, *, active_only: bool = True, page_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
-        """Raw account records in pages of at most `page_size`."""
+    def iter_accounts(
+        self, *, active_only: bool = True, page_size: int = 5000, omit: Sequence[str] = ()
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Raw account records in pages of at most `page_size`, without the `omit` keys."""
         ...
 
 
