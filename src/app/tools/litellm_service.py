@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import os
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from types import ModuleType
 from typing import Any
 
@@ -190,11 +191,13 @@ def _import_litellm() -> ModuleType:
     return litellm
 
 
-async def _paced(pacer: AsyncLimiter | None, send: Callable[..., Awaitable[Any]], **request: Any) -> Any:
+async def _paced(pacer: AsyncLimiter | None, send: Callable[..., Coroutine[Any, Any, Any]], **request: Any) -> Any:
     """One server hit, sent when the pacer (if any) gives it a turn."""
     if pacer is not None:
         await pacer.acquire()
-    return await send(**request)
+    # An empty context: litellm's background logging task keeps the context of the call that started it, which
+    # would otherwise keep the calling LangGraph run (a whole-book scan's state) alive until the next call.
+    return await asyncio.create_task(send(**request), context=contextvars.Context())
 
 
 def _supports_response_schema(litellm: ModuleType, model: str) -> bool:
