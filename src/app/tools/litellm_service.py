@@ -24,6 +24,7 @@ from tenacity import (
 
 from src.app.config import OFFLINE_MODEL, CSMSettings, LLMResponseFormat
 from src.app.tools.llm import LLMReply
+from src.app.tools.retry_after import retry_after_seconds
 
 _log = structlog.get_logger(__name__)
 
@@ -218,15 +219,13 @@ def _pricing(input_per_1k: float | None, output_per_1k: float | None) -> dict[st
 
 
 def _retry_after_s(error: BaseException | None) -> float | None:
-    """The wait in seconds a provider asked for in `retry-after-ms` or `Retry-After` (numeric forms), if any."""
+    """The wait in seconds a provider asked for in `retry-after-ms` or `Retry-After`, if any."""
     response = getattr(error, "response", None)
     headers: Any = getattr(error, "litellm_response_headers", None) or getattr(response, "headers", None)
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        try:
-            return max(0.0, float(headers[name]) / scale)
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
+    if headers is None:
+        return None
+    milliseconds = retry_after_seconds(headers.get("retry-after-ms"))
+    return milliseconds / 1000 if milliseconds is not None else retry_after_seconds(headers.get("retry-after"))
 
 
 def _reply(response: Any, model: str) -> LLMReply:

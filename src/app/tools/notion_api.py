@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -26,6 +24,8 @@ from aiolimiter import AsyncLimiter
 from notion_client import AsyncClient
 from notion_client.errors import HTTPResponseError, RequestTimeoutError
 from notion_client.helpers import async_iterate_paginated_api, extract_notion_id
+
+from src.app.tools.retry_after import retry_after_seconds
 
 log = structlog.get_logger(__name__)
 
@@ -272,17 +272,8 @@ class NotionAPI:
         await asyncio.sleep(delay)
 
     def _retry_after(self, headers: httpx.Headers) -> float | None:
-        value = headers.get("retry-after")
-        if not value:
-            return None
-        try:
-            seconds = float(value)
-        except ValueError:
-            try:
-                seconds = parsedate_to_datetime(value).timestamp() - time.time()
-            except (TypeError, ValueError):
-                return None
-        return min(max(seconds, 0.0), self._retry.max_retry_after_s)
+        seconds = retry_after_seconds(headers.get("retry-after"))
+        return None if seconds is None else min(seconds, self._retry.max_retry_after_s)
 
     def _failure(self, what: str, error: HTTPResponseError, attempts: int) -> NotionError:
         status, code = error.status, str(getattr(error.code, "value", error.code))

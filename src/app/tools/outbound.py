@@ -14,6 +14,8 @@ from pathlib import Path
 import structlog
 from aiolimiter import AsyncLimiter
 
+from src.app.tools.retry_after import retry_after_seconds
+
 DELIVERED = "delivered"
 """Ledger kind: idempotency key -> the id of the draft or message created for it."""
 THREAD = "thread"
@@ -114,9 +116,7 @@ def escape_chat_text(text: str) -> str:
 
 def retry_delay(attempt: int, *, base_s: float, retry_after: str | None = None) -> float:
     """Seconds to wait before retry number `attempt` (1-based): the server's `Retry-After`, else exponential."""
-    if retry_after is not None:
-        try:
-            return min(max(float(retry_after), 0.0), MAX_RETRY_WAIT_S)
-        except ValueError:
-            pass
+    asked = retry_after_seconds(retry_after)
+    if asked is not None:
+        return min(asked, MAX_RETRY_WAIT_S)
     return min(base_s * 2.0 ** (attempt - 1), MAX_RETRY_WAIT_S)
