@@ -25,8 +25,8 @@ from googleapiclient.errors import HttpError
 from src.app.config import CSMSettings
 from src.app.schemas import DraftResult, EmailMessage
 from src.app.tools.outbound import DELIVERED, DeliveryLedger, retry_delay
-from src.app.tools.outbox import draft_id_for, reject_header_injection, render_mime
-from src.app.tools.store import CSMStore, DraftRecord
+from src.app.tools.outbox import draft_id_for, queue_for_review, reject_header_injection, render_mime
+from src.app.tools.store import CSMStore
 
 COMPOSE_SCOPE = "https://www.googleapis.com/auth/gmail.compose"
 """The one scope this adapter accepts: create and edit drafts."""
@@ -110,21 +110,15 @@ class GmailDrafts:
             if location is None:
                 location = await self._create_with_retries(message, idempotency_key)
                 await self._ledger.put(DELIVERED, idempotency_key, location)
-        record = DraftRecord(
-            draft_id=draft_id_for(idempotency_key),
+        return await queue_for_review(
+            self._store,
+            message,
             idempotency_key=idempotency_key,
             account_id=account_id,
             kind=kind,
-            to=message.to,
-            subject=message.subject,
-            body_html=message.body_html,
-            body_text=message.body_text,
             location=location,
             created_at=datetime.now(UTC),
-        )
-        saved = await self._store.save_draft(record)
-        return DraftResult(
-            draft_id=saved.artifact_id, to=message.to, subject=message.subject, location=location, created=created
+            created=created,
         )
 
     async def _create_with_retries(self, message: EmailMessage, idempotency_key: str) -> str:

@@ -59,26 +59,52 @@ class LocalOutbox:
         if not await asyncio.to_thread(path.exists):
             content = render_mime(message, draft_id=draft_id, idempotency_key=idempotency_key, at=created_at)
             await asyncio.to_thread(_write_atomically, path, content)
-        record = DraftRecord(
-            draft_id=draft_id,
+        return await queue_for_review(
+            self._store,
+            message,
             idempotency_key=idempotency_key,
             account_id=account_id,
             kind=kind,
-            to=message.to,
-            subject=message.subject,
-            body_html=message.body_html,
-            body_text=message.body_text,
             location=str(path),
             created_at=created_at,
         )
-        saved = await self._store.save_draft(record)
-        return DraftResult(
-            draft_id=saved.artifact_id,
-            to=message.to,
-            subject=message.subject,
-            location=str(path),
-            created=saved.created,
-        )
+
+
+async def queue_for_review(
+    store: CSMStore,
+    message: EmailMessage,
+    *,
+    idempotency_key: str,
+    account_id: str | None,
+    kind: str,
+    location: str,
+    created_at: datetime,
+    created: bool | None = None,
+) -> DraftResult:
+    """Record a draft in the store's review queue (`csm drafts`), once per key, and describe it.
+
+    `created` is whether the draft itself was made now; by default, whether the store's record is new.
+    """
+    record = DraftRecord(
+        draft_id=draft_id_for(idempotency_key),
+        idempotency_key=idempotency_key,
+        account_id=account_id,
+        kind=kind,
+        to=message.to,
+        subject=message.subject,
+        body_html=message.body_html,
+        body_text=message.body_text,
+        location=location,
+        created_at=created_at,
+    )
+    saved = await store.save_draft(record)
+    return DraftResult(
+        draft_id=saved.artifact_id,
+        to=message.to,
+        subject=message.subject,
+        location=location,
+        created=saved.created if created is None else created,
+    )
 
 
 class LocalChatOutbox:
