@@ -82,10 +82,11 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
             if account_ids is not None:
                 seen.update(str(record.get("account_id")) for record in records)
     unreadable = _unreadable_accounts(ctx.store, account_ids)
-    errors[:0] = [WorkError(account_id=u.account_id, stage="load_accounts", message=u.message) for u in unreadable]
-    errors[len(unreadable) : len(unreadable)] = [
-        WorkError(account_id=missing, stage="score_accounts", message=f"Account '{missing}' was not found")
-        for missing in sorted(set(account_ids or []) - seen - {u.account_id for u in unreadable})
+    missing = sorted(set(account_ids or []) - seen - {u.account_id for u in unreadable})
+    errors = [
+        *(WorkError(account_id=u.account_id, stage="load_accounts", message=u.message) for u in unreadable),
+        *(WorkError(account_id=m, stage="score_accounts", message=f"Account '{m}' was not found") for m in missing),
+        *errors,
     ]
     log.info("health_scan_scored", scored=counts.total(), errors=len(errors))
     return {
