@@ -31,7 +31,18 @@ def stats(samples: Sequence[float], digits: int = 4) -> dict[str, float | int]:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
+    """This process's own peak resident set size so far, in MiB.
+
+    Linux keeps `ru_maxrss` across `execve`, so a child started by a parent that once held 700 MB reports
+    700 MB before it allocates anything. The kernel's high-water mark of the process's own memory map
+    (`VmHWM` in /proc/self/status) starts afresh at exec; `ru_maxrss` is the fallback where /proc is absent.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
