@@ -102,6 +102,10 @@ class WorkState(TypedDict, total=False):
     """Deterministic facts per key (account id), the only input the prompts see."""
     scores: list[dict[str, Any]]
     """Health scores computed in this run (health_scan)."""
+    alert_candidates: list[tuple[int, float, str]]
+    """Accounts whose score should alert, most severe first: (severity rank, score, account id) (health_scan)."""
+    alert_scores: list[dict[str, Any]]
+    """The scores of the accounts chosen for an alert in this run (health_scan)."""
     scanned_count: int
     """How many account records the scan looked at."""
     scan_counts: dict[str, int]

@@ -10,7 +10,7 @@ import pytest
 
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
-from src.app.nodes import health_scan
+from src.app.nodes import whole_book
 from src.app.tools.sql_store import SQLStore
 from tests.conftest import NOW
 from tests.fakes import AT_RISK, HEALTHY, make_account
@@ -22,7 +22,7 @@ RISKY = {"a-2", "b-2"}
 
 @pytest.fixture(autouse=True)
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(health_scan, "SCAN_PAGE_SIZE", 2)
+    monkeypatch.setattr(whole_book, "SCAN_PAGE_SIZE", 2)
 
 
 async def scan(ctx: CSMContext, **task: Any) -> dict[str, Any]:
@@ -46,14 +46,15 @@ async def test_full_scan_across_pages_returns_every_score_in_id_order(ctx: CSMCo
     assert result["alerts_dispatched"] == 2
 
 
-async def test_summary_scan_keeps_only_alertable_scores_but_saves_all(ctx: CSMContext) -> None:
+async def test_summary_scan_returns_only_the_alerted_scores_but_saves_all(ctx: CSMContext) -> None:
     await load_book(ctx)
+    ctx = replace(ctx, settings=ctx.settings.model_copy(update={"max_alerts_per_scan": 1}))
     result = await scan(ctx, summary=True)
-    assert [s["account_id"] for s in result["health_scores"]] == sorted(RISKY)
-    assert result["scored_count"] == 5 and result["scores_included"] == "alertable"
+    assert result["alerts_dispatched"] == 1 and len(result["health_scores"]) == 1
+    assert result["health_scores"][0]["account_id"] in RISKY and result["health_scores"][0]["should_alert"]
+    assert result["scored_count"] == 5 and result["scores_included"] == "alerted"
     assert result["rag_counts"]["GREEN"] == 3 and result["health_score"] is None
     assert set((await ctx.store.latest_scores()).keys()) == set(IDS)
-    assert result["alerts_dispatched"] == 2
 
 
 async def test_deltas_use_yesterdays_score_on_every_page(ctx: CSMContext, store: SQLStore) -> None:

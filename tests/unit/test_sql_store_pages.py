@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from src.app.tools.sql_store import SQLStore
-from src.app.tools.store import AccountPages
+from src.app.tools.store import AccountPages, AccountRanges
 
 
 async def test_pages_cover_every_active_account_once_in_id_order(store: SQLStore) -> None:
@@ -31,3 +31,31 @@ async def test_bad_page_size_is_named(store: SQLStore) -> None:
 
 def test_sql_store_has_the_paging_capability(store: SQLStore) -> None:
     assert isinstance(store, AccountPages)
+
+
+async def test_page_bounds_split_the_active_accounts_into_ranges(store: SQLStore) -> None:
+    assert await store.page_bounds(page_size=2) == [(None, None)]
+    ids = [f"acct-{n:03d}" for n in (7, 1, 3, 10, 5)]
+    await store.upsert_accounts([{"account_id": i, "name": i, "status": "active"} for i in ids])
+    await store.upsert_accounts([{"account_id": "acct-004", "name": "x", "status": "churned"}])
+    bounds = await store.page_bounds(page_size=2)
+    assert bounds == [(None, "acct-003"), ("acct-003", "acct-007"), ("acct-007", None)]
+    pages = [[r["account_id"] for r in await store.accounts_in_range(*b)] for b in bounds]
+    assert pages == [["acct-001", "acct-003"], ["acct-005", "acct-007"], ["acct-010"]]
+    with pytest.raises(ValueError, match="page_size must be at least 1, got 0"):
+        await store.page_bounds(page_size=0)
+
+
+async def test_a_range_read_leaves_out_the_omitted_keys_and_takes_the_ranges_later_accounts(store: SQLStore) -> None:
+    await store.upsert_accounts([{"account_id": i, "name": i, "tickets": [1]} for i in ("a", "c")])
+    bounds = await store.page_bounds(page_size=1)
+    await store.upsert_accounts([{"account_id": "b", "name": "b", "tickets": [2]}])  # added after the split
+    pages = [await store.accounts_in_range(*b, omit=("tickets",)) for b in bounds]
+    assert [[r["account_id"] for r in page] for page in pages] == [["a"], ["b", "c"], []]
+    assert all("tickets" not in record for page in pages for record in page)
+
+
+def test_only_a_database_other_processes_can_open_has_a_process_url(store: SQLStore) -> None:
+    assert isinstance(store, AccountRanges) and store.process_url() == str(store._url)
+    assert SQLStore("sqlite://").process_url() is None
+    assert SQLStore("postgresql+psycopg://u:pw@db/csm").process_url() == "postgresql+psycopg://u:pw@db/csm"

@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    FromClause,
     Index,
     Integer,
     MetaData,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     case,
     cast,
     create_engine,
@@ -48,17 +50,17 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
 from src.app.schemas import (
-    SCORE_FIELDS,
     CSMHealthScore,
     ExpansionOpportunity,
     FeatureAdoptionReport,
     QBRContent,
-    trusted_score,
 )
 from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, RunClaim, SavedArtifact
 
 BATCH_SIZE = 900
 """Rows per executemany batch and ids per IN list (below SQLite's historic 999-parameter limit)."""
+SEEK_BATCH_SIZE = 10_000
+"""Ids per newest-score lookup (they travel as one parameter, so no parameter limit applies)."""
 _TRIMMING_DIALECTS = frozenset({"sqlite", "postgresql"})
 """Databases that drop omitted record keys in SQL (others drop them after decoding)."""
 
@@ -273,6 +275,27 @@ class SQLStore:
             if len(page) < page_size:
                 return
             after = page[-1][0]
+
+    def process_url(self) -> str | None:
+        """This database's URL, password included, for helper processes; None for an in-memory SQLite."""
+        return None if _is_memory_sqlite(self._url) else self._url.render_as_string(hide_password=False)
+
+    async def page_bounds(self, *, page_size: int, active_only: bool = True) -> list[tuple[str | None, str | None]]:
+        """(after, upto) id bounds that split the accounts into pages of `page_size`, in id order (one query)."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        ends = await asyncio.to_thread(self._page_ends, page_size, active_only)
+        starts: list[str | None] = [None, *ends]
+        return list(zip(starts, [*ends, None], strict=True))
+
+    async def accounts_in_range(
+        self, after: str | None, upto: str | None, *, active_only: bool = True, omit: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Raw account records with ids after `after` and up to `upto` (None: unbounded), by id, without `omit`."""
+        if isinstance(omit, str):
+            raise TypeError(f"omit must be a sequence of keys, not the string {omit!r}")
+        page = await asyncio.to_thread(self._account_page, after, active_only, None, tuple(omit), upto)
+        return [record for _, record in page]
 
     async def latest_scores(self, account_ids: Sequence[str] | None = None) -> dict[str, CSMHealthScore]:
         """The newest stored score per account (by `computed_at`, then insertion order)."""
@@ -494,19 +517,19 @@ class SQLStore:
         return [row.record for row in sorted(rows, key=lambda row: row.account_id)]
 
     def _account_page(
-        self, after: str | None, active_only: bool, limit: int, omit: tuple[str, ...]
+        self, after: str | None, active_only: bool, limit: int | None, omit: tuple[str, ...], upto: str | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Keyset pagination: the next `limit` accounts after id `after`, in the database's id order."""
+        """Keyset pagination: the next `limit` accounts after id `after` (and up to `upto`), in id order."""
         dialect = self._url.get_backend_name()
         trimmed = omit and dialect in _TRIMMING_DIALECTS
         record = _record_without(omit, dialect) if trimmed else cast(ACCOUNTS.c.record, Text)
         query = select(ACCOUNTS.c.account_id, record).order_by(ACCOUNTS.c.account_id).limit(limit)
         if active_only:
-            # Compared as an expression so SQLite walks the primary key in id order rather than fetching every
-            # active account through the status index and sorting them all again for each page.
-            query = query.where(func.coalesce(ACCOUNTS.c.status, "") == "active")
+            query = query.where(_is_active())
         if after is not None:
             query = query.where(ACCOUNTS.c.account_id > after)
+        if upto is not None:
+            query = query.where(ACCOUNTS.c.account_id <= upto)
         with self._transaction(write=False) as connection:
             page = [(account_id, from_json(text)) for account_id, text in connection.execute(query)]
         for _, loaded in page if omit else ():  # what the database could not trim
@@ -514,17 +537,28 @@ class SQLStore:
                 loaded.pop(key, None)
         return page
 
-    def _latest_scores(self, account_ids: Sequence[str] | None) -> dict[str, CSMHealthScore]:
+    def _page_ends(self, page_size: int, active_only: bool) -> list[str]:
+        position = func.row_number().over(order_by=ACCOUNTS.c.account_id).label("position")
+        numbered = select(ACCOUNTS.c.account_id, position)
+        if active_only:
+            numbered = numbered.where(_is_active())
+        ranked = numbered.subquery()
+        query = select(ranked.c.account_id).where(ranked.c.position % page_size == 0).order_by(ranked.c.account_id)
         with self._transaction(write=False) as connection:
-            if account_ids is None:
-                payloads = list(connection.execute(_latest_scores_query(None)).scalars())
-            else:
-                payloads = [
-                    payload
-                    for batch in _id_batches(account_ids)
-                    for payload in connection.execute(_latest_scores_query(batch)).scalars()
-                ]
-        scores = (_score_from_payload(payload) for payload in payloads)
+            return [str(account_id) for account_id in connection.execute(query).scalars()]
+
+    def _latest_scores(self, account_ids: Sequence[str] | None) -> dict[str, CSMHealthScore]:
+        dialect = self._url.get_backend_name()
+        batches = [None] if account_ids is None else list(_id_batches(account_ids, size=SEEK_BATCH_SIZE))
+        with self._transaction(write=False) as connection:
+            payloads = [
+                payload
+                for batch in batches
+                for payload in connection.execute(_latest_scores_query(batch, dialect)).scalars()
+            ]
+        scores = [CSMHealthScore.model_validate_json(payload) for payload in payloads]
+        for score in scores:  # pydantic reads "Z" as its own zero-offset zone; the store hands back `UTC` itself
+            score.computed_at = _as_utc(score.computed_at)
         return {score.account_id: score for score in scores}
 
     def _save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
@@ -691,15 +725,39 @@ def _account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def _latest_scores_query(account_ids: Sequence[str] | None) -> Select[str]:
-    """One query: rank each account's scores newest first and keep rank 1's payload as JSON text."""
-    newest_first = (HEALTH_SCORES.c.computed_at.desc(), HEALTH_SCORES.c.id.desc())
-    rank = func.row_number().over(partition_by=HEALTH_SCORES.c.account_id, order_by=newest_first)
-    ranked = select(HEALTH_SCORES.c.payload, rank.label("rank"))
-    if account_ids is not None:
-        ranked = ranked.where(HEALTH_SCORES.c.account_id.in_(account_ids))
-    scores = ranked.subquery()
-    return select(cast(scores.c.payload, Text)).where(scores.c.rank == 1)
+def _latest_scores_query(account_ids: Sequence[str] | None, dialect: str) -> Select[str]:
+    """Each wanted account's newest score payload as JSON text, found by one index seek per account.
+
+    The cost does not grow with the history's length, unlike ranking every stored row of the accounts. The wanted
+    ids arrive as one JSON (SQLite) or array (PostgreSQL) parameter; `None` wants every account with a score.
+    """
+    wanted: FromClause
+    if account_ids is None:
+        wanted = select(HEALTH_SCORES.c.account_id.label("value")).distinct().subquery("wanted")
+    elif dialect == "postgresql":
+        ids = bindparam("wanted_ids", list(account_ids), type_=postgresql.ARRAY(_ACCOUNT_ID))
+        wanted = func.unnest(ids).table_valued("value").render_derived(name="wanted")
+    else:
+        wanted = func.json_each(bindparam("wanted_ids", to_json(list(account_ids)).decode(), type_=Text))
+        wanted = wanted.table_valued("value").alias("wanted")
+    history = HEALTH_SCORES.alias("history")
+    newest = (
+        select(history.c.id)
+        .where(history.c.account_id == wanted.c.value)
+        .order_by(history.c.computed_at.desc(), history.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(cast(HEALTH_SCORES.c.payload, Text)).where(HEALTH_SCORES.c.id.in_(select(newest).select_from(wanted)))
+
+
+def _is_active() -> ColumnElement[bool]:
+    """The active accounts' condition.
+
+    Compared as an expression, so SQLite walks the primary key in id order rather than fetching every active
+    account through the status index and sorting them all again for each page.
+    """
+    return func.coalesce(ACCOUNTS.c.status, "") == "active"
 
 
 def _record_without(keys: tuple[str, ...], dialect: str) -> ColumnElement[str]:
@@ -713,14 +771,6 @@ def _record_without(keys: tuple[str, ...], dialect: str) -> ColumnElement[str]:
         return case((func.json_valid(ACCOUNTS.c.record) == 1, removed), else_=cast(ACCOUNTS.c.record, Text))
     subtracted = cast(ACCOUNTS.c.record, postgresql.JSONB).op("-")(postgresql.array(keys, type_=Text))
     return cast(subtracted, Text)
-
-
-def _score_from_payload(payload_json: str) -> CSMHealthScore:
-    """Rebuild a stored score from its JSON text; the store wrote it from a validated score, so it is trusted."""
-    payload = from_json(payload_json)
-    fields = {name: payload[name] for name in SCORE_FIELDS if name in payload}
-    fields["computed_at"] = _as_utc(datetime.fromisoformat(payload["computed_at"]))
-    return trusted_score(fields) if len(fields) == len(SCORE_FIELDS) else CSMHealthScore.model_construct(**fields)
 
 
 def _score_row(score: CSMHealthScore) -> dict[str, Any]:
@@ -745,16 +795,16 @@ def _id_for_key(connection: Connection, table: Table, idempotency_key: str) -> s
     return None if found is None else str(found)
 
 
-def _id_batches(account_ids: Sequence[str]) -> Iterator[list[str]]:
-    """Distinct ids in IN-list sized batches; a bare string is refused (it is a `Sequence[str]` too)."""
+def _id_batches(account_ids: Sequence[str], *, size: int = BATCH_SIZE) -> Iterator[list[str]]:
+    """Distinct ids in batches of `size`; a bare string is refused (it is a `Sequence[str]` too)."""
     if isinstance(account_ids, str):
         raise TypeError(f"account_ids must be a sequence of ids, not the string {account_ids!r}")
-    return _batches(sorted(set(account_ids)))
+    return _batches(sorted(set(account_ids)), size=size)
 
 
-def _batches(items: Sequence[Any]) -> Iterator[list[Any]]:
-    for start in range(0, len(items), BATCH_SIZE):
-        yield list(items[start : start + BATCH_SIZE])
+def _batches(items: Sequence[Any], *, size: int = BATCH_SIZE) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 def _new_id(prefix: str) -> str:

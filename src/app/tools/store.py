@@ -145,6 +145,25 @@ class AccountPages(Protocol):
         ...
 
 
+@runtime_checkable
+class AccountRanges(Protocol):
+    """Optional store capability: read the book by id range, so helper processes can score pages of it too."""
+
+    def process_url(self) -> str | None:
+        """A URL from which another process opens the same database (None when none can, e.g. in-memory)."""
+        ...
+
+    async def page_bounds(self, *, page_size: int, active_only: bool = True) -> list[tuple[str | None, str | None]]:
+        """(after, upto) id bounds splitting the accounts into pages of `page_size`, in id order."""
+        ...
+
+    async def accounts_in_range(
+        self, after: str | None, upto: str | None, *, active_only: bool = True, omit: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Raw account records with ids after `after` and up to `upto` (None: unbounded), without `omit` keys."""
+        ...
+
+
 class UnreadableAccount(BaseModel):
     """A record the store's source holds but could not read as an account (e.g. a malformed Notion page)."""
 

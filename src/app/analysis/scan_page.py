@@ -1,0 +1,142 @@
+"""One page of a health scan: score the records, save what is new to the history, and report it compactly.
+
+The same function runs in the scan's own process and in its helper processes (`tools.scan_helper`), so it
+imports only the analysis, the schemas and the store protocol: no graph, no LLM client.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from src.app.analysis.health import CSMHealthScorer
+from src.app.analysis.scan import score_book
+from src.app.analysis.signals import AccountDataError, parse_identity
+from src.app.schemas import CSMHealthScore
+from src.app.state import WorkError
+from src.app.tools.store import CSMStore
+
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+"""Churn risk levels, most severe first: the first key of the order in which alerts are chosen."""
+
+AlertCandidate = tuple[int, float, str]
+"""An account that should alert, as it sorts for alerting: (severity rank, score, account id)."""
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """Everything a page needs besides its records and the store; plain data, so a helper process can get it."""
+
+    scorer: CSMHealthScorer
+    now: datetime
+    tz: ZoneInfo
+    signals: Mapping[str, Any] = field(default_factory=dict)
+    """Signal values the task overrides on every record."""
+    days_to_renewal: int | Mapping[str, int] | None = None
+    """A renewal countdown the task sets, for every account (an int) or per account id."""
+    keep_scores: bool = True
+    """Return every score (JSON-safe); False returns only the counts and the alert candidates."""
+
+    @classmethod
+    def for_task(cls, task: Mapping[str, Any], *, scorer: CSMHealthScorer, now: datetime, tz: ZoneInfo) -> ScanSpec:
+        """The spec of a `health_scan` task (its signal overrides and its `summary` flag)."""
+        signals = task["signals"] if isinstance(task.get("signals"), Mapping) else {}
+        renewal = task.get("days_to_renewal")
+        return cls(
+            scorer=scorer,
+            now=now,
+            tz=tz,
+            signals=dict(signals),
+            days_to_renewal=renewal if isinstance(renewal, Mapping | int) else None,
+            keep_scores=not task.get("summary"),
+        )
+
+
+@dataclass
+class PageResult:
+    """What scoring one page did, small enough to send back from a helper process."""
+
+    scanned: int = 0
+    rag_counts: Counter[str] = field(default_factory=Counter)
+    errors: list[WorkError] = field(default_factory=list)
+    candidates: list[AlertCandidate] = field(default_factory=list)
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    """Every score as history holds it (JSON-safe), when the spec keeps scores."""
+
+
+def alert_candidate(score: CSMHealthScore) -> AlertCandidate:
+    """The sort key under which an alertable score competes for the scan's alerts."""
+    return SEVERITY_RANK[score.churn_risk_level], score.score, score.account_id
+
+
+async def score_page(store: CSMStore, spec: ScanSpec, records: list[dict[str, Any]]) -> PageResult:
+    """Score one page, save the scores that are new to the history, and report them as history holds them.
+
+    A score identical to one already saved on the same local day is not saved again (a rerun adds no row).
+    """
+    previous = await store.latest_scores([str(record.get("account_id")) for record in records])
+    outcome = score_book(
+        apply_overrides(records, spec), scorer=spec.scorer, previous=previous, now=spec.now, tz=spec.tz
+    )
+    errors = [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
+    scores, identity_errors = _with_valid_identity(outcome.scores, records)
+    repeated = {
+        s.account_id: previous[s.account_id] for s in scores if _repeats(s, previous.get(s.account_id), spec.tz)
+    }
+    await store.save_scores([s for s in scores if s.account_id not in repeated])
+    held = [repeated.get(s.account_id, s) for s in scores]
+    return PageResult(
+        scanned=len(records),
+        rag_counts=Counter(score.rag for score in held),
+        errors=errors + identity_errors,
+        candidates=[alert_candidate(score) for score in held if score.should_alert],
+        scores=[score.model_dump(mode="json") for score in held] if spec.keep_scores else [],
+    )
+
+
+def apply_overrides(records: list[dict[str, Any]], spec: ScanSpec) -> list[dict[str, Any]]:
+    """The records with the spec's signal overrides applied to copies (the records are never mutated)."""
+    renewal = spec.days_to_renewal
+    if not spec.signals and renewal is None:
+        return records
+    updated = []
+    for record in records:
+        copy = {**record, **spec.signals}
+        if isinstance(renewal, Mapping) and record.get("account_id") in renewal:
+            copy["days_to_renewal"] = renewal[record["account_id"]]
+        elif isinstance(renewal, int):
+            copy["days_to_renewal"] = renewal
+        updated.append(copy)
+    return updated
+
+
+def _with_valid_identity(
+    scores: list[CSMHealthScore], records: list[dict[str, Any]]
+) -> tuple[list[CSMHealthScore], list[WorkError]]:
+    """Drop the scores of accounts whose identity fields are invalid (they could not be alerted or drafted).
+
+    Only the identity fields are checked: the detail fields (tickets, usage history...) are the business of the
+    tasks that read them, and a whole-book scan does not even load them.
+    """
+    by_id = {str(record.get("account_id")): record for record in records}
+    valid, errors = [], []
+    for score in scores:
+        try:
+            parse_identity(by_id[score.account_id])
+        except AccountDataError as problem:
+            errors.append(WorkError(account_id=score.account_id, stage="score_accounts", message=str(problem)))
+        else:
+            valid.append(score)
+    return valid, errors
+
+
+def _repeats(score: CSMHealthScore, stored: CSMHealthScore | None, tz: ZoneInfo) -> bool:
+    """Whether `stored` is the same score computed earlier on the same local day (a rerun adds no history row)."""
+    if stored is None or stored.computed_at.astimezone(tz).date() != score.computed_at.astimezone(tz).date():
+        return False
+    same = ("score", "rag", "churn_risk_level", "churn_triggered_by", "signal_breakdown")
+    return all(getattr(stored, name) == getattr(score, name) for name in same)
