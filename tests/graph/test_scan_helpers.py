@@ -47,24 +47,36 @@ async def scan(ctx: CSMContext) -> dict[str, Any]:
 
 
 def count_helper_pages(
-    monkeypatch: pytest.MonkeyPatch, *, kill_on_call: int | None = None, failed: list[str] | None = None
-) -> list[PageBounds]:
-    """Record the pages real helpers scored; optionally kill the helper's process as it is sent call N."""
-    scored: list[PageBounds] = []
-    real: Callable[[ScanHelper, PageBounds], Awaitable[PageResult]] = ScanHelper.score
+    monkeypatch: pytest.MonkeyPatch, *, kill_on_send: int | None = None, failed: list[str] | None = None
+) -> list[PageResult]:
+    """Record the pages real helpers scored; optionally kill the helper's process as page N is sent to it."""
+    scored: list[PageResult] = []
+    sends = 0
+    real_send: Callable[[ScanHelper, PageBounds], Awaitable[None]] = ScanHelper.send
+    real_receive: Callable[[ScanHelper], Awaitable[PageResult]] = ScanHelper.receive
 
-    async def score(helper: ScanHelper, bounds: PageBounds) -> PageResult:
-        if kill_on_call is not None and len(scored) + 1 == kill_on_call:
+    async def send(helper: ScanHelper, bounds: PageBounds) -> None:
+        nonlocal sends
+        sends += 1
+        if sends == kill_on_send:
             helper._process.kill()
         try:
-            result = await real(helper, bounds)
+            await real_send(helper, bounds)
         except ScanHelperError as error:
             (failed if failed is not None else []).append(str(error))
             raise
-        scored.append(bounds)
+
+    async def receive(helper: ScanHelper) -> PageResult:
+        try:
+            result = await real_receive(helper)
+        except ScanHelperError as error:
+            (failed if failed is not None else []).append(str(error))
+            raise
+        scored.append(result)
         return result
 
-    monkeypatch.setattr(ScanHelper, "score", score)
+    monkeypatch.setattr(ScanHelper, "send", send)
+    monkeypatch.setattr(ScanHelper, "receive", receive)
     return scored
 
 
@@ -108,7 +120,7 @@ async def test_a_helper_killed_mid_scan_hands_its_page_back(
     await store.upsert_accounts(book())
     expected, expected_history = await serial_twin(ctx, tmp_path)
     failed: list[str] = []
-    helped = count_helper_pages(monkeypatch, kill_on_call=1, failed=failed)
+    helped = count_helper_pages(monkeypatch, kill_on_send=1, failed=failed)
     result = await scan(with_processes(ctx, 2))
     assert helped == [] and len(failed) == 1 and "scan helper exited" in failed[0]
     assert await history(store) == expected_history
@@ -143,7 +155,7 @@ async def test_a_helper_scores_saves_and_reports_one_page_then_exits_at_the_end_
         assert [c[2] for c in page.candidates] == ["acct-004", "acct-008"]
         assert [e["account_id"] for e in page.errors] == ["acct-005"]
         assert await store.count("health_scores") == 4
-        with pytest.raises(ScanHelperError, match="scan helper failed on page"):
+        with pytest.raises(ScanHelperError, match="scan helper failed on a page"):
             await helper.score(("acct-003",))  # type: ignore[arg-type]
         assert (await helper.score((None, "acct-000"))).scanned == 1  # still serving after a failed page
     finally:

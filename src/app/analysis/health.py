@@ -27,6 +27,7 @@ Bands = tuple[tuple[float, float], ...]
 
 SCORE_MIN = 0.0
 SCORE_MAX = 100.0
+MAX_REMEMBERED_POINTS = 4096
 
 
 class Scorecard(BaseModel):
@@ -156,6 +157,7 @@ class CSMHealthScorer:
         self.amber_threshold = amber_threshold
         self.churn_window_days = churn_window_days
         self.scorecard = scorecard if scorecard is not None else Scorecard()
+        self._rounded: dict[float, float] = {}
 
     def score(
         self,
@@ -182,7 +184,7 @@ class CSMHealthScorer:
         score = round(min(max(final, SCORE_MIN), SCORE_MAX), 2)
         rag = self._rag(score)
         churn_level, trigger = self._churn(signals, rag)
-        rounded = {key: round(points, 2) for key, points in breakdown.items()}
+        rounded = {key: self._round(points) for key, points in breakdown.items()}
         return trusted_score(
             {
                 "account_id": account_id,
@@ -196,6 +198,15 @@ class CSMHealthScorer:
                 "signal_deltas": {} if previous is None else _deltas(rounded, previous.signal_breakdown),
             }
         )
+
+    def _round(self, points: float) -> float:
+        """`round(points, 2)`, remembered: a book's points take few distinct values, and it runs 11 times an account."""
+        value = self._rounded.get(points)
+        if value is None:
+            value = round(points, 2)
+            if len(self._rounded) < MAX_REMEMBERED_POINTS:
+                self._rounded[points] = value
+        return value
 
     def _points(self, signals: CSMHealthSignals) -> dict[str, float]:
         card = self.scorecard

@@ -82,8 +82,7 @@ def signals_from_record(record: Mapping[str, Any], *, now: datetime, tz: ZoneInf
         AccountDataError: kind "insufficient_data" when a required signal is missing (any invalid fields are
             listed too), else kind "invalid_data" listing every invalid field with its value.
     """
-    account_id = _account_id(record)
-    values = {name: record[name] for name in SIGNAL_FIELDS if record.get(name) is not None}
+    values = {name: value for name in SIGNAL_FIELDS if (value := record.get(name)) is not None}
     problems = _derive_days_to_renewal(values, record, now=now, tz=tz)
     missing = [f"missing required signal: {name}" for name in REQUIRED_SIGNALS if name not in values]
     try:
@@ -95,8 +94,8 @@ def signals_from_record(record: Mapping[str, Any], *, now: datetime, tz: ZoneInf
         if not problems:
             return signals
     if missing:
-        raise AccountDataError(account_id, missing + problems, kind="insufficient_data")
-    raise AccountDataError(account_id, problems, kind="invalid_data")
+        raise AccountDataError(_account_id(record), missing + problems, kind="insufficient_data")
+    raise AccountDataError(_account_id(record), problems, kind="invalid_data")
 
 
 def _derive_days_to_renewal(

@@ -17,7 +17,7 @@ import structlog
 
 from src.app.analysis.scan_page import PageResult, ScanSpec, score_page
 from src.app.analysis.signals import DETAIL_FIELDS
-from src.app.tools.scan_helper import ScanHelper, ScanHelperError
+from src.app.tools.scan_helper import PageBounds, ScanHelper, ScanHelperError
 from src.app.tools.store import AccountPages, AccountRanges, CSMStore
 
 log = structlog.get_logger(__name__)
@@ -26,6 +26,8 @@ SCAN_PAGE_SIZE = 2000
 """Accounts scored, checked and saved together; a whole-book scan holds one page of records at a time."""
 HELPER_MIN_PAGES = 10
 """Fewest pages for which a whole-book scan starts helper processes."""
+HELPER_PAGES_IN_FLIGHT = 2
+"""Pages sent to a helper ahead of their results, so it never waits while this process is busy scoring."""
 MAX_AUTO_PROCESSES = 4
 """Most processes a scan uses when `CSM_SCAN_PROCESSES` is unset (one per CPU up to this)."""
 
@@ -52,14 +54,17 @@ async def whole_book(store: CSMStore, spec: ScanSpec, *, processes: int | None) 
             results[index] = await score_page(store, spec, records)
 
     async def there(helper: ScanHelper) -> None:
-        while todo:
-            index, page = todo.popleft()
-            try:
-                results[index] = await helper.score(page)
-            except ScanHelperError as error:
-                log.warning("scan_helper_failed", error=str(error), page=index)
-                todo.appendleft((index, page))
-                return
+        sent: deque[tuple[int, PageBounds]] = deque()  # the next page waits in the helper while it scores one
+        try:
+            while todo or sent:
+                while todo and len(sent) < HELPER_PAGES_IN_FLIGHT:
+                    sent.append(todo.popleft())
+                    await helper.send(sent[-1][1])
+                results[sent[0][0]] = await helper.receive()
+                sent.popleft()
+        except ScanHelperError as error:
+            log.warning("scan_helper_failed", error=str(error), pages=[index for index, _ in sent])
+            todo.extendleft(reversed(sent))
 
     workers = [asyncio.ensure_future(here()), *(asyncio.ensure_future(there(helper)) for helper in helpers)]
     try:

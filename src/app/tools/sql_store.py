@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -685,8 +685,16 @@ def _insert_bound_rows(connection: Connection, table: Table, rows: Sequence[Mapp
     for key in order:
         bind = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
         values = [row[key] for row in rows]
-        columns.append(values if bind is None else list(map(bind, values)))
+        columns.append(values if bind is None else _bind_each(bind, values))
     connection.exec_driver_sql(statement.string, list(zip(*columns, strict=True)))
+
+
+def _bind_each(bind: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """Each value through its column's bind processor, once per distinct timestamp (a scan stamps every row alike)."""
+    if not isinstance(values[0], datetime):
+        return list(map(bind, values))
+    bound: dict[Any, Any] = {}
+    return [bound[value] if value in bound else bound.setdefault(value, bind(value)) for value in values]
 
 
 def _check_text(table: Table, row: Mapping[str, Any]) -> None:
