@@ -9,6 +9,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,13 +38,63 @@ def peak_rss_mb() -> float:
     700 MB before it allocates anything. The kernel's high-water mark of the process's own memory map
     (`VmHWM` in /proc/self/status) starts afresh at exec; `ru_maxrss` is the fallback where /proc is absent.
     """
+    own = _high_water_mb("self")
+    return own if own is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+class ChildPeaks:
+    """The peak RSS (VmHWM) of every child process that lives during the block, sampled every `interval_s`.
+
+    `total_mb` adds up the children's peaks: an upper bound of what they held at once.
+    """
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self._interval_s = interval_s
+        self._peaks: dict[int, float] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ChildPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def total_mb(self) -> float:
+        """The sum of every sampled child's peak RSS, in MiB."""
+        return round(sum(self._peaks.values()), 1)
+
+    def _sample(self) -> None:
+        while not self._done.wait(self._interval_s):
+            for pid in _children(os.getpid()):
+                peak = _high_water_mb(str(pid))
+                if peak is not None:
+                    self._peaks[pid] = max(peak, self._peaks.get(pid, 0.0))
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _high_water_mb(pid: str) -> float | None:
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except (OSError, ValueError, IndexError):
         pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return None
 
 
 def current_rss_mb() -> float:

@@ -64,6 +64,8 @@ def figures(accounts: int, measured: dict[str, Any]) -> dict[str, Any]:
         "alerts": measured["alerts"],
         "record_errors": measured["errors"],
         "peak_rss_mb": measured["peak_rss_mb"],
+        "peak_rss_main_mb": measured["peak_rss_main_mb"],
+        "peak_rss_helpers_mb": measured["peak_rss_helpers_mb"],
         "rss_ready_mb": measured["rss_ready_mb"],
     }
     baseline = measured.get("baseline")

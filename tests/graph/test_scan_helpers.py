@@ -52,31 +52,31 @@ def count_helper_pages(
     """Record the pages real helpers scored; optionally kill the helper's process as page N is sent to it."""
     scored: list[PageResult] = []
     sends = 0
-    real_send: Callable[[ScanHelper, PageBounds], Awaitable[None]] = ScanHelper.send
-    real_receive: Callable[[ScanHelper], Awaitable[PageResult]] = ScanHelper.receive
+    real_submit: Callable[[ScanHelper, PageBounds], Awaitable[None]] = ScanHelper.submit
+    real_collect: Callable[[ScanHelper], Awaitable[PageResult]] = ScanHelper.collect
 
-    async def send(helper: ScanHelper, bounds: PageBounds) -> None:
+    async def submit(helper: ScanHelper, bounds: PageBounds) -> None:
         nonlocal sends
         sends += 1
         if sends == kill_on_send:
             helper._process.kill()
         try:
-            await real_send(helper, bounds)
+            await real_submit(helper, bounds)
         except ScanHelperError as error:
             (failed if failed is not None else []).append(str(error))
             raise
 
-    async def receive(helper: ScanHelper) -> PageResult:
+    async def collect(helper: ScanHelper) -> PageResult:
         try:
-            result = await real_receive(helper)
+            result = await real_collect(helper)
         except ScanHelperError as error:
             (failed if failed is not None else []).append(str(error))
             raise
         scored.append(result)
         return result
 
-    monkeypatch.setattr(ScanHelper, "send", send)
-    monkeypatch.setattr(ScanHelper, "receive", receive)
+    monkeypatch.setattr(ScanHelper, "submit", submit)
+    monkeypatch.setattr(ScanHelper, "collect", collect)
     return scored
 
 

@@ -1,11 +1,24 @@
-"""`SQLStore.iter_accounts`: keyset pages of raw records, active filter, bad page size."""
+"""`SQLStore` paging: keyset pages and id ranges of raw records, active filter, bad page size (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 
+from src.app.analysis.signals import DETAIL_FIELDS
 from src.app.tools.sql_store import SQLStore
 from src.app.tools.store import AccountPages, AccountRanges
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLStore]:
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    sql_store = SQLStore(str(request.getfixturevalue("postgres_url")) if request.param == "postgresql" else url)
+    yield sql_store
+    await sql_store.aclose()
 
 
 async def test_pages_cover_every_active_account_once_in_id_order(store: SQLStore) -> None:
@@ -59,3 +72,23 @@ def test_only_a_database_other_processes_can_open_has_a_process_url(store: SQLSt
     assert isinstance(store, AccountRanges) and store.process_url() == str(store._url)
     assert SQLStore("sqlite://").process_url() is None
     assert SQLStore("postgresql+psycopg://u:pw@db/csm").process_url() == "postgresql+psycopg://u:pw@db/csm"
+
+
+async def test_a_database_from_before_the_scan_record_column_gets_it_and_reads_as_before(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    old = SQLStore(url)
+    await old.upsert_accounts([{"account_id": "a", "name": "A", "tickets": [1], "nps_score": 9}])
+    await old.aclose()
+    with sqlite3.connect(tmp_path / "old.sqlite") as connection:  # the table as an earlier version created it
+        connection.execute("ALTER TABLE accounts DROP COLUMN scan_record")
+    store = SQLStore(url)
+    try:
+        assert await store.accounts_in_range(None, None, omit=DETAIL_FIELDS) == [
+            {"account_id": "a", "name": "A", "nps_score": 9}
+        ]
+        await store.upsert_accounts([{"account_id": "b", "name": "B", "tickets": [2], "nps_score": 3}])
+        page = await store.accounts_in_range("a", None, omit=DETAIL_FIELDS)
+        assert page == [{"account_id": "b", "name": "B", "nps_score": 3}]
+        assert [r["tickets"] for r in await store.load_accounts()] == [[1], [2]]
+    finally:
+        await store.aclose()

@@ -59,8 +59,8 @@ async def whole_book(store: CSMStore, spec: ScanSpec, *, processes: int | None) 
             while todo or sent:
                 while todo and len(sent) < HELPER_PAGES_IN_FLIGHT:
                     sent.append(todo.popleft())
-                    await helper.send(sent[-1][1])
-                results[sent[0][0]] = await helper.receive()
+                    await helper.submit(sent[-1][1])
+                results[sent[0][0]] = await helper.collect()
                 sent.popleft()
         except ScanHelperError as error:
             log.warning("scan_helper_failed", error=str(error), pages=[index for index, _ in sent])

@@ -50,14 +50,14 @@ class ScanHelper:
 
     async def score(self, bounds: PageBounds) -> PageResult:
         """Score and save the page of accounts within `bounds`; raises ScanHelperError when the helper fails."""
-        await self.send(bounds)
-        return await self.receive()
+        await self.submit(bounds)
+        return await self.collect()
 
-    async def send(self, bounds: PageBounds) -> None:
+    async def submit(self, bounds: PageBounds) -> None:
         """Queue a page: the helper scores its pages in the order sent, one after the other."""
         await self._send(bounds)
 
-    async def receive(self) -> PageResult:
+    async def collect(self) -> PageResult:
         """The result of the oldest page sent and not yet received; ScanHelperError when the helper failed on it."""
         reply = await self._receive()
         if not isinstance(reply, PageResult):

@@ -40,6 +40,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -49,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
+from src.app.analysis.signals import DETAIL_FIELDS
 from src.app.schemas import (
     CSMHealthScore,
     ExpansionOpportunity,
@@ -59,6 +61,9 @@ from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, RunClaim, 
 
 BATCH_SIZE = 900
 """Rows per executemany batch and ids per IN list (below SQLite's historic 999-parameter limit)."""
+WAL_CHECKPOINT_PAGES = 10_000
+"""SQLite copies its write-ahead log into the database once it holds this many pages (~40 MB; SQLite's default
+is 1,000): a whole-book scan writes ~1 KB per account, and fewer, larger checkpoints cost less in all."""
 SEEK_BATCH_SIZE = 10_000
 """Ids per newest-score lookup (they travel as one parameter, so no parameter limit applies)."""
 _TRIMMING_DIALECTS = frozenset({"sqlite", "postgresql"})
@@ -98,7 +103,12 @@ ACCOUNTS = Table(
     Column("status", String(64), nullable=False, index=True),
     Column("record", JSON, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("scan_record", Text, nullable=True),
 )
+"""`scan_record`: the record as JSON text without `DETAIL_FIELDS`, what a whole-book scan reads (NULL in rows
+written before the column existed; those are trimmed when read)."""
+ADDED_COLUMNS = (ACCOUNTS.c.scan_record,)
+"""Columns added after the first release: `create_all` leaves existing tables alone, so these are added by hand."""
 HEALTH_SCORES = Table(
     "health_scores",
     METADATA,
@@ -421,6 +431,7 @@ class SQLStore:
             if self._engine is None:
                 engine = _create_engine(self._url)
                 METADATA.create_all(engine)
+                _add_missing_columns(engine)
                 self._engine = engine
             return self._engine
 
@@ -523,6 +534,8 @@ class SQLStore:
         dialect = self._url.get_backend_name()
         trimmed = omit and dialect in _TRIMMING_DIALECTS
         record = _record_without(omit, dialect) if trimmed else cast(ACCOUNTS.c.record, Text)
+        if set(omit) == set(DETAIL_FIELDS):
+            record = func.coalesce(ACCOUNTS.c.scan_record, record)
         query = select(ACCOUNTS.c.account_id, record).order_by(ACCOUNTS.c.account_id).limit(limit)
         if active_only:
             query = query.where(_is_active())
@@ -637,6 +650,7 @@ def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     finally:
         cursor.close()
 
@@ -668,7 +682,7 @@ def _write_accounts(connection: Connection, rows: list[dict[str, Any]]) -> None:
         connection.execute(delete(ACCOUNTS).where(ACCOUNTS.c.account_id.in_(ids)))
         connection.execute(insert(ACCOUNTS), rows)
         return
-    replaced = {name: statement.excluded[name] for name in ("name", "status", "record", "updated_at")}
+    replaced = {name: statement.excluded[name] for name in ("name", "status", "record", "updated_at", "scan_record")}
     connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=replaced), rows)
 
 
@@ -728,6 +742,7 @@ def _account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "status": str(record.get("status") or "active"),
             "record": record,
             "updated_at": now,
+            "scan_record": to_json({k: v for k, v in record.items() if k not in DETAIL_FIELDS}).decode(),
         }
         _check_text(ACCOUNTS, rows[account_id])
     return list(rows.values())
@@ -757,6 +772,16 @@ def _latest_scores_query(account_ids: Sequence[str] | None, dialect: str) -> Sel
         .scalar_subquery()
     )
     return select(cast(HEALTH_SCORES.c.payload, Text)).where(HEALTH_SCORES.c.id.in_(select(newest).select_from(wanted)))
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the `ADDED_COLUMNS` a database created by an earlier version lacks (all nullable, so no backfill)."""
+    with engine.begin() as connection:
+        for column in ADDED_COLUMNS:
+            present = {c["name"] for c in inspect(connection).get_columns(column.table.name)}
+            if column.name not in present:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(f'ALTER TABLE {column.table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def _is_active() -> ColumnElement[bool]:
