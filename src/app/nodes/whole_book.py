@@ -27,7 +27,8 @@ SCAN_PAGE_SIZE = 2000
 HELPER_MIN_PAGES = 10
 """Fewest pages for which a whole-book scan starts helper processes."""
 HELPER_PAGES_IN_FLIGHT = 2
-"""Pages sent to a helper ahead of their results, so it never waits while this process is busy scoring."""
+"""Pages sent to a helper ahead of their results, so it never waits while this process is busy scoring (one
+at a time near the end, so this process is not left waiting on a helper's queue)."""
 MAX_AUTO_PROCESSES = 4
 """Most processes a scan uses when `CSM_SCAN_PROCESSES` is unset (one per CPU up to this)."""
 
@@ -57,7 +58,7 @@ async def whole_book(store: CSMStore, spec: ScanSpec, *, processes: int | None) 
         sent: deque[tuple[int, PageBounds]] = deque()  # the next page waits in the helper while it scores one
         try:
             while todo or sent:
-                while todo and len(sent) < HELPER_PAGES_IN_FLIGHT:
+                while todo and len(sent) < (HELPER_PAGES_IN_FLIGHT if len(todo) > HELPER_PAGES_IN_FLIGHT else 1):
                     sent.append(todo.popleft())
                     await helper.submit(sent[-1][1])
                 results[sent[0][0]] = await helper.collect()
