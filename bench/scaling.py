@@ -88,15 +88,15 @@ def plot(points: list[dict[str, Any]], intercept: float, slope: float, helped: l
         helped_sizes = [p["accounts"] for p in helped]
         time_axis.plot(helped_sizes, [p["seconds"] for p in helped], "s", label="default: with helper processes")
         rss_axis.plot(helped_sizes, [p["peak_rss_mb"] for p in helped], "s", label="with helper processes")
-        rss_axis.legend()
     time_axis.set(xlabel="accounts", ylabel="daily scan, seconds", title="Scan time")
     time_axis.legend()
     rss_axis.plot(sizes, [p["peak_rss_mb"] for p in points], "o-", label="one process")
     rss_axis.set(xlabel="accounts", ylabel="peak RSS, MiB", title="Peak memory (all processes)")
     for axis in (time_axis, rss_axis):
         axis.grid(alpha=0.3)
+        axis.legend()
         axis.set_xlim(left=0)
-        axis.set_ylim(bottom=0)
+        axis.set_ylim(bottom=0, top=axis.get_ylim()[1] * 1.1)
     figure.tight_layout()
     figure.savefig(PLOT, dpi=110)
     plt.close(figure)
