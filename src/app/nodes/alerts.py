@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Literal
 
@@ -34,18 +34,11 @@ AUDIT_ARTIFACTS = {
 }
 """Per alert channel: the audit log's artifact kind and the suffix of the artifact's own idempotency key."""
 AlertStatus = Literal["due", "cooldown", "done_today"]
-_SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
 def risk_state(score: CSMHealthScore) -> str:
     """The risk state an alert is about; the cooldown suppresses repeats of the same state."""
     return f"{score.rag}/{score.churn_risk_level}"
-
-
-def most_severe_first(scores: Sequence[CSMHealthScore]) -> list[CSMHealthScore]:
-    """Alertable scores ordered by churn level, then lowest score, then account id."""
-    alertable = [score for score in scores if score.should_alert]
-    return sorted(alertable, key=lambda s: (_SEVERITY[s.churn_risk_level], s.score, s.account_id))
 
 
 def alert_key(ctx: CSMContext, score: CSMHealthScore) -> str:

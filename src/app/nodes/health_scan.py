@@ -112,12 +112,12 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
     while candidates and len(chosen) < budget:
         batch, candidates = candidates[: budget * 2], candidates[budget * 2 :]
         scores = await ctx.store.latest_scores(batch)
-        for account_id in batch:
-            status = await alert_status(ctx, scores[account_id])
+        for score in (scores[account_id] for account_id in batch if account_id in scores):
+            status = await alert_status(ctx, score)
             if status == "done_today":  # raised by an earlier (maybe interrupted) scan today: it uses up the cap
                 budget -= 1
             elif status == "due":
-                chosen.append(scores[account_id])
+                chosen.append(score)
             if len(chosen) >= budget:
                 break
     records = await ctx.store.load_accounts([s.account_id for s in chosen], active_only=False)

@@ -4,7 +4,8 @@
 and stdout in length-prefixed pickle frames: first (database URL, `ScanSpec`, omitted keys), then one page's
 (after, upto) id bounds per request, answered by its `PageResult` or by the text of the error that stopped it.
 The URL travels in a frame, never on the command line or in the environment. The helper imports no graph and
-no LLM client, and exits at the end of its stdin, so it never outlives its parent.
+no LLM client, and exits at the end of its stdin: when its parent closes it or dies, the helper ends
+after the page it is scoring.
 """
 
 from __future__ import annotations
