@@ -17,12 +17,12 @@ from src.app.graph.customer_success import build_customer_success_graph
 from src.app.nodes import whole_book
 from src.app.tools.scan_helper import ScanHelper, ScanHelperError
 from src.app.tools.sql_store import SQLStore
+from src.app.tools.store import PageBounds
 from tests.conftest import NOW
 from tests.fakes import AT_RISK, HEALTHY, make_account
 
 graph = build_customer_success_graph()
 ACCOUNTS = 24
-PageBounds = tuple[str | None, str | None]
 
 
 @pytest.fixture(autouse=True)

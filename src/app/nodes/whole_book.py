@@ -17,8 +17,8 @@ import structlog
 
 from src.app.analysis.scan_page import PageResult, ScanSpec, score_page
 from src.app.analysis.signals import DETAIL_FIELDS
-from src.app.tools.scan_helper import PageBounds, ScanHelper, ScanHelperError
-from src.app.tools.store import AccountPages, AccountRanges, CSMStore
+from src.app.tools.scan_helper import ScanHelper, ScanHelperError
+from src.app.tools.store import AccountPages, AccountRanges, CSMStore, PageBounds
 
 log = structlog.get_logger(__name__)
 

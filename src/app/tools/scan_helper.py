@@ -19,8 +19,8 @@ from typing import IO, Any
 
 from src.app.analysis.scan_page import PageResult, ScanSpec, score_page
 from src.app.tools.sql_store import SQLStore
+from src.app.tools.store import PageBounds
 
-PageBounds = tuple[str | None, str | None]
 _FRAME = struct.Struct("!Q")
 CLOSE_TIMEOUT_S = 10.0
 

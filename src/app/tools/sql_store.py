@@ -57,7 +57,7 @@ from src.app.schemas import (
     FeatureAdoptionReport,
     QBRContent,
 )
-from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, RunClaim, SavedArtifact
+from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, PageBounds, RunClaim, SavedArtifact
 
 BATCH_SIZE = 900
 """Rows per executemany batch and ids per IN list (below SQLite's historic 999-parameter limit)."""
@@ -290,7 +290,7 @@ class SQLStore:
         """This database's URL, password included, for helper processes; None for an in-memory SQLite."""
         return None if _is_memory_sqlite(self._url) else self._url.render_as_string(hide_password=False)
 
-    async def page_bounds(self, *, page_size: int, active_only: bool = True) -> list[tuple[str | None, str | None]]:
+    async def page_bounds(self, *, page_size: int, active_only: bool = True) -> list[PageBounds]:
         """(after, upto) id bounds that split the accounts into pages of `page_size`, in id order (one query)."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")

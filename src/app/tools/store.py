@@ -145,6 +145,10 @@ class AccountPages(Protocol):
         ...
 
 
+PageBounds = tuple[str | None, str | None]
+"""A page of the book as (after, upto) account ids, each end open when None."""
+
+
 @runtime_checkable
 class AccountRanges(Protocol):
     """Optional store capability: read the book by id range, so helper processes can score pages of it too."""
@@ -153,7 +157,7 @@ class AccountRanges(Protocol):
         """A URL from which another process opens the same database (None when none can, e.g. in-memory)."""
         ...
 
-    async def page_bounds(self, *, page_size: int, active_only: bool = True) -> list[tuple[str | None, str | None]]:
+    async def page_bounds(self, *, page_size: int, active_only: bool = True) -> list[PageBounds]:
         """(after, upto) id bounds splitting the accounts into pages of `page_size`, in id order."""
         ...
 
