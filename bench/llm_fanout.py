@@ -3,7 +3,7 @@
 `python -m bench.llm_fanout [--accounts 500] [--latency 1.0] [--rate-limit 600] [--rate-window 60]
 [--concurrency C] [--requests-per-min R] [--runs 1]`
 
-The server (`tests/integration/openai_server.py`) answers every completion after a fixed latency and refuses
+The server (`tests/support/openai_server.py`) answers every completion after a fixed latency and refuses
 requests above `--rate-limit` per sliding `--rate-window` seconds with 429 + Retry-After. The app runs as
 deployed: the real `LiteLLMService` (model `openai/<name>` + `api_base`, `CSM_LLM_CONCURRENCY` = `--concurrency`,
 `CSM_LLM_REQUESTS_PER_MIN` = `--requests-per-min`), the real agent on a SQLite store holding N generated
@@ -32,12 +32,12 @@ from pydantic import SecretStr
 
 from bench.common import emit, stats
 from src.app.agents.customer_success.scheduler import QBR_CONCURRENCY, CSMScheduler
-from src.app.cli_runs import open_agent
+from src.app.cli.runs import open_agent
 from src.app.config import CSMSettings
+from src.app.data.sample_book import generate_accounts
 from src.app.logging_setup import configure_logging
-from src.app.sample_book import generate_accounts
-from src.app.tools.litellm_service import load_litellm
-from tests.integration.openai_server import OpenAIServer
+from src.app.tools.llm.litellm_service import load_litellm
+from tests.support.openai_server import OpenAIServer
 
 MODEL = "openai/gpt-4o-mini"
 """A model litellm knows (JSON schema support, a price): the server answers as it for any name."""

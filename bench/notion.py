@@ -2,7 +2,7 @@
 
 `python -m bench.notion [--accounts 1000] [--changed 50] [--runs 5]`
 
-The server (`tests/integration/notion_server.py`) holds an accounts database of N generated active accounts and
+The server (`tests/support/notion_server.py`) holds an accounts database of N generated active accounts and
 answers more than 3 requests in any second with 429 + Retry-After. The app runs as deployed with the Notion
 backend: `CSM_NOTION_*` settings wire `NotionStore.from_settings` (notion-client, 3 requests/s) around a fresh SQLite
 store; the real agent and its `health_scan` task (the daily job's summary scan, alerts included).
@@ -27,13 +27,13 @@ from time import perf_counter
 from typing import Any
 
 from bench.common import emit, stats
-from src.app.cli_runs import open_agent
+from src.app.cli.runs import open_agent
 from src.app.config import OFFLINE_MODEL, CSMSettings
+from src.app.data.sample_book import generate_accounts
 from src.app.logging_setup import configure_logging
-from src.app.sample_book import generate_accounts
-from src.app.tools.litellm_service import load_litellm
-from src.app.tools.notion_store import NotionStore
-from tests.integration.notion_server import NotionServer, RateLimit, p_number, seed_accounts
+from src.app.tools.llm.litellm_service import load_litellm
+from src.app.tools.store.notion.store import NotionStore
+from tests.support.notion_server import NotionServer, RateLimit, p_number, seed_accounts
 
 TOKEN = "secret_bench_notion_token"
 REQUESTS_PER_S = 3.0

@@ -10,7 +10,7 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from src.app.sample_book import (
+from src.app.data.sample_book import (
     SAMPLE_BOOK_AS_OF,
     SAMPLE_BOOK_FILE,
     SAMPLE_BOOK_SEED,

@@ -15,9 +15,9 @@ import pytest
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
 from src.app.context import CSMContext
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import RecordingChat, RecordingEvents, RecordingMail, RecordingSales, ScriptedLLM
-from tests.servers import postgres_url  # noqa: F401 - fixture: a fresh PostgreSQL schema (or a skip)
+from src.app.tools.store.sql import SQLStore
+from tests.support.fakes import RecordingChat, RecordingEvents, RecordingMail, RecordingSales, ScriptedLLM
+from tests.support.servers import postgres_url  # noqa: F401 - fixture: a fresh PostgreSQL schema (or a skip)
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)

@@ -10,13 +10,13 @@ from src.app.config import CSMSettings
 from src.app.context import CSMContext, TaskExecutor
 from src.app.tools.chat import ChatPoster
 from src.app.tools.events import EventBus
-from src.app.tools.litellm_service import LiteLLMService
+from src.app.tools.events.in_process import InProcessEventBus
 from src.app.tools.llm import LLMService
-from src.app.tools.local_events import InProcessEventBus
+from src.app.tools.llm.litellm_service import LiteLLMService
 from src.app.tools.mail import MailDrafts
-from src.app.tools.outbox import LocalChatOutbox, LocalOutbox
-from src.app.tools.sql_store import SQLStore
+from src.app.tools.mail.outbox import LocalChatOutbox, LocalOutbox
 from src.app.tools.store import CSMStore
+from src.app.tools.store.sql import SQLStore
 
 
 def scorer_from_settings(settings: CSMSettings) -> CSMHealthScorer:
@@ -33,7 +33,7 @@ def store_from_settings(settings: CSMSettings) -> CSMStore:
     sql_store = SQLStore(settings.resolved_database_url)
     if settings.notion_token is None:
         return sql_store
-    from src.app.tools.notion_store import NotionStore
+    from src.app.tools.store.notion.store import NotionStore
 
     return NotionStore.from_settings(settings, sql_store)
 
@@ -42,7 +42,7 @@ def mail_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:
     """Gmail drafts when `CSM_GMAIL_CREDENTIALS_FILE` is set, else `.eml` drafts in the local outbox."""
     if settings.gmail_credentials_file is None:
         return LocalOutbox(store, settings.data_dir / "outbox" / "drafts")
-    from src.app.tools.gmail_drafts import GmailDrafts
+    from src.app.tools.mail.gmail import GmailDrafts
 
     return GmailDrafts.from_settings(settings, store)
 
@@ -50,11 +50,11 @@ def mail_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:
 def chat_from_settings(settings: CSMSettings) -> ChatPoster:
     """Slack (bot token, else webhook), else Google Chat, else `.jsonl` messages in the local outbox."""
     if settings.slack_bot_token is not None or settings.slack_webhook_url is not None:
-        from src.app.tools.slack_chat import SlackChat
+        from src.app.tools.chat.slack import SlackChat
 
         return SlackChat.from_settings(settings)
     if settings.google_chat_webhook_url is not None:
-        from src.app.tools.google_chat import GoogleChat
+        from src.app.tools.chat.google_chat import GoogleChat
 
         return GoogleChat.from_settings(settings)
     return LocalChatOutbox(settings.data_dir / "outbox" / "chat")
@@ -64,7 +64,7 @@ def events_from_settings(settings: CSMSettings) -> EventBus:
     """Redis Streams when `CSM_REDIS_URL` is set, else the in-process bus."""
     if settings.redis_url is None:
         return InProcessEventBus()
-    from src.app.tools.redis_events import RedisEventBus
+    from src.app.tools.events.redis_streams import RedisEventBus
 
     return RedisEventBus.from_settings(settings)
 

@@ -15,10 +15,10 @@ from src.app.analysis.expansion import find_expansion_candidates
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.signals import AccountDataError, parse_account
 from src.app.config import CSMSettings
-from src.app.sample_book import load_sample_book
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import HEALTHY, RecordingMail, ScriptedLLM, make_account
+from src.app.data.sample_book import load_sample_book
+from src.app.tools.store.sql import SQLStore
 from tests.graph.test_task_subgraphs import EXPANSION_READY
+from tests.support.fakes import HEALTHY, RecordingMail, ScriptedLLM, make_account
 
 PAYLOAD: dict[str, Any] = {
     "type": "handle_expansion_opportunity",

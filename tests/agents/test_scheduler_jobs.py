@@ -15,9 +15,9 @@ from src.app.agents.customer_success.scheduler import CSMScheduler
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.signals import days_until
 from src.app.config import CSMSettings
-from src.app.sample_book import load_sample_book
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import RecordingChat, RecordingEvents, RecordingMail, ScriptedLLM
+from src.app.data.sample_book import load_sample_book
+from src.app.tools.store.sql import SQLStore
+from tests.support.fakes import RecordingChat, RecordingEvents, RecordingMail, ScriptedLLM
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 BOOK_SIZE = 60

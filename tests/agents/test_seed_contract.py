@@ -10,8 +10,8 @@ from src.app.agents.base import AgentRegistration
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import (
+from src.app.tools.store.sql import SQLStore
+from tests.support.fakes import (
     AT_RISK,
     HEALTHY,
     RecordingChat,

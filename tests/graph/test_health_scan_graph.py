@@ -9,7 +9,7 @@ from src.app.analysis.signals import signals_from_record
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from tests.conftest import NOW
-from tests.fakes import AT_RISK, HEALTHY, RecordingChat, ScriptedLLM, make_account
+from tests.support.fakes import AT_RISK, HEALTHY, RecordingChat, ScriptedLLM, make_account
 
 graph = build_customer_success_graph()
 

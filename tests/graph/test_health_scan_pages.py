@@ -10,10 +10,10 @@ import pytest
 
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
-from src.app.nodes import whole_book
-from src.app.tools.sql_store import SQLStore
+from src.app.scan import book as whole_book
+from src.app.tools.store.sql import SQLStore
 from tests.conftest import NOW
-from tests.fakes import AT_RISK, HEALTHY, make_account
+from tests.support.fakes import AT_RISK, HEALTHY, make_account
 
 graph = build_customer_success_graph()
 IDS = ["a-1", "a-2", "a-3", "b-1", "b-2"]

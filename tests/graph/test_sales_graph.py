@@ -8,8 +8,8 @@ from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.graph.sales import build_sales_graph
 from tests.conftest import NOW
-from tests.fakes import HEALTHY, make_account
 from tests.graph.test_task_subgraphs import EXPANSION_READY
+from tests.support.fakes import HEALTHY, make_account
 
 sales = build_sales_graph()
 customer_success = build_customer_success_graph()

@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from src.app.analysis.health import CSMHealthScorer
-from src.app.analysis.scan_page import PageResult, ScanSpec
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
-from src.app.nodes import whole_book
-from src.app.tools.scan_helper import ScanHelper, ScanHelperError
-from src.app.tools.sql_store import SQLStore
+from src.app.scan import book as whole_book
+from src.app.scan.helper import ScanHelper, ScanHelperError
+from src.app.scan.page import PageResult, ScanSpec
 from src.app.tools.store import PageBounds
+from src.app.tools.store.sql import SQLStore
 from tests.conftest import NOW
-from tests.fakes import AT_RISK, HEALTHY, make_account
+from tests.support.fakes import AT_RISK, HEALTHY, make_account
 
 graph = build_customer_success_graph()
 ACCOUNTS = 24

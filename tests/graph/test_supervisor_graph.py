@@ -16,11 +16,11 @@ from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.graph import customer_success
 from src.app.graph.supervisor import build_supervisor_graph
-from src.app.tools.litellm_service import LiteLLMService
-from src.app.tools.sql_store import SQLStore
+from src.app.tools.llm.litellm_service import LiteLLMService
+from src.app.tools.store.sql import SQLStore
 from src.app.wiring import embedded_context
-from tests.fakes import AT_RISK, HEALTHY, ScriptedLLM, make_account
 from tests.graph.test_task_subgraphs import EXPANSION_READY
+from tests.support.fakes import AT_RISK, HEALTHY, ScriptedLLM, make_account
 
 supervisor = build_supervisor_graph()
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
-from tests.fakes import AT_RISK, HEALTHY, ScriptedLLM, make_account
+from tests.support.fakes import AT_RISK, HEALTHY, ScriptedLLM, make_account
 
 graph = build_customer_success_graph()
 

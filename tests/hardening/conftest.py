@@ -15,7 +15,7 @@ from src.app.agents.customer_success.agent import CustomerSuccessAgent
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
 from src.app.context import CSMContext
-from src.app.tools.sql_store import SQLStore
+from src.app.tools.store.sql import SQLStore
 
 
 def agent_on(ctx: CSMContext) -> CustomerSuccessAgent:

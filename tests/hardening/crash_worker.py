@@ -18,12 +18,12 @@ from src.app.analysis.health import CSMHealthScorer
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.schemas import DraftResult, EmailMessage
-from src.app.tools.local_events import InProcessEventBus
-from src.app.tools.outbox import LocalChatOutbox, LocalOutbox
-from src.app.tools.sql_store import SQLStore
+from src.app.tools.events.in_process import InProcessEventBus
+from src.app.tools.mail.outbox import LocalChatOutbox, LocalOutbox
+from src.app.tools.store.sql import SQLStore
 from tests.conftest import NOW
-from tests.fakes import AT_RISK, DEFAULT_REPLIES, HEALTHY, ScriptedLLM, make_account
 from tests.hardening.conftest import offline_settings
+from tests.support.fakes import AT_RISK, DEFAULT_REPLIES, HEALTHY, ScriptedLLM, make_account
 
 BOOK_SIZE = 240
 PAUSE_S = 0.4

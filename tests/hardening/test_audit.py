@@ -9,11 +9,11 @@ from pathlib import Path
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.graph.sales import build_sales_graph
-from src.app.tools.sql_store import SQLStore
+from src.app.tools.store.sql import SQLStore
 from tests.conftest import NOW
-from tests.fakes import AT_RISK, make_account
 from tests.graph.test_task_subgraphs import EXPANSION_READY
 from tests.hardening.conftest import csm_env, run_csm
+from tests.support.fakes import AT_RISK, make_account
 
 customer_success = build_customer_success_graph()
 sales = build_sales_graph()

@@ -17,8 +17,16 @@ from src.app.analysis.signals import REQUIRED_SIGNALS
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from tests.conftest import NOW
-from tests.fakes import AT_RISK, HEALTHY, RecordingChat, RecordingEvents, RecordingMail, ScriptedLLM, make_account
 from tests.hardening.conftest import fresh_store, offline_settings
+from tests.support.fakes import (
+    AT_RISK,
+    HEALTHY,
+    RecordingChat,
+    RecordingEvents,
+    RecordingMail,
+    ScriptedLLM,
+    make_account,
+)
 
 graph = build_customer_success_graph()
 MODEST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from src.app.importer import ImportFileError, import_accounts
-from src.app.tools.sql_store import SQLStore
+from src.app.cli.importer import ImportFileError, import_accounts
+from src.app.tools.store.sql import SQLStore
 from tests.conftest import NOW
-from tests.fakes import AT_RISK, HEALTHY, make_account
 from tests.hardening.conftest import csm_env, fresh_store, run_csm
+from tests.support.fakes import AT_RISK, HEALTHY, make_account
 
 UTC_ZONE = ZoneInfo("UTC")
 COLUMNS = ["account_id", "name", "rep_email", "contract_end_date", "tickets", *HEALTHY]

@@ -12,10 +12,10 @@ from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.nodes.llm import MAX_LLM_ROUNDS
 from src.app.schemas import DraftResult, EmailMessage
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import AT_RISK, HEALTHY, RecordingMail, Reply, ScriptedLLM, make_account
+from src.app.tools.store.sql import SQLStore
 from tests.graph.test_task_subgraphs import EXPANSION_READY
 from tests.hardening.conftest import agent_on
+from tests.support.fakes import AT_RISK, HEALTHY, RecordingMail, Reply, ScriptedLLM, make_account
 
 graph = build_customer_success_graph()
 

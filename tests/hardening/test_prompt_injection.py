@@ -14,9 +14,9 @@ from src.app.graph.sales import build_sales_graph
 from src.app.nodes.delivery import RecipientRefused, internal_recipient
 from src.app.nodes.render import escape_chat
 from src.app.schemas import AccountRecord
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import AT_RISK, HEALTHY, RecordingChat, RecordingMail, ScriptedLLM, make_account
+from src.app.tools.store.sql import SQLStore
 from tests.hardening.conftest import offline_settings
+from tests.support.fakes import AT_RISK, HEALTHY, RecordingChat, RecordingMail, ScriptedLLM, make_account
 
 customer_success = build_customer_success_graph()
 sales = build_sales_graph()

@@ -14,9 +14,9 @@ from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.schemas import ChatMessage, DraftResult, EmailMessage
-from src.app.tools.litellm_service import LiteLLMService
-from tests.fakes import AT_RISK, HEALTHY, ScriptedLLM, make_account
+from src.app.tools.llm.litellm_service import LiteLLMService
 from tests.hardening.conftest import ROOT, agent_on, csm_env, offline_settings, run_csm
+from tests.support.fakes import AT_RISK, HEALTHY, ScriptedLLM, make_account
 
 graph = build_customer_success_graph()
 WEBHOOK = "http://127.0.0.1:9/services/T0SECRET/B0SECRET/hookSECRETvalue42"

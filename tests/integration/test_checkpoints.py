@@ -25,9 +25,17 @@ from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.schemas import DraftResult, EmailMessage
-from src.app.tools.checkpoints import CheckpointerError, libpq_conninfo, open_checkpointer, run_thread_id
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import AT_RISK, HEALTHY, RecordingChat, RecordingEvents, RecordingMail, ScriptedLLM, make_account
+from src.app.tools.store.checkpoints import CheckpointerError, libpq_conninfo, open_checkpointer, run_thread_id
+from src.app.tools.store.sql import SQLStore
+from tests.support.fakes import (
+    AT_RISK,
+    HEALTHY,
+    RecordingChat,
+    RecordingEvents,
+    RecordingMail,
+    ScriptedLLM,
+    make_account,
+)
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 QBR_TASK = {"type": "generate_qbr", "account_id": "acct-risk", "period": "Q4 2026", "trigger": "quarterly"}

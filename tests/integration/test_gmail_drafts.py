@@ -19,17 +19,17 @@ from googleapiclient.discovery import build
 
 from src.app.config import CSMSettings
 from src.app.schemas import EmailMessage
-from src.app.tools.gmail_drafts import (
+from src.app.tools.delivery import DeliveryLedger
+from src.app.tools.mail import MailDrafts
+from src.app.tools.mail.gmail import (
     COMPOSE_SCOPE,
     GmailDraftError,
     GmailDrafts,
     load_compose_credentials,
 )
-from src.app.tools.mail import MailDrafts
-from src.app.tools.outbound import DeliveryLedger
-from src.app.tools.outbox import draft_id_for, html_to_text
-from src.app.tools.sql_store import SQLStore
-from tests.integration.gmail_server import ACCESS_TOKEN, JWT_BEARER, Fault, GmailServer
+from src.app.tools.mail.outbox import draft_id_for, html_to_text
+from src.app.tools.store.sql import SQLStore
+from tests.support.gmail_server import ACCESS_TOKEN, JWT_BEARER, Fault, GmailServer
 
 SERVICE_ACCOUNT = "csm-agent@csm-project.iam.gserviceaccount.com"
 CLIENT_SECRET = "local-client-secret-value"

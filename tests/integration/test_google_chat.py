@@ -13,9 +13,9 @@ from pydantic import SecretStr
 from src.app.config import CSMSettings
 from src.app.schemas import ChatMessage
 from src.app.tools.chat import ChatPoster
-from src.app.tools.google_chat import REPLY_OPTION, GoogleChat
-from src.app.tools.outbound import ChannelPacer, ChatPostError, DeliveryLedger
-from tests.integration.chat_servers import Fault, GoogleChatServer, google_error_body
+from src.app.tools.chat.google_chat import REPLY_OPTION, GoogleChat
+from src.app.tools.delivery import ChannelPacer, ChatPostError, DeliveryLedger
+from tests.support.chat_servers import Fault, GoogleChatServer, google_error_body
 
 HOSTILE = "Acme <script>alert(1)</script> <users/all> @here AT&T, already &lt;b&gt;"
 ESCAPED = "Acme &lt;script&gt;alert(1)&lt;/script&gt; &lt;users/all&gt; @here AT&amp;T, already &lt;b&gt;"

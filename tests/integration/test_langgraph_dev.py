@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from langgraph_sdk import get_client
 
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import AT_RISK, HEALTHY, make_account
+from src.app.tools.store.sql import SQLStore
 from tests.graph.test_task_subgraphs import EXPANSION_READY
+from tests.support.fakes import AT_RISK, HEALTHY, make_account
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGGRAPH = Path(sys.executable).parent / "langgraph"

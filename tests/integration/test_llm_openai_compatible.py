@@ -15,9 +15,9 @@ from structlog.testing import capture_logs
 
 from src.app.prompts.fencing import FACTS_CLOSE, FACTS_OPEN
 from src.app.schemas import ChurnNarrative
-from src.app.tools.json_extract import parse_model
-from src.app.tools.litellm_service import LiteLLMService, load_litellm
-from tests.integration.openai_server import OpenAIServer
+from src.app.tools.llm.litellm_service import LiteLLMService, load_litellm
+from src.app.tools.llm.parsing import parse_model
+from tests.support.openai_server import OpenAIServer
 
 litellm = load_litellm()
 

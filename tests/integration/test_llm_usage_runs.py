@@ -23,14 +23,14 @@ from src.app.agents.customer_success.agent import CustomerSuccessAgent
 from src.app.agents.customer_success.scheduler import CSMScheduler
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
-from src.app.sample_book import load_sample_book
+from src.app.data.sample_book import load_sample_book
 from src.app.schemas import QBRNarrative
-from src.app.tools.json_extract import parse_model
-from src.app.tools.litellm_service import LiteLLMService, load_litellm
 from src.app.tools.llm import LLMService
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import RecordingChat, RecordingEvents, RecordingMail, ScriptedLLM
-from tests.integration.openai_server import LoggedRequest, OpenAIServer
+from src.app.tools.llm.litellm_service import LiteLLMService, load_litellm
+from src.app.tools.llm.parsing import parse_model
+from src.app.tools.store.sql import SQLStore
+from tests.support.fakes import RecordingChat, RecordingEvents, RecordingMail, ScriptedLLM
+from tests.support.openai_server import LoggedRequest, OpenAIServer
 
 litellm = load_litellm()
 

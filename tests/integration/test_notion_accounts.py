@@ -16,12 +16,12 @@ from src.app.analysis.signals import parse_account, signals_from_record
 from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
-from src.app.tools.notion_api import RetryPolicy
-from src.app.tools.notion_store import NotionStore
-from src.app.tools.sql_store import SQLStore
+from src.app.tools.store.notion.api import RetryPolicy
+from src.app.tools.store.notion.store import NotionStore
+from src.app.tools.store.sql import SQLStore
 from tests.conftest import NOW
-from tests.fakes import AT_RISK, HEALTHY, make_account
-from tests.integration.notion_server import (
+from tests.support.fakes import AT_RISK, HEALTHY, make_account
+from tests.support.notion_server import (
     ACCOUNTS_SCHEMA,
     NotionServer,
     p_checkbox,

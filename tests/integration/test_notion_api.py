@@ -11,12 +11,12 @@ import pytest
 
 from src.app.config import CSMSettings
 from src.app.schemas import CSMHealthScore
-from src.app.tools.notion_api import NotionAPI, NotionError, NotionServerError, RetryPolicy
-from src.app.tools.notion_blocks import paragraphs
-from src.app.tools.notion_store import NotionStore
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import HEALTHY, make_account
-from tests.integration.notion_server import NotionServer, RateLimit, seed_accounts
+from src.app.tools.store.notion.api import NotionAPI, NotionError, NotionServerError, RetryPolicy
+from src.app.tools.store.notion.blocks import paragraphs
+from src.app.tools.store.notion.store import NotionStore
+from src.app.tools.store.sql import SQLStore
+from tests.support.fakes import HEALTHY, make_account
+from tests.support.notion_server import NotionServer, RateLimit, seed_accounts
 
 TOKEN = "secret_api_token_789xyz"
 FAST = RetryPolicy(max_attempts=4, backoff_s=0.01)

@@ -12,7 +12,7 @@ import structlog
 from typer.testing import CliRunner
 
 from src.app.cli import app
-from tests.integration.notion_server import ACCOUNTS_SCHEMA, EXPANSION_SCHEMA, QBR_SCHEMA, NotionServer
+from tests.support.notion_server import ACCOUNTS_SCHEMA, EXPANSION_SCHEMA, QBR_SCHEMA, NotionServer
 
 TOKEN = "secret_check_token_321"
 OPTIONAL_ABSENT_FROM_SAMPLE_SCHEMA = ("Segment", "Days To Renewal")

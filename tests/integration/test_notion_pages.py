@@ -12,12 +12,12 @@ import pytest
 
 from src.app.config import CSMSettings
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, QBRContent
-from src.app.tools.notion_api import NotionServerError, RetryPolicy
-from src.app.tools.notion_blocks import qbr_blocks
-from src.app.tools.notion_store import NotionStore
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import HEALTHY, make_account
-from tests.integration.notion_server import (
+from src.app.tools.store.notion.api import NotionServerError, RetryPolicy
+from src.app.tools.store.notion.blocks import qbr_blocks
+from src.app.tools.store.notion.store import NotionStore
+from src.app.tools.store.sql import SQLStore
+from tests.support.fakes import HEALTHY, make_account
+from tests.support.notion_server import (
     EXPANSION_SCHEMA,
     QBR_SCHEMA,
     NotionServer,

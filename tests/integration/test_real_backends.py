@@ -16,18 +16,18 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from src.app.cli_runs import open_agent
+from src.app.cli.runs import open_agent
 from src.app.config import CSMSettings
-from src.app.tools.notion_store import NotionStore
-from src.app.tools.redis_events import RedisEventBus, RedisStreamConsumer
-from src.app.tools.sql_store import SQLStore
-from tests.fakes import AT_RISK, HEALTHY, make_account
-from tests.integration.chat_servers import SlackServer
-from tests.integration.gmail_server import GmailServer
-from tests.integration.notion_server import EXPANSION_SCHEMA, QBR_SCHEMA, NotionServer, seed_accounts
-from tests.integration.openai_server import OpenAIServer
+from src.app.tools.events.redis_streams import RedisEventBus, RedisStreamConsumer
+from src.app.tools.store.notion.store import NotionStore
+from src.app.tools.store.sql import SQLStore
 from tests.integration.test_gmail_drafts import service_account_file
-from tests.servers import REDIS_URL, require_redis
+from tests.support.chat_servers import SlackServer
+from tests.support.fakes import AT_RISK, HEALTHY, make_account
+from tests.support.gmail_server import GmailServer
+from tests.support.notion_server import EXPANSION_SCHEMA, QBR_SCHEMA, NotionServer, seed_accounts
+from tests.support.openai_server import OpenAIServer
+from tests.support.servers import REDIS_URL, require_redis
 
 NOTION_TOKEN = "secret_e2e_notion_token"
 LLM_KEY = "sk-e2e-llm-key"

@@ -20,9 +20,9 @@ from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.nodes.alerts import ALERT_TYPE, CHURN_STREAM
-from src.app.tools.redis_events import IDEMPOTENCY_PREFIX, EventBusError, RedisEventBus, redis_client
-from tests.fakes import AT_RISK, HEALTHY, make_account
-from tests.servers import REDIS_URL, require_redis
+from src.app.tools.events.redis_streams import IDEMPOTENCY_PREFIX, EventBusError, RedisEventBus, redis_client
+from tests.support.fakes import AT_RISK, HEALTHY, make_account
+from tests.support.servers import REDIS_URL, require_redis
 
 
 class Namespace:

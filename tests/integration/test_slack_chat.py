@@ -12,9 +12,9 @@ from pydantic import SecretStr
 from src.app.config import CSMSettings
 from src.app.schemas import ChatMessage
 from src.app.tools.chat import ChatPoster
-from src.app.tools.outbound import ChatPostError
-from src.app.tools.slack_chat import SlackChat
-from tests.integration.chat_servers import Fault, SlackServer, slack_error_body
+from src.app.tools.chat.slack import SlackChat
+from src.app.tools.delivery import ChatPostError
+from tests.support.chat_servers import Fault, SlackServer, slack_error_body
 
 HOSTILE = "Acme <script>alert(1)</script> <!channel> @here <https://evil.example|click> AT&T, already &lt;b&gt;"
 ESCAPED = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from src.app.schemas import AdoptionInsights, ChurnNarrative, ExpansionPitches
-from src.app.tools.json_extract import LLMParseError, extract_json_object, parse_model
+from src.app.tools.llm.parsing import LLMParseError, extract_json_object, parse_model
 
 PITCH = '{"opportunity_type": "seats", "recommended_talk_track": "Add 10 seats."}'
 

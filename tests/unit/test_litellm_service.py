@@ -18,9 +18,9 @@ from structlog.testing import capture_logs
 from src.app.config import CSMSettings
 from src.app.prompts.fencing import FACTS_CLOSE, FACTS_OPEN
 from src.app.schemas import ChurnNarrative
-from src.app.tools.json_extract import parse_model
-from src.app.tools.litellm_service import LiteLLMService, load_litellm
 from src.app.tools.llm import LLMReply, LLMService
+from src.app.tools.llm.litellm_service import LiteLLMService, load_litellm
+from src.app.tools.llm.parsing import parse_model
 
 litellm = load_litellm()  # sets LITELLM_LOCAL_MODEL_COST_MAP before importing, registers the offline provider
 
@@ -83,7 +83,7 @@ def test_importing_and_constructing_does_not_import_litellm() -> None:
     code = (
         "import sys\n"
         "from src.app.config import CSMSettings\n"
-        "from src.app.tools.litellm_service import LiteLLMService\n"
+        "from src.app.tools.llm.litellm_service import LiteLLMService\n"
         "LiteLLMService(model='offline/csm')\n"
         "LiteLLMService.from_settings(CSMSettings(_env_file=None))\n"
         "print('litellm' in sys.modules)\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from src.app.tools.llm import LLMReply
-from src.app.tools.llm_usage import UsageMeter, metered, record_llm_usage
+from src.app.tools.llm.usage import UsageMeter, metered, record_llm_usage
 
 
 def reply(prompt: int, completion: int, cost: float = 0.0, model: str = "m") -> LLMReply:

@@ -16,7 +16,7 @@ from src.app.analysis.expansion import find_expansion_candidates
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.scan import ScanOutcome, score_book
 from src.app.analysis.signals import parse_account, signals_from_record
-from src.app.sample_book import (
+from src.app.data.sample_book import (
     BAD_RECORDS,
     INJECTION_ACCOUNTS,
     PLAN_FEATURES,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
-from src.app.tools.sql_store import SQLStore
 from src.app.tools.store import AuditEntry, CSMStore, DraftRecord
+from src.app.tools.store.sql import SQLStore
 
 T0 = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
 

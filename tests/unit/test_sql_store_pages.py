@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from src.app.analysis.signals import DETAIL_FIELDS
-from src.app.tools.sql_store import SQLStore
 from src.app.tools.store import AccountPages, AccountRanges
+from src.app.tools.store.sql import SQLStore
 
 
 @pytest.fixture(params=["sqlite-file", "postgresql"])

@@ -8,13 +8,13 @@ import pytest
 from pydantic import SecretStr
 
 from src.app.config import CSMSettings
-from src.app.tools.google_chat import GoogleChat
-from src.app.tools.local_events import InProcessEventBus
-from src.app.tools.notion_store import NotionStore
-from src.app.tools.outbox import LocalChatOutbox, LocalOutbox
-from src.app.tools.redis_events import RedisEventBus
-from src.app.tools.slack_chat import SlackChat
-from src.app.tools.sql_store import SQLStore
+from src.app.tools.chat.google_chat import GoogleChat
+from src.app.tools.chat.slack import SlackChat
+from src.app.tools.events.in_process import InProcessEventBus
+from src.app.tools.events.redis_streams import RedisEventBus
+from src.app.tools.mail.outbox import LocalChatOutbox, LocalOutbox
+from src.app.tools.store.notion.store import NotionStore
+from src.app.tools.store.sql import SQLStore
 from src.app.wiring import aclose_clients, build_context
 
 

@@ -12,14 +12,14 @@ import structlog
 from langgraph.runtime import Runtime
 
 from src.app.analysis.health import CSMHealthScorer, weakest_signals
-from src.app.analysis.scan_page import ScanSpec, score_page
 from src.app.analysis.signals import days_until, parse_identity
 from src.app.context import CSMContext
 from src.app.nodes.alerts import alert_status, dispatch_churn_alert, fallback_narrative
 from src.app.nodes.common import account_brief, jsonable, task_account_ids
 from src.app.nodes.llm import prompt_requests
-from src.app.nodes.whole_book import in_pages, whole_book
 from src.app.prompts import health_scan as prompt
+from src.app.scan.book import in_pages, whole_book
+from src.app.scan.page import ScanSpec, score_page
 from src.app.schemas import ChurnNarrative, CSMHealthScore
 from src.app.state import WorkError, WorkState
 from src.app.tools.store import CSMStore, UnreadableAccounts

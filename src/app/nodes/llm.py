@@ -16,8 +16,8 @@ from src.app.nodes.common import fence_facts, redact_secrets
 from src.app.prompts import repair
 from src.app.schemas import AdoptionInsights, ChurnNarrative, ExpansionPitches, QBRNarrative, SupervisorRoute
 from src.app.state import LLMRequest, WorkError, WorkState
-from src.app.tools.json_extract import LLMParseError, parse_model
-from src.app.tools.llm_usage import record_llm_usage
+from src.app.tools.llm.parsing import LLMParseError, parse_model
+from src.app.tools.llm.usage import record_llm_usage
 
 log = structlog.get_logger(__name__)
 

@@ -20,13 +20,13 @@ from src.app.nodes.common import load_account, redact_secrets, task_account_ids
 from src.app.schemas import AccountRecord, CSMAlertResult, CSMHealthScore
 from src.app.state import CSMState, check_task_type
 from src.app.tools.chat import ChatPoster
-from src.app.tools.checkpoints import invoke_resumable, run_thread_id
 from src.app.tools.events import EventBus
-from src.app.tools.json_extract import extract_json_object
 from src.app.tools.llm import LLMService
-from src.app.tools.llm_usage import metered
+from src.app.tools.llm.parsing import extract_json_object
+from src.app.tools.llm.usage import metered
 from src.app.tools.mail import MailDrafts
 from src.app.tools.store import CSMStore
+from src.app.tools.store.checkpoints import invoke_resumable, run_thread_id
 from src.app.wiring import build_context
 
 

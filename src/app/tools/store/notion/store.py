@@ -29,15 +29,6 @@ import structlog
 
 from src.app.config import CSMSettings
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
-from src.app.tools.notion_api import NotionAPI, NotionError, NotionServerError, RetryPolicy, notion_id
-from src.app.tools.notion_blocks import Block, batches, opportunity_blocks, qbr_blocks
-from src.app.tools.notion_properties import (
-    AccountLink,
-    NotionAccount,
-    NotionPageError,
-    account_from_page,
-    build_properties,
-)
 from src.app.tools.store import (
     AlertRecord,
     AuditEntry,
@@ -46,6 +37,15 @@ from src.app.tools.store import (
     RunClaim,
     SavedArtifact,
     UnreadableAccount,
+)
+from src.app.tools.store.notion.api import NotionAPI, NotionError, NotionServerError, RetryPolicy, notion_id
+from src.app.tools.store.notion.blocks import Block, batches, opportunity_blocks, qbr_blocks
+from src.app.tools.store.notion.properties import (
+    AccountLink,
+    NotionAccount,
+    NotionPageError,
+    account_from_page,
+    build_properties,
 )
 
 log = structlog.get_logger(__name__)

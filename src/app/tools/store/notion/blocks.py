@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from src.app.schemas import ExpansionOpportunity, QBRContent
-from src.app.tools.notion_properties import MAX_RICH_TEXT_ITEMS, MAX_TEXT, rich_text
+from src.app.tools.store.notion.properties import MAX_RICH_TEXT_ITEMS, MAX_TEXT, rich_text
 
 MAX_BLOCKS_PER_REQUEST = 100
 """Children per pages.create or blocks.children.append request (Notion's limit)."""

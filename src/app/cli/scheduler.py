@@ -7,8 +7,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from src.app.cli_render import Console, progress
-from src.app.cli_runs import ensure_accounts, open_agent, scheduler_for, settings_for
+from src.app.cli.render import Console, progress
+from src.app.cli.runs import ensure_accounts, open_agent, scheduler_for, settings_for
 
 
 async def run_job_now(job_id: str, *, data_dir: Path | None, force: bool, quiet: bool) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from src.app.config import CSMSettings
-from src.app.tools.notion_api import NotionAPI, NotionError
-from src.app.tools.notion_properties import (
+from src.app.tools.store.notion.api import NotionAPI, NotionError
+from src.app.tools.store.notion.properties import (
     ACCEPTED_TYPES,
     ACCOUNT_PROPERTIES,
     EXPANSION_PROPERTIES,

@@ -14,7 +14,7 @@ import structlog
 
 from src.app.config import CSMSettings
 from src.app.schemas import ChatMessage
-from src.app.tools.outbound import DELIVERED, ChannelPacer, ChatPostError, DeliveryLedger, escape_chat_text, retry_delay
+from src.app.tools.delivery import DELIVERED, ChannelPacer, ChatPostError, DeliveryLedger, escape_chat_text, retry_delay
 
 REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
 """Reply in the thread of the same `threadKey`, or start it."""

@@ -24,8 +24,8 @@ from googleapiclient.errors import HttpError
 
 from src.app.config import CSMSettings
 from src.app.schemas import DraftResult, EmailMessage
-from src.app.tools.outbound import DELIVERED, DeliveryLedger, retry_delay
-from src.app.tools.outbox import draft_id_for, queue_for_review, reject_header_injection, render_mime
+from src.app.tools.delivery import DELIVERED, DeliveryLedger, retry_delay
+from src.app.tools.mail.outbox import draft_id_for, queue_for_review, reject_header_injection, render_mime
 from src.app.tools.store import CSMStore
 
 COMPOSE_SCOPE = "https://www.googleapis.com/auth/gmail.compose"

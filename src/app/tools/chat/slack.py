@@ -23,7 +23,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from src.app.config import CSMSettings
 from src.app.schemas import ChatMessage
-from src.app.tools.outbound import DELIVERED, THREAD, ChannelPacer, ChatPostError, DeliveryLedger, escape_chat_text
+from src.app.tools.delivery import DELIVERED, THREAD, ChannelPacer, ChatPostError, DeliveryLedger, escape_chat_text
 
 WEBHOOK_CHANNEL = "webhook"
 """Pacing/lock name for the one channel an incoming webhook posts to."""

@@ -37,8 +37,8 @@ async def run_check(settings: CSMSettings) -> dict[str, Any]:
     """The check report of every configured database (JSON-safe)."""
     from dataclasses import asdict
 
-    from src.app.tools.notion_api import NotionAPI, RetryPolicy
-    from src.app.tools.notion_schema import check_database, configured_databases
+    from src.app.tools.store.notion.api import NotionAPI, RetryPolicy
+    from src.app.tools.store.notion.schema import check_database, configured_databases
 
     databases = configured_databases(settings)
     if settings.notion_token is None or "accounts" not in databases:

@@ -20,15 +20,15 @@ from src.app.agents.sales.agent import SalesAgent
 from src.app.analysis.adoption import build_adoption_facts
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.analysis.signals import AccountDataError, parse_account
-from src.app.cli_render import Console, progress, render_drafts, render_result, render_scan
+from src.app.cli.render import Console, progress, render_drafts, render_result, render_scan
 from src.app.config import CSMSettings
 from src.app.context import CSMContext
-from src.app.sample_book import load_sample_book
+from src.app.data.sample_book import load_sample_book
 from src.app.schemas import SALES_TASK_TYPE
-from src.app.tools.checkpoints import open_checkpointer
-from src.app.tools.llm_usage import metered
-from src.app.tools.sql_store import SQLStore
+from src.app.tools.llm.usage import metered
 from src.app.tools.store import CSMStore
+from src.app.tools.store.checkpoints import open_checkpointer
+from src.app.tools.store.sql import SQLStore
 from src.app.wiring import aclose_clients, build_context, scorer_from_settings
 
 T = TypeVar("T")

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from src.app.cli_runs import settings_for
-from src.app.tools.sql_store import SQLStore
+from src.app.cli.runs import settings_for
 from src.app.tools.store import AuditEntry
+from src.app.tools.store.sql import SQLStore
 
 
 async def list_audit(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from src.app.cli_notion import notion_app
+from src.app.cli.notion import notion_app
 
 app = typer.Typer(help="AI Customer Success Manager: health scans, churn alerts, QBRs, expansion, adoption.")
 app.add_typer(notion_app, name="notion")
@@ -30,7 +30,7 @@ def _setup(
 @app.command()
 def demo(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Load the sample book into a fresh local store and run a full day offline."""
-    from src.app.cli_runs import run_demo
+    from src.app.cli.runs import run_demo
 
     summary = asyncio.run(run_demo(data_dir=data_dir, quiet=as_json))
     _emit(summary, as_json)
@@ -43,7 +43,7 @@ def scan(
     as_json: JsonOption = False,
 ) -> None:
     """Score every active account (or the given ones) and raise churn alerts."""
-    from src.app.cli_runs import run_task
+    from src.app.cli.runs import run_task
 
     task: dict[str, Any] = {"type": "health_scan"}
     if account:
@@ -59,7 +59,7 @@ def qbr(
     as_json: JsonOption = False,
 ) -> None:
     """Write a QBR for one account (saved as a page and a draft to the rep)."""
-    from src.app.cli_runs import run_task
+    from src.app.cli.runs import run_task
 
     task: dict[str, Any] = {"type": "generate_qbr", "account_id": account_id}
     if period:
@@ -70,7 +70,7 @@ def qbr(
 @app.command()
 def expansion(account_id: str, data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Find expansion opportunities for one account."""
-    from src.app.cli_runs import run_task
+    from src.app.cli.runs import run_task
 
     task = {"type": "check_expansion", "account_id": account_id}
     _emit(asyncio.run(run_task(task, data_dir=data_dir, quiet=as_json)), as_json)
@@ -79,7 +79,7 @@ def expansion(account_id: str, data_dir: DataDirOption = None, as_json: JsonOpti
 @app.command()
 def adoption(account_id: str, data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Report feature adoption for one account."""
-    from src.app.cli_runs import run_task
+    from src.app.cli.runs import run_task
 
     task = {"type": "track_feature_adoption", "account_id": account_id}
     _emit(asyncio.run(run_task(task, data_dir=data_dir, quiet=as_json)), as_json)
@@ -88,7 +88,7 @@ def adoption(account_id: str, data_dir: DataDirOption = None, as_json: JsonOptio
 @app.command()
 def drafts(data_dir: DataDirOption = None, limit: int = 20, as_json: JsonOption = False) -> None:
     """List drafts waiting for review (nothing is ever sent)."""
-    from src.app.cli_runs import list_drafts
+    from src.app.cli.runs import list_drafts
 
     _emit(asyncio.run(list_drafts(data_dir=data_dir, limit=limit, quiet=as_json)), as_json)
 
@@ -102,7 +102,7 @@ def scheduler(
 ) -> None:
     """Run csm_daily_health_scan, csm_daily_contract_check and csm_quarterly_qbr until interrupted."""
     from src.app.agents.customer_success.scheduler import JOBS_BY_ID
-    from src.app.cli_scheduler import run_job_now, serve
+    from src.app.cli.scheduler import run_job_now, serve
 
     if run_now is not None and run_now not in JOBS_BY_ID:
         raise typer.BadParameter(f"unknown job {run_now!r}; jobs: {', '.join(JOBS_BY_ID)}", param_hint="--run-now")
@@ -123,7 +123,7 @@ def import_accounts(
     as_json: JsonOption = False,
 ) -> None:
     """Import accounts: bad rows are reported with their line and skipped, good ones upserted (exit 1 if any bad)."""
-    from src.app.importer import ImportFileError, run_import
+    from src.app.cli.importer import ImportFileError, run_import
 
     try:
         report = asyncio.run(run_import(file, data_dir=data_dir, dry_run=dry_run, quiet=as_json))
@@ -144,7 +144,7 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """List the audit log: every draft, chat message, page, event and hand-off, with its idempotency key."""
-    from src.app.cli_audit import list_audit
+    from src.app.cli.audit import list_audit
 
     entries = asyncio.run(list_audit(data_dir=data_dir, account_id=account, kind=kind, limit=limit, quiet=as_json))
     _emit(entries, as_json)

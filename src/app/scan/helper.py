@@ -1,6 +1,6 @@
 """Helper processes for a whole-book health scan: each scores the pages it is sent, against the same database.
 
-`ScanHelper.start` runs `python -m src.app.tools.scan_helper`. Parent and helper talk over the helper's stdin
+`ScanHelper.start` runs `python -m src.app.scan.helper`. Parent and helper talk over the helper's stdin
 and stdout in length-prefixed pickle frames: first (database URL, `ScanSpec`, omitted keys), then one page's
 (after, upto) id bounds per request, answered by its `PageResult` or by the text of the error that stopped it.
 The URL travels in a frame, never on the command line or in the environment. The helper imports no graph and
@@ -17,9 +17,9 @@ import struct
 import sys
 from typing import IO, Any
 
-from src.app.analysis.scan_page import PageResult, ScanSpec, score_page
-from src.app.tools.sql_store import SQLStore
+from src.app.scan.page import PageResult, ScanSpec, score_page
 from src.app.tools.store import PageBounds
+from src.app.tools.store.sql import SQLStore
 
 _FRAME = struct.Struct("!Q")
 CLOSE_TIMEOUT_S = 10.0

@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from src.app.analysis.scan_page import PageResult, ScanSpec, score_page
 from src.app.analysis.signals import DETAIL_FIELDS
-from src.app.tools.scan_helper import ScanHelper, ScanHelperError
+from src.app.scan.helper import ScanHelper, ScanHelperError
+from src.app.scan.page import PageResult, ScanSpec, score_page
 from src.app.tools.store import AccountPages, AccountRanges, CSMStore, PageBounds
 
 log = structlog.get_logger(__name__)

@@ -1,0 +1,1 @@
+"""The Notion adapter of the store: API client, property mapping, page blocks, schema checks and the store."""

@@ -1,0 +1,1 @@
+"""Test support: recording fakes, PostgreSQL helpers and local servers that speak real wire formats."""
