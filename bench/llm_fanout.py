@@ -32,7 +32,7 @@ from pydantic import SecretStr
 
 from bench.common import emit, stats
 from src.app.agents.customer_success.scheduler import QBR_CONCURRENCY, CSMScheduler
-from src.app.cli.runs import open_agent
+from src.app.agents.runtime import open_agent
 from src.app.config import CSMSettings
 from src.app.data.sample_book import generate_accounts
 from src.app.logging_setup import configure_logging

@@ -27,7 +27,7 @@ from time import perf_counter
 from typing import Any
 
 from bench.common import emit, stats
-from src.app.cli.runs import open_agent
+from src.app.agents.runtime import open_agent
 from src.app.config import OFFLINE_MODEL, CSMSettings
 from src.app.data.sample_book import generate_accounts
 from src.app.logging_setup import configure_logging

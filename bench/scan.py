@@ -22,10 +22,10 @@ from typing import Any
 from bench.common import MIN_RUNS, emit, run_child
 from bench.scan_run import bench_settings
 from src.app.analysis.scan import score_book
+from src.app.context import scorer_from_settings
 from src.app.data.sample_book import generate_accounts
 from src.app.logging_setup import configure_logging
 from src.app.tools.store.sql import SQLStore
-from src.app.wiring import scorer_from_settings
 
 TARGET_ACCOUNTS = 100_000
 TARGET_SECONDS_PER_100K = 5.0

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from bench.common import ChildPeaks, current_rss_mb, emit, peak_rss_mb, stats
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
-from src.app.cli.runs import open_agent
+from src.app.agents.runtime import open_agent
 from src.app.config import OFFLINE_MODEL, CSMSettings
 from src.app.logging_setup import configure_logging
 from src.app.tools.llm.litellm_service import load_litellm

@@ -124,3 +124,16 @@ class CSMSettings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The store URL: the configured one, else a SQLite file inside data_dir."""
         return self.database_url or f"sqlite:///{self.data_dir / 'csm.sqlite'}"
+
+
+MIN_SECRET_LENGTH = 4
+"""Shorter configured secrets are not masked (masking "a" would garble every message)."""
+
+
+def redact_secrets(text: str, settings: CSMSettings) -> str:
+    """`text` with every configured secret value (API keys, tokens, webhook and Redis URLs) masked."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) and len(value.get_secret_value()) >= MIN_SECRET_LENGTH:
+            text = text.replace(value.get_secret_value(), "**********")
+    return text

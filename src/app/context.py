@@ -1,8 +1,9 @@
-"""The runtime context: settings and every client a node may use, injected with `graph.ainvoke(..., context=)`."""
+"""The one composition point: `CSMContext`, every client a node may use, and the functions that build it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -15,9 +16,13 @@ from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
 from src.app.tools.chat import ChatPoster
 from src.app.tools.events import EventBus
+from src.app.tools.events.in_process import InProcessEventBus
 from src.app.tools.llm import LLMService
+from src.app.tools.llm.litellm_service import LiteLLMService
 from src.app.tools.mail import MailDrafts
+from src.app.tools.mail.outbox import LocalChatOutbox, LocalOutbox
 from src.app.tools.store import CSMStore
+from src.app.tools.store.sql import SQLStore
 
 
 class TaskExecutor(Protocol):
@@ -49,8 +54,8 @@ class CSMContext:
     """Everything a node reaches outside its state; tests pass fakes, users pass real clients.
 
     Give every client or none. With none (a run from LangGraph Studio or `langgraph dev`, which builds
-    `CSMContext(**{})`), they are the embedded defaults of this process (`wiring.embedded_context`),
-    built on first use from `CSMSettings()`. A partial set raises TypeError: use `wiring.build_context`
+    `CSMContext(**{})`), they are the embedded defaults of this process (`embedded_context`),
+    built on first use from `CSMSettings()`. A partial set raises TypeError: use `build_context`
     to fill the rest consistently.
     """
 
@@ -87,10 +92,104 @@ class CSMContext:
         if len(missing) < len(_CLIENT_FIELDS):
             raise TypeError(
                 f"CSMContext needs every client or none; missing {', '.join(missing)} "
-                "(wiring.build_context fills in the embedded defaults consistently)"
+                "(build_context fills in the embedded defaults consistently)"
             )
-        from src.app.wiring import embedded_context  # wiring builds contexts, so it imports this module
-
         defaults = embedded_context()
         for name in missing:
             object.__setattr__(self, name, getattr(defaults, name))
+
+
+def scorer_from_settings(settings: CSMSettings) -> CSMHealthScorer:
+    """A health scorer with the configured thresholds and churn window."""
+    return CSMHealthScorer(
+        green_threshold=settings.green_threshold,
+        amber_threshold=settings.amber_threshold,
+        churn_window_days=settings.churn_window_days,
+    )
+
+
+def store_from_settings(settings: CSMSettings) -> CSMStore:
+    """The SQL store (SQLite, or PostgreSQL by URL), behind Notion when `CSM_NOTION_TOKEN` is set."""
+    sql_store = SQLStore(settings.resolved_database_url)
+    if settings.notion_token is None:
+        return sql_store
+    from src.app.tools.store.notion.store import NotionStore
+
+    return NotionStore.from_settings(settings, sql_store)
+
+
+def mail_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:
+    """Gmail drafts when `CSM_GMAIL_CREDENTIALS_FILE` is set, else `.eml` drafts in the local outbox."""
+    if settings.gmail_credentials_file is None:
+        return LocalOutbox(store, settings.data_dir / "outbox" / "drafts")
+    from src.app.tools.mail.gmail import GmailDrafts
+
+    return GmailDrafts.from_settings(settings, store)
+
+
+def chat_from_settings(settings: CSMSettings) -> ChatPoster:
+    """Slack (bot token, else webhook), else Google Chat, else `.jsonl` messages in the local outbox."""
+    if settings.slack_bot_token is not None or settings.slack_webhook_url is not None:
+        from src.app.tools.chat.slack import SlackChat
+
+        return SlackChat.from_settings(settings)
+    if settings.google_chat_webhook_url is not None:
+        from src.app.tools.chat.google_chat import GoogleChat
+
+        return GoogleChat.from_settings(settings)
+    return LocalChatOutbox(settings.data_dir / "outbox" / "chat")
+
+
+def events_from_settings(settings: CSMSettings) -> EventBus:
+    """Redis Streams when `CSM_REDIS_URL` is set, else the in-process bus."""
+    if settings.redis_url is None:
+        return InProcessEventBus()
+    from src.app.tools.events.redis_streams import RedisEventBus
+
+    return RedisEventBus.from_settings(settings)
+
+
+def build_context(
+    settings: CSMSettings,
+    *,
+    store: CSMStore | None = None,
+    llm: LLMService | None = None,
+    mail: MailDrafts | None = None,
+    chat: ChatPoster | None = None,
+    events: EventBus | None = None,
+    scorer: CSMHealthScorer | None = None,
+    sales: TaskExecutor | None = None,
+) -> CSMContext:
+    """A runtime context: every client given is used as is, every other one is chosen by `settings`.
+
+    Nothing connects here: each backend opens its connection on first use.
+    """
+    store = store or store_from_settings(settings)
+    return CSMContext(
+        settings=settings,
+        store=store,
+        llm=llm or LiteLLMService.from_settings(settings),
+        mail=mail or mail_from_settings(settings, store),
+        chat=chat or chat_from_settings(settings),
+        events=events or events_from_settings(settings),
+        scorer=scorer,
+        sales=sales,
+    )
+
+
+async def aclose_clients(context: CSMContext) -> None:
+    """Close every client of `context` that holds connections (each once, the store last)."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    for client in (context.mail, context.chat, context.events, context.store):
+        close = getattr(client, "aclose", None)
+        if close is not None and close not in closers:
+            closers.append(close)
+    for close in closers:
+        await close()
+
+
+@functools.cache
+def embedded_context() -> CSMContext:
+    """This process's context from `CSMSettings()`, built once on first use (runs that bring no context use it)."""
+    settings = CSMSettings()
+    return build_context(settings, scorer=scorer_from_settings(settings))

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic_core import to_jsonable_python
 
 UsageTrend = Literal["growing", "stable", "declining", "inactive"]
 Engagement = Literal["high", "medium", "low"]
@@ -311,3 +312,8 @@ class AccountRecord(BaseModel):
     usage_history: list[int] = Field(default_factory=list)
     tickets: list[Ticket] = Field(default_factory=list)
     notes: str = ""
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy of any result (datetimes as ISO strings, models as dicts)."""
+    return to_jsonable_python(value)

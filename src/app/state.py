@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, NotRequired, cast
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, Field, field_validator
 from typing_extensions import TypedDict  # pydantic validates TypedDicts inside models only from this on 3.11
 
-from src.app.schemas import TASK_TYPES, Confidence, OpportunityType, SalesTaskType, TaskType
-
-
-def check_task_type(task: Mapping[str, Any]) -> TaskType:
-    """Return the task's type, or raise ValueError naming the unsupported value."""
-    task_type = task.get("type")
-    if task_type not in TASK_TYPES:
-        raise ValueError(f"Unknown task type: '{task_type}'. Supported: {', '.join(TASK_TYPES)}")
-    return cast(TaskType, task_type)
+from src.app.schemas import Confidence, OpportunityType, SalesTaskType
+from src.app.tasks import Task, parse_task
 
 
 class SalesHandoff(TypedDict):
@@ -44,17 +36,16 @@ class SalesHandoff(TypedDict):
 class CSMState(BaseModel):
     """Router-level state of the customer-success graph (validated on input: bad task types never run)."""
 
-    task: dict[str, Any] = Field(description="The caller's task; never mutated.")
+    task: Task = Field(description="The caller's task, typed by its `type`; never mutated.")
     result: dict[str, Any] = Field(default_factory=dict, description="The JSON-safe result of the task.")
     handoffs: list[SalesHandoff] = Field(
         default_factory=list, description="Expansion hand-offs not dispatched in-process, for a parent's Sales edge."
     )
 
-    @field_validator("task")
+    @field_validator("task", mode="before")
     @classmethod
-    def _known_task_type(cls, task: dict[str, Any]) -> dict[str, Any]:
-        check_task_type(task)
-        return task
+    def _typed_task(cls, task: Any) -> Any:
+        return parse_task(task)  # the seed's ValueError for unknown types, one naming the field otherwise
 
 
 class CSMOutput(TypedDict):
@@ -81,9 +72,9 @@ class WorkError(TypedDict):
 
 
 class TaskInput(TypedDict):
-    """Input of each subgraph: the caller's task."""
+    """Input of each subgraph: the caller's typed task."""
 
-    task: dict[str, Any]
+    task: Task
 
 
 class TaskOutput(TypedDict):
@@ -96,8 +87,8 @@ class TaskOutput(TypedDict):
 class WorkState(TypedDict, total=False):
     """The one state shared by the four subgraphs (score -> prompt -> call -> parse -> draft)."""
 
-    task: dict[str, Any]
-    """The caller's task (read-only)."""
+    task: Task
+    """The caller's typed task (read-only)."""
     facts: dict[str, dict[str, Any]]
     """Deterministic facts per key (account id), the only input the prompts see."""
     scores: list[dict[str, Any]]

@@ -13,12 +13,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
 from src.app.config import CSMSettings
-from src.app.context import CSMContext
+from src.app.context import CSMContext, embedded_context
 from src.app.graph import customer_success
 from src.app.graph.supervisor import build_supervisor_graph
 from src.app.tools.llm.litellm_service import LiteLLMService
 from src.app.tools.store.sql import SQLStore
-from src.app.wiring import embedded_context
 from tests.graph.test_task_subgraphs import EXPANSION_READY
 from tests.support.fakes import AT_RISK, HEALTHY, ScriptedLLM, make_account
 

@@ -20,12 +20,13 @@ from structlog.testing import capture_logs
 
 from src.app.agents.base import AgentRegistration
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
+from src.app.agents.customer_success.runs import CHECKPOINTED_TYPES, run_thread_id
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.schemas import DraftResult, EmailMessage
-from src.app.tools.store.checkpoints import CheckpointerError, libpq_conninfo, open_checkpointer, run_thread_id
+from src.app.tools.store.checkpoints import CheckpointerError, libpq_conninfo, open_checkpointer
 from src.app.tools.store.sql import SQLStore
 from tests.support.fakes import (
     AT_RISK,
@@ -97,7 +98,7 @@ async def setup(settings: CSMSettings) -> AsyncIterator[Setup]:
     await store.upsert_accounts(
         [make_account("acct-ok", HEALTHY), make_account("acct-risk", AT_RISK, renews_in_days=20)]
     )
-    async with open_checkpointer(settings) as checkpointer:
+    async with open_checkpointer(settings, allowed_types=CHECKPOINTED_TYPES) as checkpointer:
         yield Setup(settings, store, checkpointer, ScriptedLLM(), MailThatDiesOnce())
     await store.aclose()
 

@@ -394,6 +394,6 @@ def test_the_local_gmail_would_catch_a_delivery_attempt(gmail: GmailServer) -> N
 
 
 def test_adapter_source_has_no_delivering_call() -> None:
-    sources = "\n".join((SRC / name).read_text() for name in ("gmail_drafts.py", "outbound.py", "outbox.py"))
+    sources = "\n".join((SRC / name).read_text() for name in ("mail/gmail.py", "delivery.py", "mail/outbox.py"))
 
     assert not re.search(r"\.send\w*\(|\bsend\(|smtplib|/send\b|messages\(\)", sources, re.IGNORECASE)

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from src.app.cli.runs import open_agent
+from src.app.agents.runtime import open_agent
 from src.app.config import CSMSettings
 from src.app.tools.events.redis_streams import RedisEventBus, RedisStreamConsumer
 from src.app.tools.store.notion.store import NotionStore

@@ -244,7 +244,7 @@ def _has_undecodable(text: str) -> bool:
 
 async def run_import(path: Path, *, data_dir: Path | None, dry_run: bool, quiet: bool) -> ImportReport:
     """`csm import`: import into the configured store and print what was imported and what was rejected."""
-    from src.app.cli.runs import settings_for
+    from src.app.agents.runtime import settings_for
     from src.app.tools.store.sql import SQLStore
 
     settings = settings_for(data_dir)

@@ -5,85 +5,27 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-
-from src.app.agents.base import AgentRegistration
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
-from src.app.agents.customer_success.scheduler import QBR_CONCURRENCY, CSMScheduler
-from src.app.agents.sales.agent import SalesAgent
+from src.app.agents.runtime import open_agent, scheduler_for, settings_for
 from src.app.analysis.adoption import build_adoption_facts
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.analysis.signals import AccountDataError, parse_account
 from src.app.cli.render import Console, progress, render_drafts, render_result, render_scan
 from src.app.config import CSMSettings
-from src.app.context import CSMContext
 from src.app.data.sample_book import load_sample_book
-from src.app.schemas import SALES_TASK_TYPE
 from src.app.tools.llm.usage import metered
 from src.app.tools.store import CSMStore
-from src.app.tools.store.checkpoints import open_checkpointer
 from src.app.tools.store.sql import SQLStore
-from src.app.wiring import aclose_clients, build_context, scorer_from_settings
 
 T = TypeVar("T")
 DEMO_QBRS = 5
 DEMO_EXPANSIONS = 8
 DEMO_ADOPTION = 5
-
-
-def settings_for(data_dir: Path | None) -> CSMSettings:
-    """Settings from the environment, with the data folder overridden when given."""
-    return CSMSettings(data_dir=data_dir) if data_dir else CSMSettings()
-
-
-@asynccontextmanager
-async def open_agent(settings: CSMSettings) -> AsyncIterator[tuple[CustomerSuccessAgent, CSMStore]]:
-    """A fully wired agent on the backends `settings` configure, its runs checkpointed; all is closed on exit."""
-    clients = build_context(settings, scorer=scorer_from_settings(settings))
-    try:
-        async with open_checkpointer(settings) as checkpointer:
-            yield _wired_agent(settings, clients, checkpointer), clients.store
-    finally:
-        await aclose_clients(clients)
-
-
-def _wired_agent(
-    settings: CSMSettings, clients: CSMContext, checkpointer: BaseCheckpointSaver[str]
-) -> CustomerSuccessAgent:
-    sales = SalesAgent(
-        AgentRegistration(agent_id="sales-cli", name="Sales", version="1.0", capabilities=[SALES_TASK_TYPE]),
-        clients.mail,
-        settings=settings,
-        store=clients.store,
-    )
-    return CustomerSuccessAgent(
-        AgentRegistration(agent_id="csm-cli", name="CustomerSuccess", version="1.0", capabilities=[]),
-        llm_service=clients.llm,
-        notion_csm=clients.store,
-        gmail_service=clients.mail,
-        chat_service=clients.chat,
-        event_bus=clients.events,
-        health_scorer=clients.scorer,
-        sales_agent=sales,  # expansion hand-offs go to the Sales side: opportunity records and AE drafts
-        settings=settings,
-        checkpointer=checkpointer,
-    )
-
-
-def scheduler_for(agent: CustomerSuccessAgent, store: CSMStore, settings: CSMSettings) -> CSMScheduler:
-    """The scheduler for `agent`, with enough QBRs in flight to keep every LLM slot busy."""
-    return CSMScheduler(
-        agent,
-        store=store,
-        timezone=settings.timezone,
-        qbr_concurrency=max(QBR_CONCURRENCY, 2 * settings.llm_concurrency),
-    )
 
 
 async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from src.app.agents.runtime import open_agent, scheduler_for, settings_for
 from src.app.cli.render import Console, progress
-from src.app.cli.runs import ensure_accounts, open_agent, scheduler_for, settings_for
+from src.app.cli.runs import ensure_accounts
 
 
 async def run_job_now(job_id: str, *, data_dir: Path | None, force: bool, quiet: bool) -> dict[str, Any]:

@@ -6,11 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from src.app.analysis.health import weakest_signals
-from src.app.analysis.signals import AccountDataError, days_until, signals_from_record
+from src.app.analysis.health import CSMHealthScorer, weakest_signals
+from src.app.analysis.signals import AccountDataError, days_until, parse_account, signals_from_record
 from src.app.context import CSMContext
-from src.app.nodes.common import load_account
-from src.app.nodes.health_scan import require_scorer
 from src.app.schemas import AccountRecord, CSMHealthScore, CSMHealthSignals
 
 
@@ -73,3 +71,29 @@ def weakest_facts(score: CSMHealthScore | None) -> list[dict[str, Any]]:
     if score is None:
         return []
     return [{"signal": name, "points": points, "max_points": top} for name, points, top in weakest_signals(score)]
+
+
+async def load_account(ctx: CSMContext, account_id: str) -> tuple[dict[str, Any], AccountRecord]:
+    """The raw record and the validated identity/detail of one account, or a clear ValueError."""
+    records = await ctx.store.load_accounts([account_id], active_only=False)
+    if not records:
+        raise ValueError(f"Account '{account_id}' was not found in the store")
+    return records[0], parse_account(records[0])
+
+
+def account_brief(account: AccountRecord, days_to_renewal: int | None) -> dict[str, Any]:
+    """The identity facts every prompt gets (never email addresses: the LLM does not choose recipients)."""
+    return {
+        "account_id": account.account_id,
+        "name": account.name,
+        "arr": account.arr,
+        "plan": account.plan,
+        "days_to_renewal": days_to_renewal,
+    }
+
+
+def require_scorer(ctx: CSMContext) -> CSMHealthScorer:
+    """The configured scorer, or the error the facade reports when there is none."""
+    if ctx.scorer is None:
+        raise RuntimeError("CSMHealthScorer not configured")
+    return ctx.scorer

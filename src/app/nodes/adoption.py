@@ -8,19 +8,20 @@ from langgraph.runtime import Runtime
 
 from src.app.analysis.adoption import build_adoption_facts
 from src.app.context import CSMContext
-from src.app.nodes.common import account_brief, jsonable, load_account, required_account_id
+from src.app.nodes.account_facts import account_brief, load_account
 from src.app.nodes.delivery import audit, draft_for_rep, parsed_output
 from src.app.nodes.llm import prompt_requests
 from src.app.nodes.render import Section
 from src.app.prompts import feature_adoption as prompt
-from src.app.schemas import AdoptionInsights, FeatureAdoptionReport
+from src.app.schemas import AdoptionInsights, FeatureAdoptionReport, jsonable
 from src.app.state import WorkState
+from src.app.tasks import AdoptionTask, as_task
 
 
 async def score_adoption(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Adoption rate, used and underutilised features, and the plan benchmark for one account."""
     ctx = runtime.context
-    account_id = required_account_id(state["task"])
+    account_id = as_task(state["task"], AdoptionTask).account_id
     _, account = await load_account(ctx, account_id)
     adoption = build_adoption_facts(account)
     facts = {"account": account_brief(account, None), **adoption.model_dump()}

@@ -8,8 +8,8 @@ from typing import Literal
 
 import structlog
 
+from src.app.config import redact_secrets
 from src.app.context import CSMContext
-from src.app.nodes.common import redact_secrets
 from src.app.nodes.delivery import audit, check_recipient
 from src.app.nodes.render import Section, escape_chat, render_html, render_text
 from src.app.schemas import (

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from src.app.context import CSMContext
-from src.app.nodes.common import load_account
+from src.app.nodes.account_facts import load_account
 from src.app.nodes.render import Section, render_html, render_text
 from src.app.schemas import AccountRecord, DraftResult, EmailMessage
 from src.app.state import WorkError, WorkState

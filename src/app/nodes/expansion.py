@@ -9,14 +9,14 @@ from langgraph.runtime import Runtime
 
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.context import CSMContext
-from src.app.nodes.account_facts import snapshot
-from src.app.nodes.common import account_brief, current_quarter, jsonable, required_account_id
+from src.app.nodes.account_facts import account_brief, snapshot
 from src.app.nodes.delivery import audit, data_error, draft_for_rep, parsed_output
 from src.app.nodes.llm import prompt_requests
 from src.app.nodes.render import Section
 from src.app.prompts import expansion as prompt
-from src.app.schemas import CSMHandoffRequest, ExpansionCandidate, ExpansionOpportunity, ExpansionPitches
+from src.app.schemas import CSMHandoffRequest, ExpansionCandidate, ExpansionOpportunity, ExpansionPitches, jsonable
 from src.app.state import SalesHandoff, WorkState
+from src.app.tasks import ExpansionTask, as_task, current_quarter
 from src.app.tools.store import SavedArtifact
 
 log = structlog.get_logger(__name__)
@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 async def score_expansion(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Find deterministic expansion candidates for an active account (none for inactive ones)."""
     ctx = runtime.context
-    account_id = required_account_id(state["task"])
+    account_id = as_task(state["task"], ExpansionTask).account_id
     snap = await snapshot(ctx, account_id)
     errors = [] if snap.data_problem is None else [data_error(account_id, snap.data_problem)]
     if snap.account.status != "active":
@@ -48,14 +48,14 @@ async def build_prompt(state: WorkState) -> dict[str, Any]:
 async def draft_opportunities(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Record each opportunity once per quarter and draft a summary to the rep."""
     ctx = runtime.context
-    account_id = required_account_id(state["task"])
+    account_id = as_task(state["task"], ExpansionTask).account_id
     result: dict[str, Any] = {"task_type": "check_expansion", "account_id": account_id, "opportunities": []}
     facts = state.get("facts", {}).get(account_id)
     if facts is None:
         return {"result": {**result, "opportunities_found": 0, "notion_page_ids": [], "draft_id": None}}
     pitches = ExpansionPitches.model_validate(parsed_output(state, account_id))
     opportunities = merge_pitches(account_id, facts["candidates"], pitches)
-    quarter = current_quarter(ctx)
+    quarter = current_quarter(ctx.clock(), ctx.settings.tz)
     draft = await draft_for_rep(
         ctx,
         account_id=account_id,
@@ -93,7 +93,7 @@ async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> di
         if o["confidence"] != "low"
     ]
     dispatch_results: list[dict[str, Any]] = []
-    quarter = current_quarter(ctx)
+    quarter = current_quarter(ctx.clock(), ctx.settings.tz)
     for payload in payloads:
         if ctx.sales is not None:
             dispatch_results.append(await ctx.sales.execute(payload.model_dump(), dict(ctx.caller_context)))

@@ -11,27 +11,21 @@ from typing import Any
 import structlog
 from langgraph.runtime import Runtime
 
-from src.app.analysis.health import CSMHealthScorer, weakest_signals
+from src.app.analysis.health import weakest_signals
 from src.app.analysis.signals import days_until, parse_identity
 from src.app.context import CSMContext
+from src.app.nodes.account_facts import account_brief, require_scorer
 from src.app.nodes.alerts import alert_status, dispatch_churn_alert, fallback_narrative
-from src.app.nodes.common import account_brief, jsonable, task_account_ids
 from src.app.nodes.llm import prompt_requests
 from src.app.prompts import health_scan as prompt
 from src.app.scan.book import in_pages, whole_book
 from src.app.scan.page import ScanSpec, score_page
-from src.app.schemas import ChurnNarrative, CSMHealthScore
+from src.app.schemas import ChurnNarrative, CSMHealthScore, jsonable
 from src.app.state import WorkError, WorkState
+from src.app.tasks import HealthScanTask, as_task
 from src.app.tools.store import CSMStore, UnreadableAccounts
 
 log = structlog.get_logger(__name__)
-
-
-def require_scorer(ctx: CSMContext) -> CSMHealthScorer:
-    """The configured scorer, or the error the facade reports when there is none."""
-    if ctx.scorer is None:
-        raise RuntimeError("CSMHealthScorer not configured")
-    return ctx.scorer
 
 
 async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
@@ -42,9 +36,9 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
     the alert candidates, so the scan neither holds nor returns every account's breakdown.
     """
     ctx = runtime.context
-    task = state["task"]
+    task = as_task(state["task"], HealthScanTask)
     spec = ScanSpec.for_task(task, scorer=require_scorer(ctx), now=ctx.clock(), tz=ctx.settings.tz)
-    account_ids = task_account_ids(task)
+    account_ids = task.account_scope()
     with _older_objects_left_alone():
         if account_ids is None:
             pages = await whole_book(ctx.store, spec, processes=ctx.settings.scan_processes)
@@ -176,7 +170,7 @@ def _alert_facts(score: CSMHealthScore, record: Mapping[str, Any], days_to_renew
 
 
 def _scan_result(state: WorkState, alerts: list[dict[str, Any]]) -> dict[str, Any]:
-    summary = bool(state["task"].get("summary"))
+    summary = as_task(state["task"], HealthScanTask).summary
     scores = state.get("alert_scores", []) if summary else state.get("scores", [])  # JSON-safe dumps already
     errors = state.get("errors", [])
     scoring_failed = any(error["stage"] == "score_accounts" for error in errors)

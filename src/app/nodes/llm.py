@@ -11,9 +11,10 @@ import structlog
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
+from src.app.config import redact_secrets
 from src.app.context import CSMContext
-from src.app.nodes.common import fence_facts, redact_secrets
 from src.app.prompts import repair
+from src.app.prompts.fencing import fence_facts
 from src.app.schemas import AdoptionInsights, ChurnNarrative, ExpansionPitches, QBRNarrative, SupervisorRoute
 from src.app.state import LLMRequest, WorkError, WorkState
 from src.app.tools.llm.parsing import LLMParseError, parse_model

@@ -9,27 +9,27 @@ from langgraph.runtime import Runtime
 from src.app.analysis.adoption import build_adoption_facts, roi_metrics
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.context import CSMContext
-from src.app.nodes.account_facts import score_facts, snapshot, weakest_facts
-from src.app.nodes.common import account_brief, jsonable, required_account_id, task_period, task_trigger
+from src.app.nodes.account_facts import account_brief, score_facts, snapshot, weakest_facts
 from src.app.nodes.delivery import audit, data_error, draft_for_rep, parsed_output
 from src.app.nodes.llm import prompt_requests
 from src.app.nodes.render import Section
 from src.app.prompts import qbr as prompt
-from src.app.schemas import QBRContent, QBRNarrative
+from src.app.schemas import QBRContent, QBRNarrative, jsonable
 from src.app.state import WorkState
+from src.app.tasks import QBRTask, as_task
 
 
 async def score_qbr(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Collect the deterministic QBR facts: score, ROI metrics, adoption and expansion candidates."""
     ctx = runtime.context
-    task = state["task"]
-    account_id = required_account_id(task)
+    task = as_task(state["task"], QBRTask)
+    account_id = task.account_id
     snap = await snapshot(ctx, account_id)
     adoption = build_adoption_facts(snap.account)
     facts = {
         "account": account_brief(snap.account, snap.days_to_renewal),
-        "period": task_period(task, ctx),
-        "trigger": task_trigger(task),
+        "period": task.resolved_period(ctx.clock(), ctx.settings.tz),
+        "trigger": task.trigger,
         "score": score_facts(snap.score),
         "roi_metrics": roi_metrics(snap.account, snap.score),
         "adoption": {

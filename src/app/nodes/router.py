@@ -6,7 +6,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from src.app.state import CSMState, check_task_type
+from src.app.state import CSMState
 
 
 async def route_task(
@@ -16,4 +16,4 @@ async def route_task(
 
     Hand-offs of an earlier run on the same thread are cleared: only check_expansion writes new ones.
     """
-    return Command(goto=check_task_type(state.task), update={"handoffs": []})
+    return Command(goto=state.task.type, update={"handoffs": []})

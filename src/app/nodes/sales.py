@@ -10,12 +10,13 @@ from langgraph.types import Command, Send
 from pydantic import ValidationError
 
 from src.app.context import CSMContext
-from src.app.nodes.common import current_quarter, load_account
+from src.app.nodes.account_facts import load_account
 from src.app.nodes.delivery import draft_for_rep, internal_recipient
 from src.app.nodes.expansion import save_opportunity
 from src.app.nodes.render import Section
 from src.app.schemas import SALES_TASK_TYPE, CSMHandoffRequest, ExpansionOpportunity
 from src.app.state import OpportunityInput, OpportunityState, SalesHandoff, SalesState
+from src.app.tasks import current_quarter
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,7 @@ async def validate_handoff(
         update={
             "opportunity": opportunity.model_dump(mode="json"),
             "reason": str(handoff.get("reason") or DEFAULT_REASON),
-            "quarter": current_quarter(ctx),
+            "quarter": current_quarter(ctx.clock(), ctx.settings.tz),
             "account_name": account.name,
             "recipient_role": role,
         },

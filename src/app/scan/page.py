@@ -18,6 +18,7 @@ from src.app.analysis.scan import score_book
 from src.app.analysis.signals import AccountDataError, parse_identity
 from src.app.schemas import CSMHealthScore
 from src.app.state import WorkError
+from src.app.tasks import HealthScanTask
 from src.app.tools.store import CSMStore
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -42,17 +43,15 @@ class ScanSpec:
     """Return every score (JSON-safe); False returns only the counts and the alert candidates."""
 
     @classmethod
-    def for_task(cls, task: Mapping[str, Any], *, scorer: CSMHealthScorer, now: datetime, tz: ZoneInfo) -> ScanSpec:
+    def for_task(cls, task: HealthScanTask, *, scorer: CSMHealthScorer, now: datetime, tz: ZoneInfo) -> ScanSpec:
         """The spec of a `health_scan` task (its signal overrides and its `summary` flag)."""
-        signals = task["signals"] if isinstance(task.get("signals"), Mapping) else {}
-        renewal = task.get("days_to_renewal")
         return cls(
             scorer=scorer,
             now=now,
             tz=tz,
-            signals=dict(signals),
-            days_to_renewal=renewal if isinstance(renewal, Mapping | int) else None,
-            keep_scores=not task.get("summary"),
+            signals=dict(task.signals),
+            days_to_renewal=task.days_to_renewal,
+            keep_scores=not task.summary,
         )
 
 

@@ -10,15 +10,17 @@ import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from src.app.agents.base import AgentRegistration, BaseAgent
+from src.app.agents.customer_success.runs import invoke_resumable, run_thread_id
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.signals import parse_account
-from src.app.config import CSMSettings
-from src.app.context import CSMContext, TaskExecutor
+from src.app.config import CSMSettings, redact_secrets
+from src.app.context import CSMContext, TaskExecutor, build_context
 from src.app.graph.customer_success import build_customer_success_graph
+from src.app.nodes.account_facts import load_account
 from src.app.nodes.alerts import dispatch_churn_alert, fallback_narrative
-from src.app.nodes.common import load_account, redact_secrets, task_account_ids
 from src.app.schemas import AccountRecord, CSMAlertResult, CSMHealthScore
-from src.app.state import CSMState, check_task_type
+from src.app.state import CSMState
+from src.app.tasks import check_task_type
 from src.app.tools.chat import ChatPoster
 from src.app.tools.events import EventBus
 from src.app.tools.llm import LLMService
@@ -26,8 +28,6 @@ from src.app.tools.llm.parsing import extract_json_object
 from src.app.tools.llm.usage import metered
 from src.app.tools.mail import MailDrafts
 from src.app.tools.store import CSMStore
-from src.app.tools.store.checkpoints import invoke_resumable, run_thread_id
-from src.app.wiring import build_context
 
 
 class CustomerSuccessAgent(BaseAgent):
@@ -63,6 +63,19 @@ class CustomerSuccessAgent(BaseAgent):
         self._graph = build_customer_success_graph()
         self._checkpointer = checkpointer
         self._checkpointed_graph = None if checkpointer is None else self._graph.copy({"checkpointer": checkpointer})
+
+    @classmethod
+    def from_context(
+        cls,
+        registration: AgentRegistration,
+        context: CSMContext,
+        *,
+        checkpointer: BaseCheckpointSaver[str] | None = None,
+    ) -> CustomerSuccessAgent:
+        """An agent on a built context (`context.build_context(settings, ...)`): nothing is wired twice."""
+        agent = cls(registration, llm_service=context.llm, settings=context.settings, checkpointer=checkpointer)
+        agent._base_context = context
+        return agent
 
     async def execute(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         """Route on `task["type"]`; unknown types raise ValueError, every other failure is returned fail-open.
@@ -152,12 +165,12 @@ class CustomerSuccessAgent(BaseAgent):
         as they are (scores are recomputed, alerts, drafts and events are idempotent by key, and the scheduler's
         run lease keeps two runs of one occurrence apart).
         """
-        account_ids = sorted(set(task_account_ids(state.task) or []))
+        account_ids = sorted(set(state.task.account_scope() or []))
         if self._checkpointer is None or self._checkpointed_graph is None or len(account_ids) != 1:
             output: dict[str, Any] = await self._graph.ainvoke(state, context=ctx)
             return output
         day = ctx.clock().astimezone(ctx.settings.tz).date()
-        thread_id = run_thread_id(state.task, subject=account_ids[0], day=day)
+        thread_id = run_thread_id(state.task.as_dict(), subject=account_ids[0], day=day)
         return await invoke_resumable(
             self._checkpointed_graph, state, checkpointer=self._checkpointer, thread_id=thread_id, context=ctx
         )

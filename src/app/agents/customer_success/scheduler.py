@@ -28,7 +28,7 @@ import structlog
 
 from src.app.analysis.signals import days_until
 from src.app.context import utc_now
-from src.app.nodes.common import quarter_label
+from src.app.tasks import quarter_label
 from src.app.tools.llm.usage import metered
 from src.app.tools.store import CSMStore
 

@@ -9,15 +9,13 @@ from typing import Any, cast
 import structlog
 
 from src.app.agents.base import AgentRegistration, BaseAgent
-from src.app.config import CSMSettings
-from src.app.context import CSMContext
+from src.app.config import CSMSettings, redact_secrets
+from src.app.context import CSMContext, build_context
 from src.app.graph.sales import build_sales_graph
-from src.app.nodes.common import redact_secrets
 from src.app.schemas import SALES_TASK_TYPE
 from src.app.state import SalesHandoff, SalesInput
 from src.app.tools.mail import MailDrafts
 from src.app.tools.store import CSMStore
-from src.app.wiring import build_context
 
 
 class SalesAgent(BaseAgent):
@@ -42,6 +40,13 @@ class SalesAgent(BaseAgent):
         self._base_context: CSMContext | None = None
         self._log = structlog.get_logger(__name__).bind(agent_id=registration.agent_id)
         self._graph = build_sales_graph()
+
+    @classmethod
+    def from_context(cls, registration: AgentRegistration, context: CSMContext) -> SalesAgent:
+        """A Sales agent on a built context, sharing the CSM side's store and mail adapter."""
+        agent = cls(registration, context.mail, settings=context.settings, store=context.store)
+        agent._base_context = context
+        return agent
 
     async def execute(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         """Handle one `handle_expansion_opportunity` payload; other types raise ValueError, failures fail open."""

@@ -1,32 +1,24 @@
-"""LangGraph checkpointers for agent runs, and resumable runs on deterministic thread ids.
+"""LangGraph checkpointers for agent runs (resumable runs are in `agents/customer_success/runs.py`).
 
 `open_checkpointer(settings)` opens `AsyncSqliteSaver` at `$CSM_DATA_DIR/checkpoints.sqlite`, or
 `AsyncPostgresSaver` on a small connection pool when the store's one URL (`settings.resolved_database_url`)
-is PostgreSQL, so the store and the checkpoints switch together.
-
-`invoke_resumable` runs a graph on a thread whose id is derived from the task (`run_thread_id`): when the
-thread holds an unfinished run of the same task (the process died, or a node raised), the run resumes from
-its last checkpoint (steps already done, LLM calls included, are not repeated); otherwise a fresh run
-starts. Checkpoints are written before each next step (`durability="sync"`) and the thread is deleted once
-the run completes, so finished runs leave nothing behind and a rerun always starts clean.
+is PostgreSQL, so the store and the checkpoints switch together. Checkpoints deserialize only LangGraph's
+safe types and the state types the caller names (`allowed_types`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import date
 from typing import Any
 
+import aiosqlite
 import psycopg
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.pregel import Pregel
-from langgraph.types import Durability
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -37,8 +29,6 @@ from src.app.config import CSMSettings
 log = structlog.get_logger(__name__)
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
-DURABILITY: Durability = "sync"
-"""Each step's checkpoint is written before the next step starts: a crash loses at most the step in flight."""
 POSTGRES_POOL_SIZE = 4
 CONNECT_TIMEOUT_S = 10
 
@@ -65,50 +55,22 @@ def libpq_conninfo(sqlalchemy_url: str) -> str:
 
 
 @asynccontextmanager
-async def open_checkpointer(settings: CSMSettings) -> AsyncIterator[BaseCheckpointSaver[str]]:
-    """The checkpointer for `settings`, its tables created, open for the duration of the `async with` block."""
+async def open_checkpointer(
+    settings: CSMSettings, *, allowed_types: Sequence[type] = ()
+) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    """The checkpointer for `settings`, its tables created, open for the duration of the `async with` block.
+
+    `allowed_types` are the models a graph's state holds: the only types besides LangGraph's safe ones that a
+    checkpoint may turn back into objects.
+    """
     url = settings.resolved_database_url
+    serde = JsonPlusSerializer(allowed_msgpack_modules=[(kind.__module__, kind.__name__) for kind in allowed_types])
     async with AsyncExitStack() as stack:
         if is_postgres_url(url):
-            saver: BaseCheckpointSaver[str] = await _open_postgres(stack, url)
+            saver: BaseCheckpointSaver[str] = await _open_postgres(stack, url, serde)
         else:
-            saver = await _open_sqlite(stack, settings)
+            saver = await _open_sqlite(stack, settings, serde)
         yield saver
-
-
-def run_thread_id(task: Mapping[str, Any], *, subject: str, day: date) -> str:
-    """The deterministic thread id of a task's run: `csm:{type}:{subject}:{period or day}:{task digest}`.
-
-    The period is the task's QBR `period` when it has one, else the local day, so a rerun the same day (or
-    of the same quarter's QBR) finds an unfinished run to resume. The digest of the whole task keeps
-    different tasks on one account apart (e.g. a quarterly and a contract-proximity QBR).
-    """
-    period = task.get("period") if isinstance(task.get("period"), str) else None
-    canonical = json.dumps(task, sort_keys=True, default=str, separators=(",", ":"))
-    digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
-    return f"csm:{task.get('type')}:{subject}:{period or day.isoformat()}:{digest}"
-
-
-async def invoke_resumable(
-    graph: Pregel[Any, Any, Any, Any],
-    graph_input: Any,
-    *,
-    checkpointer: BaseCheckpointSaver[str],
-    thread_id: str,
-    context: Any,
-) -> dict[str, Any]:
-    """Run `graph` (compiled with `checkpointer`) on `thread_id`: resume an unfinished run there, else start one.
-
-    The thread is deleted when the run completes; a run that raises keeps its checkpoints for the next call.
-    """
-    config: Any = {"configurable": {"thread_id": thread_id}}
-    unfinished = bool((await graph.aget_state(config)).next)
-    if unfinished:
-        log.info("run_resumed", thread_id=thread_id)
-    output = await graph.ainvoke(None if unfinished else graph_input, config, context=context, durability=DURABILITY)
-    await checkpointer.adelete_thread(thread_id)
-    result: dict[str, Any] = output
-    return result
 
 
 def _last(value: str | tuple[str, ...]) -> str:
@@ -116,18 +78,18 @@ def _last(value: str | tuple[str, ...]) -> str:
     return value[-1] if isinstance(value, tuple) else value
 
 
-async def _open_sqlite(stack: AsyncExitStack, settings: CSMSettings) -> AsyncSqliteSaver:
+async def _open_sqlite(stack: AsyncExitStack, settings: CSMSettings, serde: JsonPlusSerializer) -> AsyncSqliteSaver:
     path = settings.data_dir / CHECKPOINTS_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(path)))
+        saver = AsyncSqliteSaver(await stack.enter_async_context(aiosqlite.connect(str(path))), serde=serde)
         await saver.setup()
     except Exception as error:
         raise CheckpointerError(f"Cannot open the SQLite checkpointer at {path}: {error}") from error
     return saver
 
 
-async def _open_postgres(stack: AsyncExitStack, url: str) -> AsyncPostgresSaver:
+async def _open_postgres(stack: AsyncExitStack, url: str, serde: JsonPlusSerializer) -> AsyncPostgresSaver:
     """Create the tables over one direct connection (clear connection errors), then serve runs from a pool."""
     conninfo = libpq_conninfo(url)
     options: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
@@ -148,4 +110,4 @@ async def _open_postgres(stack: AsyncExitStack, url: str) -> AsyncPostgresSaver:
         check=AsyncConnectionPool.check_connection,
     )
     await stack.enter_async_context(pool)
-    return AsyncPostgresSaver(pool)
+    return AsyncPostgresSaver(pool, serde=serde)

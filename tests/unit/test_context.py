@@ -8,6 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from src.app.config import CSMSettings
+from src.app.context import aclose_clients, build_context
 from src.app.tools.chat.google_chat import GoogleChat
 from src.app.tools.chat.slack import SlackChat
 from src.app.tools.events.in_process import InProcessEventBus
@@ -15,7 +16,6 @@ from src.app.tools.events.redis_streams import RedisEventBus
 from src.app.tools.mail.outbox import LocalChatOutbox, LocalOutbox
 from src.app.tools.store.notion.store import NotionStore
 from src.app.tools.store.sql import SQLStore
-from src.app.wiring import aclose_clients, build_context
 
 
 async def test_no_settings_means_every_embedded_default(settings: CSMSettings) -> None:

@@ -1,0 +1,62 @@
+"""Factories the CLI, benchmarks and tests share: a fully wired agent on configured backends, and its scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from src.app.agents.base import AgentRegistration
+from src.app.agents.customer_success.agent import CustomerSuccessAgent
+from src.app.agents.customer_success.runs import CHECKPOINTED_TYPES
+from src.app.agents.customer_success.scheduler import QBR_CONCURRENCY, CSMScheduler
+from src.app.agents.sales.agent import SalesAgent
+from src.app.config import CSMSettings
+from src.app.context import CSMContext, aclose_clients, build_context, scorer_from_settings
+from src.app.schemas import SALES_TASK_TYPE
+from src.app.tools.store import CSMStore
+from src.app.tools.store.checkpoints import open_checkpointer
+
+
+def settings_for(data_dir: Path | None) -> CSMSettings:
+    """Settings from the environment, with the data folder overridden when given."""
+    return CSMSettings(data_dir=data_dir) if data_dir else CSMSettings()
+
+
+@asynccontextmanager
+async def open_agent(settings: CSMSettings) -> AsyncIterator[tuple[CustomerSuccessAgent, CSMStore]]:
+    """A fully wired agent on the backends `settings` configure, its runs checkpointed; all is closed on exit.
+
+    Expansion hand-offs go to a `SalesAgent` on the same context (opportunity records and AE drafts).
+    """
+    clients = build_context(settings, scorer=scorer_from_settings(settings))
+    try:
+        async with open_checkpointer(settings, allowed_types=CHECKPOINTED_TYPES) as checkpointer:
+            sales = SalesAgent.from_context(
+                AgentRegistration(agent_id="sales-cli", name="Sales", version="1.0", capabilities=[SALES_TASK_TYPE]),
+                clients,
+            )
+            agent = CustomerSuccessAgent.from_context(
+                AgentRegistration(agent_id="csm-cli", name="CustomerSuccess", version="1.0", capabilities=[]),
+                with_sales(clients, sales),
+                checkpointer=checkpointer,
+            )
+            yield agent, clients.store
+    finally:
+        await aclose_clients(clients)
+
+
+def with_sales(context: CSMContext, sales: SalesAgent) -> CSMContext:
+    """`context` with `sales` as the executor of expansion hand-offs."""
+    return replace(context, sales=sales)
+
+
+def scheduler_for(agent: CustomerSuccessAgent, store: CSMStore, settings: CSMSettings) -> CSMScheduler:
+    """The scheduler for `agent`, with enough QBRs in flight to keep every LLM slot busy."""
+    return CSMScheduler(
+        agent,
+        store=store,
+        timezone=settings.timezone,
+        qbr_concurrency=max(QBR_CONCURRENCY, 2 * settings.llm_concurrency),
+    )
