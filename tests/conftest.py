@@ -16,7 +16,7 @@ from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.tools.store.sql import SQLStore
-from tests.support.fakes import RecordingChat, RecordingEvents, RecordingMail, RecordingSales, ScriptedLLM
+from tests.support.fakes import Fakes, RecordingChat, RecordingEvents, RecordingMail, RecordingSales, ScriptedLLM
 from tests.support.servers import postgres_url  # noqa: F401 - fixture: a fresh PostgreSQL schema (or a skip)
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -65,15 +65,27 @@ def llm() -> ScriptedLLM:
 
 
 @pytest.fixture
-def ctx(settings: CSMSettings, store: SQLStore, llm: ScriptedLLM) -> CSMContext:
-    return CSMContext(
-        settings=settings,
+def fakes(store: SQLStore, llm: ScriptedLLM) -> Fakes:
+    return Fakes(
         store=store,
         llm=llm,
         mail=RecordingMail(),
         chat=RecordingChat(),
         events=RecordingEvents(),
-        scorer=CSMHealthScorer(),
         sales=RecordingSales(),
+    )
+
+
+@pytest.fixture
+def ctx(settings: CSMSettings, fakes: Fakes) -> CSMContext:
+    return CSMContext(
+        settings=settings,
+        store=fakes.store,
+        llm=fakes.llm,
+        mail=fakes.mail,
+        chat=fakes.chat,
+        events=fakes.events,
+        scorer=CSMHealthScorer(),
+        sales=fakes.sales,
         clock=lambda: NOW,
     )

@@ -15,12 +15,13 @@ from pydantic_core import CoreSchema, core_schema
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
 from src.app.tools.chat import ChatPoster
+from src.app.tools.chat.outbox import LocalChatOutbox
 from src.app.tools.events import EventBus
 from src.app.tools.events.in_process import InProcessEventBus
 from src.app.tools.llm import LLMService
 from src.app.tools.llm.litellm_service import LiteLLMService
 from src.app.tools.mail import MailDrafts
-from src.app.tools.mail.outbox import LocalChatOutbox, LocalOutbox
+from src.app.tools.mail.outbox import LocalOutbox
 from src.app.tools.store import CSMStore
 from src.app.tools.store.sql import SQLStore
 

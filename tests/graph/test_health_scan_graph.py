@@ -9,7 +9,7 @@ from src.app.analysis.signals import signals_from_record
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from tests.conftest import NOW
-from tests.support.fakes import AT_RISK, HEALTHY, RecordingChat, ScriptedLLM, make_account
+from tests.support.fakes import AT_RISK, HEALTHY, Fakes, RecordingChat, ScriptedLLM, make_account
 
 graph = build_customer_success_graph()
 
@@ -19,7 +19,7 @@ async def scan(ctx: CSMContext, **task: object) -> dict:
     return out["result"]
 
 
-async def test_scan_scores_every_active_account_and_alerts_the_risky_one(ctx: CSMContext) -> None:
+async def test_scan_scores_every_active_account_and_alerts_the_risky_one(fakes: Fakes, ctx: CSMContext) -> None:
     await ctx.store.upsert_accounts([make_account("a-ok", HEALTHY), make_account("a-risk", AT_RISK, renews_in_days=30)])
     result = await scan(ctx)
     by_id = {s["account_id"]: s for s in result["health_scores"]}
@@ -31,10 +31,10 @@ async def test_scan_scores_every_active_account_and_alerts_the_risky_one(ctx: CS
     [alert] = result["alerts"]
     assert alert["account_id"] == "a-risk"
     assert alert["channels"] == {"notion": True, "event_bus": True, "email_alert": True, "chat_alert": True}
-    [(message, account_id, kind)] = ctx.mail.drafts.values()  # type: ignore[attr-defined]
+    [(message, account_id, kind)] = fakes.mail.drafts.values()
     assert (message.to, account_id, kind) == ("rep@example.com", "a-risk", "churn_alert")
     assert "Scripted narrative." in message.body_html
-    [(stream, event)] = ctx.events.events.values()  # type: ignore[attr-defined]
+    [(stream, event)] = fakes.events.events.values()
     assert stream == "churn_alerts" and event["alert_type"] == "csm_churn_alert"
     assert (await ctx.store.last_alert("a-risk")) is not None
 
@@ -69,12 +69,12 @@ async def test_alerts_are_capped_most_severe_first(ctx: CSMContext) -> None:
     assert set(alerted[:4]) == {"r0", "r1", "r2", "r3"}
 
 
-async def test_rerun_within_cooldown_raises_no_new_alert(ctx: CSMContext) -> None:
+async def test_rerun_within_cooldown_raises_no_new_alert(fakes: Fakes, ctx: CSMContext) -> None:
     await ctx.store.upsert_accounts([make_account("a-risk", AT_RISK)])
     first = await scan(ctx)
     second = await scan(ctx)
     assert first["alerts_dispatched"] == 1 and second["alerts_dispatched"] == 0
-    assert len(ctx.mail.drafts) == 1  # type: ignore[attr-defined]
+    assert len(fakes.mail.drafts) == 1
     later = replace(ctx, clock=lambda: NOW.replace(day=24, month=12))
     assert (await scan(later))["alerts_dispatched"] == 1
 
@@ -87,13 +87,13 @@ async def test_one_failing_channel_does_not_stop_the_others(ctx: CSMContext) -> 
     assert "chat is down" in alert["errors"]["chat_alert"] and alert["alerts_sent"] == 3
 
 
-async def test_llm_failure_still_alerts_with_a_deterministic_narrative(ctx: CSMContext) -> None:
+async def test_llm_failure_still_alerts_with_a_deterministic_narrative(ctx: CSMContext, fakes: Fakes) -> None:
     broken = replace(ctx, llm=ScriptedLLM({"ChurnNarrative": [TimeoutError("llm timed out")]}))
     await ctx.store.upsert_accounts([make_account("a-risk", AT_RISK)])
     result = await scan(broken)
     assert result["alerts_dispatched"] == 1
     assert any(e["stage"] == "call_llm" and "llm timed out" in e["message"] for e in result["errors"])
-    [(message, _, _)] = broken.mail.drafts.values()  # type: ignore[attr-defined]
+    [(message, _, _)] = fakes.mail.drafts.values()
     assert "could not be generated" in message.body_text
 
 

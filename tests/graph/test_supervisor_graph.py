@@ -13,13 +13,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
 from src.app.config import CSMSettings
-from src.app.context import CSMContext, embedded_context
+from src.app.context import CSMContext, aclose_clients, embedded_context
 from src.app.graph import customer_success
 from src.app.graph.supervisor import build_supervisor_graph
 from src.app.tools.llm.litellm_service import LiteLLMService
 from src.app.tools.store.sql import SQLStore
 from tests.graph.test_task_subgraphs import EXPANSION_READY
-from tests.support.fakes import AT_RISK, HEALTHY, ScriptedLLM, make_account
+from tests.support.fakes import AT_RISK, HEALTHY, Fakes, ScriptedLLM, make_account
 
 supervisor = build_supervisor_graph()
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ async def test_unknown_task_types_are_rejected_naming_the_type(ctx: CSMContext) 
         await ask(ctx, "   ")
 
 
-async def test_check_expansion_crosses_the_handoff_edge_to_sales_once(ctx: CSMContext) -> None:
+async def test_check_expansion_crosses_the_handoff_edge_to_sales_once(fakes: Fakes, ctx: CSMContext) -> None:
     ctx = replace(ctx, sales=None)  # no in-process executor: the graph edge carries the hand-off
     await ctx.store.upsert_accounts([make_account("a", EXPANSION_READY)])
     out = await ask(ctx, {"type": "check_expansion", "account_id": "a"})
@@ -89,15 +89,15 @@ async def test_check_expansion_crosses_the_handoff_edge_to_sales_once(ctx: CSMCo
     assert all(results[kind]["opportunity_id"] == page_ids[kind] for kind in expected)
     rerun = await ask(ctx, {"type": "check_expansion", "account_id": "a"})
     assert [r["draft_id"] for r in rerun["sales_results"]] == [r["draft_id"] for r in out["sales_results"]]
-    assert len(await ctx.store.list_opportunities(10)) == len(out["result"]["opportunities"])  # type: ignore[attr-defined]
-    ae_notes = [kind for _, _, kind in ctx.mail.drafts.values() if kind == "ae_note"]  # type: ignore[attr-defined]
+    assert len(await fakes.store.list_opportunities(10)) == len(out["result"]["opportunities"])
+    ae_notes = [kind for _, _, kind in fakes.mail.drafts.values() if kind == "ae_note"]
     assert len(ae_notes) == len(expected)
 
 
-async def test_an_injected_sales_executor_is_used_instead_of_the_edge(ctx: CSMContext) -> None:
+async def test_an_injected_sales_executor_is_used_instead_of_the_edge(fakes: Fakes, ctx: CSMContext) -> None:
     await ctx.store.upsert_accounts([make_account("a", EXPANSION_READY)])
     out = await ask(ctx, {"type": "check_expansion", "account_id": "a"})
-    assert out["result"]["dispatched_to_sales"] == len(ctx.sales.tasks) >= 2  # type: ignore[union-attr]
+    assert out["result"]["dispatched_to_sales"] == len(fakes.sales.tasks) >= 2
     assert out["handoffs"] == [] and out["sales_results"] == []
 
 
@@ -129,12 +129,12 @@ async def test_a_text_sales_request_runs_check_expansion_whose_handoffs_reach_sa
     ],
 )
 async def test_text_requests_that_cannot_be_resolved_fail_clearly(
-    ctx: CSMContext, llm: ScriptedLLM, error: type[Exception], problem: str
+    fakes: Fakes, ctx: CSMContext, llm: ScriptedLLM, error: type[Exception], problem: str
 ) -> None:
     await ctx.store.upsert_accounts([make_account("a", HEALTHY), make_account("b", HEALTHY)])
     with pytest.raises(error, match=problem):
         await ask(replace(ctx, llm=llm), "do something for someone")
-    assert ctx.mail.drafts == {}  # type: ignore[attr-defined]
+    assert fakes.mail.drafts == {}
 
 
 async def test_the_offline_writer_routes_text_requests_by_keywords(ctx: CSMContext) -> None:
@@ -219,7 +219,7 @@ async def test_graphs_run_without_a_context_on_the_embedded_defaults(studio_like
     assert {s["account_id"] for s in out["result"]["health_scores"]} == {"a", "b"}
     assert out["result"]["alerts_dispatched"] == 1 and list((studio_like_process / "outbox" / "drafts").glob("*.eml"))
     assert CSMContext().store is embedded_context().store  # built once per process, on first use
-    await embedded_context().store.aclose()  # type: ignore[attr-defined]
+    await aclose_clients(embedded_context())
 
 
 def test_a_partial_context_is_refused(ctx: CSMContext) -> None:

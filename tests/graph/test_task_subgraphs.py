@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
-from tests.support.fakes import AT_RISK, HEALTHY, ScriptedLLM, make_account
+from tests.support.fakes import AT_RISK, HEALTHY, Fakes, ScriptedLLM, make_account
 
 graph = build_customer_success_graph()
 
@@ -31,7 +31,7 @@ async def run(ctx: CSMContext, task: dict) -> dict:
     return (await graph.ainvoke({"task": task}, context=ctx))["result"]
 
 
-async def test_qbr_saves_page_and_rep_draft_once_per_period(ctx: CSMContext, llm: ScriptedLLM) -> None:
+async def test_qbr_saves_page_and_rep_draft_once_per_period(fakes: Fakes, ctx: CSMContext, llm: ScriptedLLM) -> None:
     await ctx.store.upsert_accounts([make_account("a", HEALTHY)])
     task = {"type": "generate_qbr", "account_id": "a", "period": "Q4 2026"}
     first = await run(ctx, task)
@@ -41,7 +41,7 @@ async def test_qbr_saves_page_and_rep_draft_once_per_period(ctx: CSMContext, llm
     assert "health_score" in first["qbr"]["roi_metrics"] or first["qbr"]["roi_metrics"]
     second = await run(ctx, task)
     assert second["qbr_page_id"] == first["qbr_page_id"] and second["created"] is False
-    assert len(ctx.mail.drafts) == 1  # type: ignore[attr-defined]
+    assert len(fakes.mail.drafts) == 1
     facts = llm.calls[0][1][1]["content"]
     assert "<facts>" in facts and "Q4 2026" in facts
 
@@ -76,7 +76,7 @@ async def test_unparseable_reply_is_repaired_once(ctx: CSMContext) -> None:
     assert result["draft_id"]
 
 
-async def test_llm_failure_writes_nothing_and_raises_for_fail_open(ctx: CSMContext) -> None:
+async def test_llm_failure_writes_nothing_and_raises_for_fail_open(fakes: Fakes, ctx: CSMContext) -> None:
     ctx = replace(ctx, llm=ScriptedLLM({"QBRNarrative": ["not json"]}))
     await ctx.store.upsert_accounts([make_account("a", HEALTHY)])
     try:
@@ -85,17 +85,17 @@ async def test_llm_failure_writes_nothing_and_raises_for_fail_open(ctx: CSMConte
         assert "No usable LLM output for 'a'" in str(error)
     else:
         raise AssertionError("a QBR without a narrative must not be written")
-    assert ctx.mail.drafts == {}  # type: ignore[attr-defined]
-    assert await ctx.store.list_qbrs(10) == []  # type: ignore[attr-defined]
+    assert fakes.mail.drafts == {}
+    assert await fakes.store.list_qbrs(10) == []
 
 
-async def test_expansion_hands_off_non_low_opportunities_with_the_payload_keys(ctx: CSMContext) -> None:
+async def test_expansion_hands_off_non_low_opportunities_with_the_payload_keys(fakes: Fakes, ctx: CSMContext) -> None:
     await ctx.store.upsert_accounts([make_account("a", EXPANSION_READY)])
     result = await run(ctx, {"type": "check_expansion", "account_id": "a"})
     types = {o["opportunity_type"]: o for o in result["opportunities"]}
     assert "seats" in types and "integration" in types
     assert result["opportunities_found"] == len(result["opportunities"]) == len(result["notion_page_ids"])
-    handed = [task for task, _ in ctx.sales.tasks]  # type: ignore[union-attr]
+    handed = [task for task, _ in fakes.sales.tasks]
     assert result["dispatched_to_sales"] == len(handed) == len(result["sales_dispatch_results"])
     assert {t["opportunity_type"] for t in handed} == {
         o["opportunity_type"] for o in result["opportunities"] if o["confidence"] != "low"
@@ -122,12 +122,12 @@ async def test_expansion_without_sales_agent_skips_the_handoff(ctx: CSMContext) 
     assert result["sales_dispatch_results"] == []
 
 
-async def test_expansion_rerun_in_same_quarter_creates_no_duplicates(ctx: CSMContext) -> None:
+async def test_expansion_rerun_in_same_quarter_creates_no_duplicates(fakes: Fakes, ctx: CSMContext) -> None:
     await ctx.store.upsert_accounts([make_account("a", EXPANSION_READY)])
     first = await run(ctx, {"type": "check_expansion", "account_id": "a"})
     second = await run(ctx, {"type": "check_expansion", "account_id": "a"})
     assert first["notion_page_ids"] == second["notion_page_ids"]
-    assert len(await ctx.store.list_opportunities(100)) == first["opportunities_found"]  # type: ignore[attr-defined]
+    assert len(await fakes.store.list_opportunities(100)) == first["opportunities_found"]
 
 
 async def test_expansion_with_no_candidates_calls_no_llm(ctx: CSMContext, llm: ScriptedLLM) -> None:

@@ -18,8 +18,9 @@ from src.app.analysis.health import CSMHealthScorer
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.schemas import DraftResult, EmailMessage
+from src.app.tools.chat.outbox import LocalChatOutbox
 from src.app.tools.events.in_process import InProcessEventBus
-from src.app.tools.mail.outbox import LocalChatOutbox, LocalOutbox
+from src.app.tools.mail.outbox import LocalOutbox
 from src.app.tools.store.sql import SQLStore
 from tests.conftest import NOW
 from tests.hardening.conftest import offline_settings

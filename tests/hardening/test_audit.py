@@ -13,7 +13,7 @@ from src.app.tools.store.sql import SQLStore
 from tests.conftest import NOW
 from tests.graph.test_task_subgraphs import EXPANSION_READY
 from tests.hardening.conftest import csm_env, run_csm
-from tests.support.fakes import AT_RISK, make_account
+from tests.support.fakes import AT_RISK, Fakes, make_account
 
 customer_success = build_customer_success_graph()
 sales = build_sales_graph()
@@ -44,7 +44,7 @@ async def a_full_day(ctx: CSMContext) -> None:
     await sales.ainvoke({"handoffs": expansion["handoffs"]}, context=ctx)
 
 
-async def test_every_outbound_artifact_is_audited_once_with_its_key(ctx: CSMContext) -> None:
+async def test_every_outbound_artifact_is_audited_once_with_its_key(fakes: Fakes, ctx: CSMContext) -> None:
     ctx = replace(ctx, sales=None)  # hand-offs travel the graph edge to the Sales graph
     await ctx.store.upsert_accounts([make_account("r", AT_RISK, renews_in_days=15), make_account("x", EXPANSION_READY)])
     await a_full_day(ctx)
@@ -54,13 +54,13 @@ async def test_every_outbound_artifact_is_audited_once_with_its_key(ctx: CSMCont
         assert entry.at == NOW and entry.account_id in {"r", "x"} and entry.task_type and entry.target
     keys = [entry.idempotency_key for entry in entries]
     assert len(keys) == len(set(keys))
-    drafts = ctx.mail.drafts  # type: ignore[attr-defined]
+    drafts = fakes.mail.drafts
     audited_drafts = {e.idempotency_key: e.target for e in entries if e.artifact.startswith("draft:")}
     assert audited_drafts == {key: message.to for key, (message, _, _) in drafts.items()}
     audited_chat = {e.idempotency_key for e in entries if e.artifact.startswith("chat:")}
-    assert audited_chat == set(ctx.chat.messages)  # type: ignore[attr-defined]
+    assert audited_chat == set(fakes.chat.messages)
     audited_events = {e.idempotency_key for e in entries if e.artifact.startswith("event:")}
-    assert audited_events == set(ctx.events.events)  # type: ignore[attr-defined]
+    assert audited_events == set(fakes.events.events)
 
     await a_full_day(ctx)  # a rerun the same day writes nothing new, the audit log included
     assert len(await ctx.store.list_audit(limit=500)) == len(entries)

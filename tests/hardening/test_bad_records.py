@@ -21,6 +21,7 @@ from tests.hardening.conftest import fresh_store, offline_settings
 from tests.support.fakes import (
     AT_RISK,
     HEALTHY,
+    Fakes,
     RecordingChat,
     RecordingEvents,
     RecordingMail,
@@ -188,14 +189,14 @@ async def test_absurd_adoption_and_negative_seats_are_named_with_their_values(ct
     assert past["account_id"] == "past" and past["signal_breakdown"]["days_to_renewal"] == 1
 
 
-async def test_a_rescan_on_the_same_day_adds_no_second_history_row(ctx: CSMContext) -> None:
+async def test_a_rescan_on_the_same_day_adds_no_second_history_row(fakes: Fakes, ctx: CSMContext) -> None:
     await ctx.store.upsert_accounts([make_account("a", HEALTHY), make_account("b", AT_RISK)])
     first = (await graph.ainvoke({"task": {"type": "health_scan"}}, context=ctx))["result"]
     later = replace(ctx, clock=lambda: NOW.replace(hour=NOW.hour + 2))
     second = (await graph.ainvoke({"task": {"type": "health_scan"}}, context=later))["result"]
     assert second["health_scores"] == first["health_scores"]
-    assert await ctx.store.count("health_scores") == 2  # type: ignore[attr-defined]
+    assert await fakes.store.count("health_scores") == 2
     changed = make_account("a", {**HEALTHY, "usage_trend": "stable"})
     await ctx.store.upsert_accounts([changed])
     await graph.ainvoke({"task": {"type": "health_scan"}}, context=later)
-    assert await ctx.store.count("health_scores") == 3  # type: ignore[attr-defined]
+    assert await fakes.store.count("health_scores") == 3

@@ -12,10 +12,9 @@ from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.nodes.llm import MAX_LLM_ROUNDS
 from src.app.schemas import DraftResult, EmailMessage
-from src.app.tools.store.sql import SQLStore
 from tests.graph.test_task_subgraphs import EXPANSION_READY
 from tests.hardening.conftest import agent_on
-from tests.support.fakes import AT_RISK, HEALTHY, RecordingMail, Reply, ScriptedLLM, make_account
+from tests.support.fakes import AT_RISK, HEALTHY, Fakes, Reply, ScriptedLLM, make_account
 
 graph = build_customer_success_graph()
 
@@ -52,15 +51,16 @@ UNUSABLE_REPLIES = {
 QBR_TASK = {"type": "generate_qbr", "account_id": "a", "period": "Q4 2026"}
 
 
-async def nothing_written(ctx: CSMContext) -> None:
-    assert isinstance(ctx.store, SQLStore)
+async def nothing_written(fakes: Fakes) -> None:
     for table in ("qbr_pages", "adoption_reports", "opportunities", "audit_log"):
-        assert await ctx.store.count(table) == 0, table
-    assert ctx.mail.drafts == {}  # type: ignore[attr-defined]
+        assert await fakes.store.count(table) == 0, table
+    assert fakes.mail.drafts == {}
 
 
 @pytest.mark.parametrize("fault", TRANSPORT_FAULTS, ids=lambda e: type(e).__name__)
-async def test_transport_errors_fail_open_with_nothing_written(ctx: CSMContext, fault: BaseException) -> None:
+async def test_transport_errors_fail_open_with_nothing_written(
+    ctx: CSMContext, fakes: Fakes, fault: BaseException
+) -> None:
     llm = ScriptedLLM({"QBRNarrative": [fault]})
     ctx = replace(ctx, llm=llm)
     await ctx.store.upsert_accounts([make_account("a", HEALTHY)])
@@ -68,11 +68,11 @@ async def test_transport_errors_fail_open_with_nothing_written(ctx: CSMContext, 
     assert result["partial"] is True and result["confidence"] == "low" and result["task_type"] == "generate_qbr"
     assert type(fault).__name__ in result["error"]
     assert len(llm.calls) == 1  # the service retries transient errors; the graph does not multiply them
-    await nothing_written(ctx)
+    await nothing_written(fakes)
 
 
 @pytest.mark.parametrize("reply", list(UNUSABLE_REPLIES.values()), ids=list(UNUSABLE_REPLIES))
-async def test_unusable_replies_get_bounded_repair_then_fail_open(ctx: CSMContext, reply: str) -> None:
+async def test_unusable_replies_get_bounded_repair_then_fail_open(ctx: CSMContext, fakes: Fakes, reply: str) -> None:
     llm = ScriptedLLM({"QBRNarrative": [reply]})
     ctx = replace(ctx, llm=llm)
     await ctx.store.upsert_accounts([make_account("a", HEALTHY)])
@@ -81,7 +81,7 @@ async def test_unusable_replies_get_bounded_repair_then_fail_open(ctx: CSMContex
     assert len(llm.calls) == MAX_LLM_ROUNDS
     repair_prompt = llm.calls[-1][1][-1]["content"]
     assert repair_prompt.startswith("Your previous reply could not be used")
-    await nothing_written(ctx)
+    await nothing_written(fakes)
 
 
 async def test_prose_wrapped_json_is_extracted_without_a_repair(ctx: CSMContext) -> None:
@@ -109,7 +109,7 @@ async def test_a_failed_draft_leaves_no_qbr_page(ctx: CSMContext) -> None:
     assert await ctx.store.accounts_with_qbr("Q4 2026") == set()
 
 
-async def test_llm_text_cannot_choose_account_period_trigger_or_figures(ctx: CSMContext) -> None:
+async def test_llm_text_cannot_choose_account_period_trigger_or_figures(fakes: Fakes, ctx: CSMContext) -> None:
     hostile = {
         "health_summary": "ok",
         "account_id": "victim",
@@ -125,12 +125,12 @@ async def test_llm_text_cannot_choose_account_period_trigger_or_figures(ctx: CSM
     qbr = result["qbr"]
     assert (qbr["account_id"], qbr["period"], qbr["trigger"]) == ("a", "Q4 2026", "quarterly")
     assert qbr["roi_metrics"]["arr"] == 120_000.0
-    [(message, account_id, _)] = ctx.mail.drafts.values()  # type: ignore[attr-defined]
+    [(message, account_id, _)] = fakes.mail.drafts.values()
     assert account_id == "a" and message.to == "rep@example.com"
     assert await ctx.store.accounts_with_qbr("Q1 1999") == set()
 
 
-async def test_adoption_and_expansion_write_nothing_without_a_usable_reply(ctx: CSMContext) -> None:
+async def test_adoption_and_expansion_write_nothing_without_a_usable_reply(fakes: Fakes, ctx: CSMContext) -> None:
     llm = ScriptedLLM({"AdoptionInsights": [json.dumps({"summary": ""})], "ExpansionPitches": [RateLimitError("429")]})
     ctx = replace(ctx, llm=llm)
     await ctx.store.upsert_accounts([make_account("a", EXPANSION_READY)])
@@ -138,11 +138,11 @@ async def test_adoption_and_expansion_write_nothing_without_a_usable_reply(ctx: 
     adoption = await agent.execute({"type": "track_feature_adoption", "account_id": "a"}, {})
     expansion = await agent.execute({"type": "check_expansion", "account_id": "a"}, {})
     assert adoption["partial"] is True and expansion["partial"] is True
-    assert ctx.sales.tasks == []  # type: ignore[attr-defined]
-    await nothing_written(ctx)
+    assert fakes.sales.tasks == []
+    await nothing_written(fakes)
 
 
-async def test_expansion_pitches_cannot_invent_opportunities_or_accounts(ctx: CSMContext) -> None:
+async def test_expansion_pitches_cannot_invent_opportunities_or_accounts(fakes: Fakes, ctx: CSMContext) -> None:
     pitches = {
         "opportunities": [
             {"opportunity_type": "seats", "recommended_talk_track": "Grow seats.", "account_id": "victim"},
@@ -158,17 +158,17 @@ async def test_expansion_pitches_cannot_invent_opportunities_or_accounts(ctx: CS
     assert all(o["estimated_arr_impact"] < 9e9 for o in result["opportunities"])
     assert "Invented." not in {o["recommended_talk_track"] for o in result["opportunities"]}
     assert "seats" in {o["opportunity_type"] for o in result["opportunities"]}
-    assert all(task["account_id"] == "a" for task, _ in ctx.sales.tasks)  # type: ignore[attr-defined]
+    assert all(task["account_id"] == "a" for task, _ in fakes.sales.tasks)
 
 
 @pytest.mark.parametrize("fault", [TimeoutError("timed out"), "", json.dumps({"churn_narrative": ""})])
 async def test_health_scan_alerts_with_the_deterministic_narrative_when_the_llm_fails(
-    ctx: CSMContext, fault: Any
+    fakes: Fakes, ctx: CSMContext, fault: Any
 ) -> None:
-    ctx = replace(ctx, llm=ScriptedLLM({"ChurnNarrative": [fault]}), mail=RecordingMail())
+    ctx = replace(ctx, llm=ScriptedLLM({"ChurnNarrative": [fault]}))
     await ctx.store.upsert_accounts([make_account("risk", AT_RISK, renews_in_days=20), make_account("ok", HEALTHY)])
     result = (await graph.ainvoke({"task": {"type": "health_scan"}}, context=ctx))["result"]
     assert result["alerts_dispatched"] == 1 and {s["account_id"] for s in result["health_scores"]} == {"risk", "ok"}
-    [(message, account_id, kind)] = ctx.mail.drafts.values()  # type: ignore[attr-defined]
+    [(message, account_id, kind)] = fakes.mail.drafts.values()
     assert (account_id, kind) == ("risk", "churn_alert")
     assert "The narrative could not be generated" in message.body_html

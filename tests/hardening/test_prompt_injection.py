@@ -16,7 +16,7 @@ from src.app.nodes.render import escape_chat
 from src.app.schemas import AccountRecord
 from src.app.tools.store.sql import SQLStore
 from tests.hardening.conftest import offline_settings
-from tests.support.fakes import AT_RISK, HEALTHY, RecordingChat, RecordingMail, ScriptedLLM, make_account
+from tests.support.fakes import AT_RISK, HEALTHY, Fakes, ScriptedLLM, make_account
 
 customer_success = build_customer_success_graph()
 sales = build_sales_graph()
@@ -61,7 +61,7 @@ def hostile_ctx(ctx: CSMContext, tmp_path: Any) -> CSMContext:
     llm = ScriptedLLM({name: [attack_reply(name)] for name in ("ChurnNarrative", "QBRNarrative", "ExpansionPitches")})
     llm.script["AdoptionInsights"] = [attack_reply("AdoptionInsights")]
     settings = offline_settings(tmp_path / "data", allowed_recipient_domains="OurCo.com")
-    return replace(ctx, llm=llm, settings=settings, mail=RecordingMail(), chat=RecordingChat(), sales=None)
+    return replace(ctx, llm=llm, settings=settings, sales=None)  # mail and chat stay the `fakes` ones
 
 
 async def run_everything(ctx: CSMContext) -> list[dict[str, Any]]:
@@ -79,10 +79,12 @@ async def run_everything(ctx: CSMContext) -> list[dict[str, Any]]:
     return results
 
 
-async def test_hostile_text_never_chooses_a_recipient_and_is_escaped_everywhere(hostile_ctx: CSMContext) -> None:
+async def test_hostile_text_never_chooses_a_recipient_and_is_escaped_everywhere(
+    hostile_ctx: CSMContext, fakes: Fakes
+) -> None:
     results = await run_everything(hostile_ctx)
     assert all("error" not in result for result in results)
-    drafts = hostile_ctx.mail.drafts  # type: ignore[attr-defined]
+    drafts = fakes.mail.drafts
     kinds = {kind for _, _, kind in drafts.values()}
     assert kinds == {"churn_alert", "qbr", "adoption", "expansion", "ae_note"}
     for message, account_id, kind in drafts.values():
@@ -91,7 +93,7 @@ async def test_hostile_text_never_chooses_a_recipient_and_is_escaped_everywhere(
             assert raw not in message.body_html, (kind, raw)  # the subject is a plain-text header
         assert "&lt;script&gt;" in message.body_html, kind
     assert {m.to for m, _, kind in drafts.values() if kind == "ae_note"} == {"ae@ourco.com"}
-    [chat] = hostile_ctx.chat.messages.values()  # type: ignore[attr-defined]
+    [chat] = fakes.chat.messages.values()
     for raw in ("<!channel>", "<@U024BE7LH>", "<https://evil.example|click here>", "<script>"):
         assert raw not in chat.text
     assert "&lt;!channel&gt;" in chat.text and "&amp;amp;" in chat.text
@@ -126,7 +128,7 @@ async def test_customer_text_stays_inside_one_fence_in_every_prompt(hostile_ctx:
     ],
 )
 async def test_a_recipient_outside_the_allow_list_is_refused_and_nothing_is_drafted(
-    hostile_ctx: CSMContext, rep_email: str, reason: str
+    hostile_ctx: CSMContext, fakes: Fakes, rep_email: str, reason: str
 ) -> None:
     record = make_account("out", AT_RISK, renews_in_days=20, rep_email=rep_email, ae_email="")
     await hostile_ctx.store.upsert_accounts([record, make_account("in", AT_RISK, rep_email="rep@OURCO.com")])
@@ -137,13 +139,14 @@ async def test_a_recipient_outside_the_allow_list_is_refused_and_nothing_is_draf
     with pytest.raises(RecipientRefused, match=reason):
         task = {"type": "generate_qbr", "account_id": "out", "period": "Q4 2026"}
         await customer_success.ainvoke({"task": task}, context=hostile_ctx)
-    drafted_for = {account_id for _, account_id, _ in hostile_ctx.mail.drafts.values()}  # type: ignore[attr-defined]
+    drafted_for = {account_id for _, account_id, _ in fakes.mail.drafts.values()}
     assert drafted_for == {"in"}
     assert isinstance(hostile_ctx.store, SQLStore) and await hostile_ctx.store.accounts_with_qbr("Q4 2026") == set()
 
 
 async def test_the_sales_note_is_refused_for_an_account_executive_outside_the_allow_list(
     hostile_ctx: CSMContext,
+    fakes: Fakes,
 ) -> None:
     await hostile_ctx.store.upsert_accounts([make_account("a", HEALTHY, ae_email="ae@partner.example")])
     handoff = {
@@ -157,7 +160,7 @@ async def test_the_sales_note_is_refused_for_an_account_executive_outside_the_al
     }
     [result] = (await sales.ainvoke({"handoffs": [handoff]}, context=hostile_ctx))["sales_results"]
     assert result["partial"] is True and "ae@partner.example" in result["error"]
-    assert hostile_ctx.mail.drafts == {}  # type: ignore[attr-defined]
+    assert fakes.mail.drafts == {}
 
 
 def test_the_allow_list_compares_domains_exactly_and_without_case() -> None:

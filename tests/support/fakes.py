@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 
 from src.app.schemas import ChatMessage, DraftResult, EmailMessage
 from src.app.tools.llm import LLMReply
+from src.app.tools.store.sql import SQLStore
 
 Reply = str | BaseException | Callable[[list[dict[str, str]]], str]
 
@@ -162,3 +164,15 @@ def make_account(
     }
     record.update(extra)
     return record
+
+
+@dataclass(frozen=True)
+class Fakes:
+    """The recording fakes behind the `ctx` fixture, typed: tests read what they recorded without casts."""
+
+    store: SQLStore
+    llm: ScriptedLLM
+    mail: RecordingMail
+    chat: RecordingChat
+    events: RecordingEvents
+    sales: RecordingSales

@@ -10,10 +10,11 @@ from pydantic import SecretStr
 from src.app.config import CSMSettings
 from src.app.context import aclose_clients, build_context
 from src.app.tools.chat.google_chat import GoogleChat
+from src.app.tools.chat.outbox import LocalChatOutbox
 from src.app.tools.chat.slack import SlackChat
 from src.app.tools.events.in_process import InProcessEventBus
 from src.app.tools.events.redis_streams import RedisEventBus
-from src.app.tools.mail.outbox import LocalChatOutbox, LocalOutbox
+from src.app.tools.mail.outbox import LocalOutbox
 from src.app.tools.store.notion.store import NotionStore
 from src.app.tools.store.sql import SQLStore
 

@@ -15,10 +15,11 @@ import pytest
 
 from src.app.schemas import ChatMessage, EmailMessage
 from src.app.tools.chat import ChatPoster
+from src.app.tools.chat.outbox import LocalChatOutbox, safe_space_name
 from src.app.tools.events import EventBus
 from src.app.tools.events.in_process import InProcessEventBus
 from src.app.tools.mail import MailDrafts
-from src.app.tools.mail.outbox import LocalChatOutbox, LocalOutbox, draft_id_for, html_to_text, safe_space_name
+from src.app.tools.mail.outbox import LocalOutbox, draft_id_for, html_to_text
 from src.app.tools.store.sql import SQLStore
 
 ESCAPED_HTML = "<p>Customer wrote: &lt;script&gt;alert(1)&lt;/script&gt; &amp; more</p>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -120,3 +121,8 @@ def retry_delay(attempt: int, *, base_s: float, retry_after: str | None = None) 
     if asked is not None:
         return min(asked, MAX_RETRY_WAIT_S)
     return min(base_s * 2.0 ** (attempt - 1), MAX_RETRY_WAIT_S)
+
+
+def key_digest(idempotency_key: str) -> str:
+    """A short, stable digest of an idempotency key (draft and message ids are derived from it)."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]

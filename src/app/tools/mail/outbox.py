@@ -1,25 +1,22 @@
-"""The embedded mail and chat channels: drafts as `.eml` files plus review-queue rows, chat as JSON lines."""
+"""The embedded mail channel: drafts as `.eml` files plus review-queue rows (nothing is ever sent)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import re
 import tempfile
-import threading
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage as MIMEMessage
 from email.utils import format_datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import structlog
 
-from src.app.schemas import ChatMessage, DraftResult, EmailMessage
+from src.app.schemas import DraftResult, EmailMessage
+from src.app.tools.delivery import key_digest
 from src.app.tools.store import CSMStore, DraftRecord
 
 MESSAGE_ID_DOMAIN = "csm.local"
@@ -27,7 +24,6 @@ MESSAGE_ID_DOMAIN = "csm.local"
 
 _BLOCK_TAGS = frozenset("address blockquote br div h1 h2 h3 h4 h5 h6 hr li ol p pre section table tr ul".split())
 _HIDDEN_TAGS = frozenset({"head", "script", "style", "title"})
-_UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 logger = structlog.get_logger(__name__)
 
@@ -107,56 +103,9 @@ async def queue_for_review(
     )
 
 
-class LocalChatOutbox:
-    """`ChatPoster` for the embedded default: appends each message as a JSON line to `<space>.jsonl`.
-
-    Idempotent by key across restarts: the keys already in the folder are indexed on first use.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
-        self._lock = threading.Lock()
-        self._posted: dict[str, str] | None = None
-
-    async def post(self, message: ChatMessage, *, idempotency_key: str) -> str:
-        """Append `message` to its space's file unless this key was posted; returns the message id."""
-        return await asyncio.to_thread(self._post, message, idempotency_key)
-
-    def _post(self, message: ChatMessage, idempotency_key: str) -> str:
-        with self._lock:
-            posted = self._posted_index()
-            if idempotency_key in posted:
-                return posted[idempotency_key]
-            message_id = f"msg_{_key_digest(idempotency_key)}"
-            line = {
-                "id": message_id,
-                "space": message.space_name,
-                "thread_key": message.thread_key,
-                "text": message.text,
-                "idempotency_key": idempotency_key,
-                "posted_at": datetime.now(UTC).isoformat(),
-            }
-            self._folder.mkdir(parents=True, exist_ok=True)
-            path = self._folder / f"{safe_space_name(message.space_name)}.jsonl"
-            with path.open("a", encoding="utf-8") as file:
-                file.write(json.dumps(line, ensure_ascii=False) + "\n")
-            posted[idempotency_key] = message_id
-            return message_id
-
-    def _posted_index(self) -> dict[str, str]:
-        if self._posted is None:
-            self._posted = _index_posted_messages(self._folder)
-        return self._posted
-
-
 def draft_id_for(idempotency_key: str) -> str:
     """The deterministic draft id for an idempotency key."""
-    return f"draft_{_key_digest(idempotency_key)}"
-
-
-def safe_space_name(space_name: str) -> str:
-    """A chat space name as a safe file stem (`#cs-alerts` -> `cs-alerts`)."""
-    return _UNSAFE_FILENAME_CHARS.sub("_", space_name).strip("._")[:100] or "default"
+    return f"draft_{key_digest(idempotency_key)}"
 
 
 def html_to_text(html: str) -> str:
@@ -239,32 +188,3 @@ def _write_atomically(path: Path, content: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def _index_posted_messages(folder: Path) -> dict[str, str]:
-    """Idempotency key -> message id for every message already in the folder (unreadable lines skipped)."""
-    posted: dict[str, str] = {}
-    for path in sorted(folder.glob("*.jsonl")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            entry = _parse_line(line)
-            if entry is None:
-                logger.warning("chat_outbox_line_skipped", file=path.name, line=number)
-                continue
-            posted[str(entry["idempotency_key"])] = str(entry["id"])
-    return posted
-
-
-def _parse_line(line: str) -> dict[str, Any] | None:
-    try:
-        entry = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(entry, dict) or "idempotency_key" not in entry or "id" not in entry:
-        return None
-    return entry
-
-
-def _key_digest(idempotency_key: str) -> str:
-    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]

@@ -4,208 +4,73 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import from_json, to_json
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
     ColumnElement,
-    DateTime,
-    Dialect,
-    Float,
     FromClause,
-    Index,
-    Integer,
-    MetaData,
     Select,
-    String,
     Table,
     Text,
-    TypeDecorator,
-    UniqueConstraint,
     bindparam,
     case,
     cast,
-    create_engine,
-    delete,
-    event,
     func,
     insert,
-    inspect,
     select,
-    update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
 from src.app.analysis.signals import DETAIL_FIELDS
-from src.app.schemas import (
-    CSMHealthScore,
-    ExpansionOpportunity,
-    FeatureAdoptionReport,
-    QBRContent,
-)
+from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
 from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, PageBounds, RunClaim, SavedArtifact
+from src.app.tools.store.sql_engine import (
+    add_missing_columns,
+    create_store_engine,
+    insert_bound_rows,
+    is_memory_sqlite,
+    write_accounts,
+)
+from src.app.tools.store.sql_runs import RunRecord, claim_run, finish_run
+from src.app.tools.store.sql_tables import (
+    ACCOUNT_ID_TYPE,
+    ACCOUNTS,
+    ADOPTION_REPORTS,
+    ALERTS,
+    AUDIT_LOG,
+    DRAFTS,
+    HEALTH_SCORES,
+    METADATA,
+    OPPORTUNITIES,
+    QBR_PAGES,
+    RUNS,
+    account_rows,
+    as_utc,
+    check_text,
+    new_id,
+    score_row,
+    utc_now,
+)
 
 BATCH_SIZE = 900
 """Rows per executemany batch and ids per IN list (below SQLite's historic 999-parameter limit)."""
-WAL_CHECKPOINT_PAGES = 10_000
-"""SQLite copies its write-ahead log into the database once it holds this many pages (~40 MB; SQLite's default
-is 1,000): a whole-book scan writes ~1 KB per account, and fewer, larger checkpoints cost less in all."""
+
 SEEK_BATCH_SIZE = 10_000
 """Ids per newest-score lookup (they travel as one parameter, so no parameter limit applies)."""
+
 _TRIMMING_DIALECTS = frozenset({"sqlite", "postgresql"})
 """Databases that drop omitted record keys in SQL (others drop them after decoding)."""
 
 ContentT = TypeVar("ContentT", bound=BaseModel)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and always read back as an aware UTC datetime (naive input counts as UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Convert to UTC before storing."""
-        return None if value is None else _as_utc(value)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Attach or convert to UTC after reading (SQLite returns naive values)."""
-        return None if value is None else _as_utc(value)
-
-
-_ID = String(64)
-_ACCOUNT_ID = String(255).with_variant(String(255, collation="C"), "postgresql")
-"""On PostgreSQL with the "C" collation, so ids sort by code point as on SQLite, not by the server's locale."""
-_KEY = String(512)
-_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
-
-METADATA = MetaData()
-
-ACCOUNTS = Table(
-    "accounts",
-    METADATA,
-    Column("account_id", _ACCOUNT_ID, primary_key=True),
-    Column("name", Text, nullable=False),
-    Column("status", String(64), nullable=False, index=True),
-    Column("record", JSON, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("scan_record", Text, nullable=True),
-)
-"""`scan_record`: the record as JSON text without `DETAIL_FIELDS`, what a whole-book scan reads (NULL in rows
-written before the column existed; those are trimmed when read)."""
-ADDED_COLUMNS = (ACCOUNTS.c.scan_record,)
-"""Columns added after the first release: `create_all` leaves existing tables alone, so these are added by hand."""
-HEALTH_SCORES = Table(
-    "health_scores",
-    METADATA,
-    Column("id", _SERIAL, primary_key=True, autoincrement=True),
-    Column("account_id", _ACCOUNT_ID, nullable=False),
-    Column("score", Float, nullable=False),
-    Column("rag", String(8), nullable=False),
-    Column("churn_risk_level", String(16), nullable=False),
-    Column("churn_triggered_by", String(32)),
-    Column("breakdown", JSON, nullable=False),
-    Column("computed_at", UTCDateTime, nullable=False),
-    Column("payload", JSON, nullable=False),
-    Index("ix_health_scores_account_latest", "account_id", "computed_at", "id"),
-)
-ALERTS = Table(
-    "alerts",
-    METADATA,
-    Column("id", _SERIAL, primary_key=True, autoincrement=True),
-    Column("account_id", _ACCOUNT_ID, nullable=False, index=True),
-    Column("risk_state", String(64), nullable=False),
-    Column("idempotency_key", _KEY, nullable=False, unique=True),
-    Column("alerted_at", UTCDateTime, nullable=False),
-)
-DRAFTS = Table(
-    "drafts",
-    METADATA,
-    Column("draft_id", _ID, primary_key=True),
-    Column("idempotency_key", _KEY, nullable=False, unique=True),
-    Column("account_id", _ACCOUNT_ID, index=True),
-    Column("kind", String(64), nullable=False),
-    Column("to", Text, nullable=False),
-    Column("subject", Text, nullable=False),
-    Column("body_html", Text, nullable=False),
-    Column("body_text", Text),
-    Column("location", Text),
-    Column("created_at", UTCDateTime, nullable=False),
-)
-QBR_PAGES = Table(
-    "qbr_pages",
-    METADATA,
-    Column("id", _ID, primary_key=True),
-    Column("idempotency_key", _KEY, nullable=False, unique=True),
-    Column("account_id", _ACCOUNT_ID, nullable=False, index=True),
-    Column("period", String(64), nullable=False),
-    Column("trigger", String(32), nullable=False),
-    Column("payload", JSON, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-)
-OPPORTUNITIES = Table(
-    "opportunities",
-    METADATA,
-    Column("id", _ID, primary_key=True),
-    Column("idempotency_key", _KEY, nullable=False, unique=True),
-    Column("account_id", _ACCOUNT_ID, nullable=False, index=True),
-    Column("opportunity_type", String(32), nullable=False),
-    Column("confidence", String(16), nullable=False),
-    Column("estimated_arr_impact", Float, nullable=False),
-    Column("payload", JSON, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-)
-ADOPTION_REPORTS = Table(
-    "adoption_reports",
-    METADATA,
-    Column("id", _ID, primary_key=True),
-    Column("idempotency_key", _KEY, nullable=False, unique=True),
-    Column("account_id", _ACCOUNT_ID, nullable=False, index=True),
-    Column("adoption_rate", Float, nullable=False),
-    Column("payload", JSON, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-)
-AUDIT_LOG = Table(
-    "audit_log",
-    METADATA,
-    Column("id", _SERIAL, primary_key=True, autoincrement=True),
-    Column("at", UTCDateTime, nullable=False),
-    Column("artifact", String(64), nullable=False),
-    Column("target", Text, nullable=False),
-    Column("account_id", _ACCOUNT_ID, index=True),
-    Column("task_type", String(64)),
-    Column("idempotency_key", _KEY, nullable=False, index=True, unique=True),
-    Column("detail", JSON, nullable=False),
-)
-RUNS = Table(
-    "runs",
-    METADATA,
-    Column("run_id", _ID, primary_key=True),
-    Column("job_id", String(128), nullable=False, index=True),
-    Column("key", _KEY, nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("owner", String(128), nullable=False),
-    Column("lease_until", UTCDateTime, nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("started_at", UTCDateTime, nullable=False),
-    Column("finished_at", UTCDateTime),
-    Column("summary", JSON(none_as_null=True)),
-    UniqueConstraint("job_id", "key", name="uq_runs_job_key"),
-)
 
 
 @dataclass(frozen=True)
@@ -217,21 +82,6 @@ class ArtifactRow(Generic[ContentT]):
     account_id: str
     created_at: datetime
     content: ContentT
-
-
-class RunRecord(BaseModel):
-    """One scheduled job run: which job, its deterministic key, and how it ended."""
-
-    run_id: str
-    job_id: str
-    key: str
-    status: str
-    owner: str
-    lease_until: datetime
-    attempts: int
-    started_at: datetime
-    finished_at: datetime | None = None
-    summary: dict[str, Any] | None = None
 
 
 class SQLStore:
@@ -288,7 +138,7 @@ class SQLStore:
 
     def process_url(self) -> str | None:
         """This database's URL, password included, for helper processes; None for an in-memory SQLite."""
-        return None if _is_memory_sqlite(self._url) else self._url.render_as_string(hide_password=False)
+        return None if is_memory_sqlite(self._url) else self._url.render_as_string(hide_password=False)
 
     async def page_bounds(self, *, page_size: int, active_only: bool = True) -> list[PageBounds]:
         """(after, upto) id bounds that split the accounts into pages of `page_size`, in id order (one query)."""
@@ -374,7 +224,7 @@ class SQLStore:
 
     async def record_audit(self, entry: AuditEntry) -> None:
         """Add one outbound artifact to the audit log, once per idempotency key (stamped now when `at` is unset)."""
-        row = {**entry.model_dump(), "at": entry.at or _utc_now()}
+        row = {**entry.model_dump(), "at": entry.at or utc_now()}
         await asyncio.to_thread(self._insert_once, AUDIT_LOG, row)
 
     async def list_audit(
@@ -398,7 +248,7 @@ class SQLStore:
         A new occurrence is inserted; an existing one is taken over only when it failed, when its holder's
         lease expired (the holder died: the run resumes), or when it succeeded and `force` is set.
         """
-        return await asyncio.to_thread(self._claim_run, job_id, key, owner, lease_until, now, force)
+        return await asyncio.to_thread(claim_run, self._transaction, job_id, key, owner, lease_until, now, force)
 
     async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
         """Ids of accounts that already have a QBR for `period` (and `trigger`, when given)."""
@@ -409,7 +259,7 @@ class SQLStore:
 
     async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
         """Record how a run ended; raises KeyError for an unknown run id."""
-        await asyncio.to_thread(self._finish_run, run_id, status, summary)
+        await asyncio.to_thread(finish_run, self._transaction, run_id, status, summary)
 
     async def list_runs(self, limit: int = 100) -> list[RunRecord]:
         """Job runs, newest first."""
@@ -429,9 +279,9 @@ class SQLStore:
     def _ready_engine(self) -> Engine:
         with self._init_lock:
             if self._engine is None:
-                engine = _create_engine(self._url)
+                engine = create_store_engine(self._url)
                 METADATA.create_all(engine)
-                _add_missing_columns(engine)
+                add_missing_columns(engine)
                 self._engine = engine
             return self._engine
 
@@ -443,7 +293,7 @@ class SQLStore:
 
     def _serialise(self, *, write: bool) -> AbstractContextManager[object]:
         """SQLite has one writer, and an in-memory database shares one connection: serialise in-process."""
-        if _is_memory_sqlite(self._url) or (write and self._url.get_backend_name() == "sqlite"):
+        if is_memory_sqlite(self._url) or (write and self._url.get_backend_name() == "sqlite"):
             return self._sqlite_lock
         return nullcontext()
 
@@ -455,14 +305,14 @@ class SQLStore:
         """Insert rows that all have the same keys (a daily scan's thousands of score rows per page)."""
         with self._transaction(write=True) as connection:
             if connection.dialect.name == "sqlite" and rows:
-                _insert_bound_rows(connection, table, rows)
+                insert_bound_rows(connection, table, rows)
                 return
             for batch in _batches(rows):
                 connection.execute(insert(table), batch)
 
     def _insert_once(self, table: Table, row: Mapping[str, Any]) -> SavedArtifact:
         """Insert `row` unless its idempotency key exists; under a race the UNIQUE constraint decides."""
-        _check_text(table, row)
+        check_text(table, row)
         key = row["idempotency_key"]
         try:
             with self._transaction(write=True) as connection:
@@ -484,10 +334,10 @@ class SQLStore:
     ) -> SavedArtifact:
         row = {
             **columns,
-            "id": _new_id(prefix),
+            "id": new_id(prefix),
             "idempotency_key": idempotency_key,
             "payload": content.model_dump(mode="json"),
-            "created_at": _utc_now(),
+            "created_at": utc_now(),
         }
         return await asyncio.to_thread(self._insert_once, table, row)
 
@@ -505,10 +355,10 @@ class SQLStore:
         ]
 
     def _upsert_accounts(self, records: Sequence[Mapping[str, Any]]) -> int:
-        rows = _account_rows(records)
+        rows = account_rows(records)
         with self._transaction(write=True) as connection:
             for batch in _batches(rows):
-                _write_accounts(connection, batch)
+                write_accounts(connection, batch)
         return len(rows)
 
     def _load_accounts(self, account_ids: Sequence[str] | None, active_only: bool) -> list[dict[str, Any]]:
@@ -571,181 +421,17 @@ class SQLStore:
             ]
         scores = [CSMHealthScore.model_validate_json(payload) for payload in payloads]
         for score in scores:  # pydantic reads "Z" as its own zero-offset zone; the store hands back `UTC` itself
-            score.computed_at = _as_utc(score.computed_at)
+            score.computed_at = as_utc(score.computed_at)
         return {score.account_id: score for score in scores}
 
     def _save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
-        self._insert_rows(HEALTH_SCORES, [_score_row(score) for score in scores])
+        self._insert_rows(HEALTH_SCORES, [score_row(score) for score in scores])
 
     def _list_alerts(self, account_id: str | None, limit: int) -> list[AlertRecord]:
         query = select(ALERTS).order_by(ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc()).limit(limit)
         if account_id is not None:
             query = query.where(ALERTS.c.account_id == account_id)
         return [AlertRecord.model_validate(row) for row in self._fetch_mappings(query)]
-
-    def _claim_run(
-        self, job_id: str, key: str, owner: str, lease_until: datetime, now: datetime, force: bool
-    ) -> RunClaim:
-        run_id = _new_id("run")
-        row: dict[str, Any] = {"run_id": run_id, "job_id": job_id, "key": key, "status": "running", "owner": owner}
-        row |= {"lease_until": lease_until, "attempts": 1, "started_at": now}
-        _check_text(RUNS, row)
-        try:
-            with self._transaction(write=True) as connection:
-                connection.execute(insert(RUNS), row)
-            return RunClaim(run_id=run_id)
-        except IntegrityError:
-            pass
-        with self._transaction(write=True) as connection:
-            where = (RUNS.c.job_id == job_id) & (RUNS.c.key == key)
-            existing = RunRecord.model_validate(connection.execute(select(RUNS).where(where)).mappings().one())
-            reason = _claim_blocked(existing, now, force)
-            if reason is not None:
-                return RunClaim(run_id=None, reason=reason)
-            taken = connection.execute(
-                update(RUNS)
-                .where(RUNS.c.run_id == existing.run_id, RUNS.c.attempts == existing.attempts)
-                .values(status="running", owner=owner, lease_until=lease_until, attempts=existing.attempts + 1)
-            )
-        if taken.rowcount != 1:
-            return RunClaim(run_id=None, reason="another scheduler claimed it at the same moment")
-        return RunClaim(run_id=existing.run_id, resumed=existing.status == "running")
-
-    def _finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None) -> None:
-        stored_summary = None if summary is None else dict(summary)
-        values = {"status": status, "finished_at": _utc_now(), "summary": stored_summary}
-        with self._transaction(write=True) as connection:
-            result = connection.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(values))
-            if result.rowcount == 0:
-                raise KeyError(f"Unknown run id {run_id!r}")
-
-
-def _claim_blocked(run: RunRecord, now: datetime, force: bool) -> str | None:
-    """Why an existing run occurrence cannot be claimed now, or None when it can."""
-    if run.status == "succeeded" and not force:
-        return f"already completed by {run.owner} at {run.finished_at.isoformat() if run.finished_at else '?'}"
-    if run.status == "running" and run.lease_until > now:
-        return f"held by {run.owner} until {run.lease_until.isoformat()}"
-    return None
-
-
-def _create_engine(url: URL) -> Engine:
-    json_options: dict[str, Any] = {"json_serializer": _to_json_text, "json_deserializer": from_json}
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **json_options)
-    options: dict[str, Any] = {**json_options, "connect_args": {"check_same_thread": False}}
-    if _is_memory_sqlite(url):
-        options["poolclass"] = StaticPool
-    elif url.database:
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, **options)
-    event.listen(engine, "connect", _configure_sqlite_connection)
-    return engine
-
-
-def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any) -> None:
-    """Per connection: enforce foreign keys; WAL so readers never wait on the writer."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-    finally:
-        cursor.close()
-
-
-class _JSONText(str):
-    """JSON text serialised already, written to a JSON column as it is."""
-
-
-def _to_json_text(value: Any) -> str:
-    """Serialise JSON columns with pydantic (fast; dates become ISO strings, NaN becomes null)."""
-    return value if isinstance(value, _JSONText) else to_json(value).decode()
-
-
-def _is_memory_sqlite(url: URL) -> bool:
-    if url.get_backend_name() != "sqlite":
-        return False
-    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
-
-
-def _write_accounts(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Upsert one batch: native ON CONFLICT where the dialect has it, else delete-then-insert."""
-    statement: sqlite.Insert | postgresql.Insert
-    if connection.dialect.name == "sqlite":
-        statement = sqlite.insert(ACCOUNTS)
-    elif connection.dialect.name == "postgresql":
-        statement = postgresql.insert(ACCOUNTS)
-    else:
-        ids = [row["account_id"] for row in rows]
-        connection.execute(delete(ACCOUNTS).where(ACCOUNTS.c.account_id.in_(ids)))
-        connection.execute(insert(ACCOUNTS), rows)
-        return
-    replaced = {name: statement.excluded[name] for name in ("name", "status", "record", "updated_at", "scan_record")}
-    connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=replaced), rows)
-
-
-def _insert_bound_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One driver executemany, each value bound through its column's type as SQLAlchemy would bind it.
-
-    SQLAlchemy's own executemany prepares every row generically, which costs twice what SQLite's insert does.
-    """
-    keys = list(rows[0])
-    statement = insert(table).compile(dialect=connection.dialect, column_keys=keys)
-    order = statement.positiontup or keys
-    dialect = connection.dialect
-    columns = []
-    for key in order:
-        bind = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-        values = [row[key] for row in rows]
-        columns.append(values if bind is None else _bind_each(bind, values))
-    connection.exec_driver_sql(statement.string, list(zip(*columns, strict=True)))
-
-
-def _bind_each(bind: Callable[[Any], Any], values: list[Any]) -> list[Any]:
-    """Each value through its column's bind processor, once per distinct timestamp (a scan stamps every row alike)."""
-    if not isinstance(values[0], datetime):
-        return list(map(bind, values))
-    bound: dict[Any, Any] = {}
-    return [bound[value] if value in bound else bound.setdefault(value, bind(value)) for value in values]
-
-
-def _check_text(table: Table, row: Mapping[str, Any]) -> None:
-    """Refuse the same text on every database, naming the column.
-
-    Too long for its column: SQLite would store it, PostgreSQL fail without naming the column. NUL characters:
-    PostgreSQL cannot store them in text.
-    """
-    for column in table.columns:
-        value = row.get(column.name)
-        if not isinstance(value, str):
-            continue
-        limit = getattr(column.type, "length", None)
-        if limit is not None and len(value) > limit:
-            raise ValueError(f"{table.name}.{column.name} allows {limit} characters, got {len(value)}: {value[:60]!r}")
-        if "\x00" in value:
-            raise ValueError(f"{table.name}.{column.name} contains a NUL character: {value[:60]!r}")
-
-
-def _account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Account rows, one per account id (the last record for an id wins)."""
-    now = _utc_now()
-    rows: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if record.get("account_id") in (None, ""):
-            raise ValueError("Every account record needs a non-empty 'account_id'")
-        account_id = str(record["account_id"])
-        rows[account_id] = {
-            "account_id": account_id,
-            "name": str(record.get("name") or ""),
-            "status": str(record.get("status") or "active"),
-            "record": record,
-            "updated_at": now,
-            "scan_record": to_json({k: v for k, v in record.items() if k not in DETAIL_FIELDS}).decode(),
-        }
-        _check_text(ACCOUNTS, rows[account_id])
-    return list(rows.values())
 
 
 def _latest_scores_query(account_ids: Sequence[str] | None, dialect: str) -> Select[str]:
@@ -758,7 +444,7 @@ def _latest_scores_query(account_ids: Sequence[str] | None, dialect: str) -> Sel
     if account_ids is None:
         wanted = select(HEALTH_SCORES.c.account_id.label("value")).distinct().subquery("wanted")
     elif dialect == "postgresql":
-        ids = bindparam("wanted_ids", list(account_ids), type_=postgresql.ARRAY(_ACCOUNT_ID))
+        ids = bindparam("wanted_ids", list(account_ids), type_=postgresql.ARRAY(ACCOUNT_ID_TYPE))
         wanted = func.unnest(ids).table_valued("value").render_derived(name="wanted")
     else:
         wanted = func.json_each(bindparam("wanted_ids", to_json(list(account_ids)).decode(), type_=Text))
@@ -772,16 +458,6 @@ def _latest_scores_query(account_ids: Sequence[str] | None, dialect: str) -> Sel
         .scalar_subquery()
     )
     return select(cast(HEALTH_SCORES.c.payload, Text)).where(HEALTH_SCORES.c.id.in_(select(newest).select_from(wanted)))
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Add the `ADDED_COLUMNS` a database created by an earlier version lacks (all nullable, so no backfill)."""
-    with engine.begin() as connection:
-        for column in ADDED_COLUMNS:
-            present = {c["name"] for c in inspect(connection).get_columns(column.table.name)}
-            if column.name not in present:
-                kind = column.type.compile(dialect=connection.dialect)
-                connection.exec_driver_sql(f'ALTER TABLE {column.table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def _is_active() -> ColumnElement[bool]:
@@ -806,22 +482,6 @@ def _record_without(keys: tuple[str, ...], dialect: str) -> ColumnElement[str]:
     return cast(subtracted, Text)
 
 
-def _score_row(score: CSMHealthScore) -> dict[str, Any]:
-    """The history row of a score, its JSON columns serialised here in one step each (the payload in UTC)."""
-    if score.computed_at.tzinfo is not UTC:
-        score = score.model_copy(update={"computed_at": _as_utc(score.computed_at)})
-    return {
-        "account_id": score.account_id,
-        "score": score.score,
-        "rag": score.rag,
-        "churn_risk_level": score.churn_risk_level,
-        "churn_triggered_by": score.churn_triggered_by,
-        "breakdown": _JSONText(to_json(score.signal_breakdown).decode()),
-        "computed_at": score.computed_at,
-        "payload": _JSONText(score.model_dump_json()),
-    }
-
-
 def _id_for_key(connection: Connection, table: Table, idempotency_key: str) -> str | None:
     primary_key = next(iter(table.primary_key.columns))
     found = connection.execute(select(primary_key).where(table.c.idempotency_key == idempotency_key)).scalar()
@@ -838,15 +498,3 @@ def _id_batches(account_ids: Sequence[str], *, size: int = BATCH_SIZE) -> Iterat
 def _batches(items: Sequence[Any], *, size: int = BATCH_SIZE) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:16]}"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,110 @@
+"""Engine and dialect plumbing for the SQL store: engine setup, schema upgrades and per-dialect bulk writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import from_json, to_json
+from sqlalchemy import Table, create_engine, delete, event, insert, inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from src.app.tools.store.sql_tables import ACCOUNTS, ADDED_COLUMNS, JSONText
+
+WAL_CHECKPOINT_PAGES = 10_000
+"""SQLite copies its write-ahead log into the database once it holds this many pages (~40 MB; SQLite's default
+is 1,000): a whole-book scan writes ~1 KB per account, and fewer, larger checkpoints cost less in all."""
+
+
+def create_store_engine(url: URL) -> Engine:
+    """The engine for `url`: pydantic JSON columns; SQLite gets WAL pragmas, and in-memory one shared connection."""
+    json_options: dict[str, Any] = {"json_serializer": _to_json_text, "json_deserializer": from_json}
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, **json_options)
+    options: dict[str, Any] = {**json_options, "connect_args": {"check_same_thread": False}}
+    if is_memory_sqlite(url):
+        options["poolclass"] = StaticPool
+    elif url.database:
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **options)
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any) -> None:
+    """Per connection: enforce foreign keys; WAL so readers never wait on the writer."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    finally:
+        cursor.close()
+
+
+def _to_json_text(value: Any) -> str:
+    """Serialise JSON columns with pydantic (fast; dates become ISO strings, NaN becomes null)."""
+    return value if isinstance(value, JSONText) else to_json(value).decode()
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """Whether `url` names an in-memory SQLite database."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Add the `ADDED_COLUMNS` a database created by an earlier version lacks (all nullable, so no backfill)."""
+    with engine.begin() as connection:
+        for column in ADDED_COLUMNS:
+            present = {c["name"] for c in inspect(connection).get_columns(column.table.name)}
+            if column.name not in present:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(f'ALTER TABLE {column.table.name} ADD COLUMN "{column.name}" {kind}')
+
+
+def write_accounts(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Upsert one batch: native ON CONFLICT where the dialect has it, else delete-then-insert."""
+    statement: sqlite.Insert | postgresql.Insert
+    if connection.dialect.name == "sqlite":
+        statement = sqlite.insert(ACCOUNTS)
+    elif connection.dialect.name == "postgresql":
+        statement = postgresql.insert(ACCOUNTS)
+    else:
+        ids = [row["account_id"] for row in rows]
+        connection.execute(delete(ACCOUNTS).where(ACCOUNTS.c.account_id.in_(ids)))
+        connection.execute(insert(ACCOUNTS), rows)
+        return
+    replaced = {name: statement.excluded[name] for name in ("name", "status", "record", "updated_at", "scan_record")}
+    connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=replaced), rows)
+
+
+def insert_bound_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """One driver executemany, each value bound through its column's type as SQLAlchemy would bind it.
+
+    SQLAlchemy's own executemany prepares every row generically, which costs twice what SQLite's insert does.
+    """
+    keys = list(rows[0])
+    statement = insert(table).compile(dialect=connection.dialect, column_keys=keys)
+    order = statement.positiontup or keys
+    dialect = connection.dialect
+    columns = []
+    for key in order:
+        bind = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        values = [row[key] for row in rows]
+        columns.append(values if bind is None else _bind_each(bind, values))
+    connection.exec_driver_sql(statement.string, list(zip(*columns, strict=True)))
+
+
+def _bind_each(bind: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """Each value through its column's bind processor, once per distinct timestamp (a scan stamps every row alike)."""
+    if not isinstance(values[0], datetime):
+        return list(map(bind, values))
+    bound: dict[Any, Any] = {}
+    return [bound[value] if value in bound else bound.setdefault(value, bind(value)) for value in values]
