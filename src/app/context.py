@@ -13,13 +13,14 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from src.app.analysis.health import CSMHealthScorer
-from src.app.config import CSMSettings
+from src.app.config import OFFLINE_MODEL, CSMSettings
 from src.app.tools.chat import ChatPoster
 from src.app.tools.chat.outbox import LocalChatOutbox
 from src.app.tools.events import EventBus
 from src.app.tools.events.in_process import InProcessEventBus
 from src.app.tools.llm import LLMService
 from src.app.tools.llm.litellm_service import LiteLLMService
+from src.app.tools.llm.offline import OfflineLLMService
 from src.app.tools.mail import MailDrafts
 from src.app.tools.mail.outbox import LocalOutbox
 from src.app.tools.store import CSMStore
@@ -119,6 +120,13 @@ def store_from_settings(settings: CSMSettings) -> CSMStore:
     return NotionStore.from_settings(settings, sql_store)
 
 
+def llm_from_settings(settings: CSMSettings) -> LLMService:
+    """The offline writer in process for `offline/...` models (no litellm import), else litellm for any model."""
+    if settings.llm_model.partition("/")[0] == OFFLINE_MODEL.partition("/")[0]:
+        return OfflineLLMService(settings.llm_model)
+    return LiteLLMService.from_settings(settings)
+
+
 def mail_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:
     """Gmail drafts when `CSM_GMAIL_CREDENTIALS_FILE` is set, else `.eml` drafts in the local outbox."""
     if settings.gmail_credentials_file is None:
@@ -169,7 +177,7 @@ def build_context(
     return CSMContext(
         settings=settings,
         store=store,
-        llm=llm or LiteLLMService.from_settings(settings),
+        llm=llm or llm_from_settings(settings),
         mail=mail or mail_from_settings(settings, store),
         chat=chat or chat_from_settings(settings),
         events=events or events_from_settings(settings),

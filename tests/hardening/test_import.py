@@ -99,7 +99,8 @@ async def test_jsonl_keeps_going_after_a_broken_line(tmp_path: Path, store: SQLS
     [
         ("book.xlsx", b"", "use a .csv, .json, .jsonl, .ndjson file"),
         ("book.csv", b"name,arr\nAcme,1\n", "no account_id column"),
-        ("book.json", b'{"accounts": []}', "array of account objects"),
+        ("book.json", b'{"name": "not a book"}', 'a book file with an "accounts" array'),
+        ("book.json", b'"accounts"', "array of account objects"),
         ("book.json", b'[{"account_id": "a",', "invalid JSON"),
     ],
 )
@@ -148,3 +149,51 @@ def test_csm_import_command_prints_json_and_exits_1_when_rows_were_rejected(tmp_
     assert report["errors"] == [
         {"line": 3, "item": None, "account_id": "b", "message": "nps_score='42' is out of range (must be 0..10)"}
     ]
+
+
+async def test_a_book_file_as_the_project_writes_it_is_imported(tmp_path: Path, store: SQLStore) -> None:
+    accounts = [make_account("a", HEALTHY), {"account_id": "bad"}, make_account("b", AT_RISK)]
+    path = tmp_path / "book.json"
+    path.write_text(json.dumps({"as_of": "2026-11-24", "accounts": accounts, "generator": {"seed": 7}}, indent=1))
+    report = await run_import(store, path)
+    assert report.account_ids == ["a", "b"] and report.rows == 3
+    [problem] = report.errors
+    assert problem.item == 1 and problem.account_id == "bad"
+    assert problem.line == path.read_text().splitlines().index("  {", 0) + 1 + _object_lines(accounts[0])
+
+
+def _object_lines(record: dict[str, Any]) -> int:
+    """Lines the first account object takes in an indent=1 dump nested one level (the bad row starts after it)."""
+    return len(json.dumps(record, indent=1).splitlines())
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+async def test_json_arrays_stream_across_read_chunks_with_exact_lines(
+    tmp_path: Path, store: SQLStore, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr("src.app.cli.import_readers.CHUNK_CHARS", chunk)
+    rows = [make_account(f"acct-{i:03d}", HEALTHY) for i in range(40)]
+    rows[25] = {**rows[25], "feature_adoption_rate": 65}
+    path = tmp_path / "book.json"
+    path.write_text("[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n")
+    report = await run_import(store, path)
+    assert len(report.account_ids) == 39
+    [problem] = report.errors
+    assert (problem.line, problem.item, problem.account_id) == (27, 25, "acct-025")
+    assert "feature_adoption_rate=65" in problem.message
+
+
+async def test_good_rows_are_written_in_batches_and_the_last_row_wins(
+    tmp_path: Path, store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("src.app.cli.importer.UPSERT_BATCH", 3)
+    rows = [make_account(f"acct-{i}", HEALTHY) for i in range(7)] + [
+        {**make_account("acct-1", HEALTHY), "name": "Last"}
+    ]
+    path = tmp_path / "book.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    seen: list[int] = []
+    report = await import_accounts(store, path, now=NOW, tz=UTC_ZONE, progress=lambda r, done, size: seen.append(r))
+    assert report.imported == 7 and seen == [3, 6]
+    [stored] = await store.load_accounts(["acct-1"], active_only=False)
+    assert stored["name"] == "Last"

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from src.app.tools.llm.offline import OfflineWriter
+from src.app.tools.llm.offline.provider import OfflineWriter
 
 Fault = Literal["rate_limit", "server_error", "slow", "empty_content", "prose_json"]
 """One-shot faults: 429 (Retry-After `fault_retry_after_s`), 500, a reply `slow_s` late, empty content, prose JSON."""

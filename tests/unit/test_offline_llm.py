@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from src.app.prompts.fencing import DATA_RULE, FACTS_CLOSE, FACTS_OPEN
 from src.app.schemas import AdoptionInsights, ChurnNarrative, ExpansionPitch, ExpansionPitches, QBRNarrative
 from src.app.tools.llm.litellm_service import load_litellm
-from src.app.tools.llm.offline import OFFLINE_PROVIDER, OfflineWriter, register_offline_provider
+from src.app.tools.llm.offline.provider import OFFLINE_PROVIDER, OfflineWriter, register_offline_provider
 
 litellm = load_litellm()  # sets LITELLM_LOCAL_MODEL_COST_MAP before importing, registers the provider
 

@@ -1,44 +1,45 @@
-"""`csm import FILE`: read account records from CSV, JSON or JSON Lines, validate each, upsert the good ones.
+"""`csm import FILE`: read account records from CSV, JSON, JSON Lines or a book file, validate each, upsert.
 
 Every row is checked with the same parsers a scan uses (`parse_account` for identity and detail,
 `signals_from_record` for the health signals). A bad row is reported with its line number and why (the field
-and the value) and never stops the import; bytes that are not UTF-8 make only their own row bad.
+and the value) and never stops the import; bytes that are not UTF-8 make only their own row bad. The file is
+read as a stream and good rows are upserted in batches, so memory stays flat in the file size.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 from rich.console import Console
 
 from src.app.analysis.signals import AccountDataError, parse_account, signals_from_record
+from src.app.cli.import_readers import (
+    ITEM_KEY,
+    FileFormat,
+    ImportFileError,
+    RowProblem,
+    printable,
+    read_rows,
+)
 from src.app.tools.store import CSMStore
 
-FileFormat = Literal["csv", "json", "jsonl"]
+__all__ = ["ImportFileError", "ImportReport", "RowProblem", "import_accounts", "run_import"]
+
 _FORMATS: dict[str, FileFormat] = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-"""One physical line with its ending (the csv module's notion of a line)."""
-_ITEM = "\0item"
-"""Internal key carrying a JSON array row's index to its report (removed before validation and storage)."""
-_UNDECODABLE = "surrogateescape"
-"""Bytes that are not UTF-8 are kept as lone surrogates while reading, then reported per row."""
+_SURROGATE = re.compile("[\udc80-\udcff]")
+"""Lone surrogates: how bytes that were not UTF-8 look after reading with `surrogateescape`."""
+UPSERT_BATCH = 2000
+"""Good rows written per store call (the last row wins for an account id repeated in the file)."""
 
-
-class RowProblem(BaseModel):
-    """Why one row of the file was not imported."""
-
-    line: int = Field(description="1-based line of the file where the row starts.")
-    item: int | None = Field(default=None, description="0-based index in a JSON array file.")
-    account_id: str | None = None
-    message: str
+Progress = Callable[[int, int, int], None]
+"""Called after each batch with (rows read, bytes read, file size)."""
 
 
 class ImportReport(BaseModel):
@@ -53,10 +54,6 @@ class ImportReport(BaseModel):
     errors: list[RowProblem] = Field(default_factory=list)
 
 
-class ImportFileError(ValueError):
-    """The file as a whole cannot be read (missing, unknown format, not a JSON array of objects)."""
-
-
 def file_format(path: Path) -> FileFormat:
     """The format named by the file's extension, or ImportFileError listing the supported ones."""
     found = _FORMATS.get(path.suffix.lower())
@@ -65,23 +62,13 @@ def file_format(path: Path) -> FileFormat:
     return found
 
 
-def read_rows(data: bytes, fmt: FileFormat) -> Iterator[tuple[int, Mapping[str, Any] | RowProblem]]:
-    """(line, record) per row of the file, or (line, problem) for a row that cannot be read."""
-    text = data.decode("utf-8", errors=_UNDECODABLE).removeprefix("\ufeff")
-    if fmt == "csv":
-        return _csv_rows(text)
-    if fmt == "jsonl":
-        return _jsonl_rows(text)
-    return _json_rows(text)
-
-
 def validate_row(line: int, row: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) -> dict[str, Any] | RowProblem:
     """The row as a typed account record ("12" becomes 12), or the problem naming each bad field and value."""
-    item = row.get(_ITEM)
-    record = {key: value for key, value in row.items() if key != _ITEM}
+    item = row.get(ITEM_KEY)
+    record = {key: value for key, value in row.items() if key != ITEM_KEY}
     raw_id = record.get("account_id")
     account_id = printable(raw_id) if isinstance(raw_id, str) else None
-    undecodable = sorted({printable(name) for name, value in _strings(record) if _has_undecodable(value)})
+    undecodable = _undecodable_fields(record)
     if undecodable:
         message = f"not valid UTF-8 in {', '.join(undecodable)}"
         return RowProblem(line=line, item=item, account_id=account_id, message=message)
@@ -97,131 +84,49 @@ def validate_row(line: int, row: Mapping[str, Any], *, now: datetime, tz: ZoneIn
     return {key: typed.get(key, value) for key, value in record.items()}
 
 
-def printable(text: str) -> str:
-    r"""`text` with bytes that were not UTF-8 shown as `\xNN` escapes (safe to print and to encode as JSON)."""
-    return text.encode("utf-8", _UNDECODABLE).decode("utf-8", "backslashreplace")
-
-
 async def import_accounts(
-    store: CSMStore, path: Path, *, now: datetime, tz: ZoneInfo, dry_run: bool = False
+    store: CSMStore,
+    path: Path,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> ImportReport:
-    """Validate every row of `path` and upsert the good ones (the last row wins for a repeated account id)."""
+    """Validate every row of `path` and upsert the good ones in batches (the last row wins for a repeated id)."""
     fmt = file_format(path)
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
+        size = path.stat().st_size
     except OSError as error:
         raise ImportFileError(f"Cannot read {str(path)!r}: {error.strerror or error}") from None
     report = ImportReport(file=str(path), format=fmt, dry_run=dry_run)
-    good: dict[str, Mapping[str, Any]] = {}
-    for line, row in read_rows(data, fmt):
-        report.rows += 1
-        checked = row if isinstance(row, RowProblem) else validate_row(line, row, now=now, tz=tz)
-        if isinstance(checked, RowProblem):
-            report.errors.append(checked)
-        else:
-            good[str(checked["account_id"])] = checked
-    report.account_ids = sorted(good)
-    if good and not dry_run:
-        report.imported = await store.upsert_accounts(list(good.values()))
+    imported: set[str] = set()
+    batch: dict[str, Mapping[str, Any]] = {}
+    with handle:
+        for line, row in read_rows(handle, fmt):
+            report.rows += 1
+            checked = row if isinstance(row, RowProblem) else validate_row(line, row, now=now, tz=tz)
+            if isinstance(checked, RowProblem):
+                report.errors.append(checked)
+                continue
+            batch.pop(str(checked["account_id"]), None)  # re-inserted last: the file's last row wins
+            batch[str(checked["account_id"])] = checked
+            if len(batch) >= UPSERT_BATCH:
+                await _flush(store, batch, imported, dry_run)
+                if progress is not None:
+                    progress(report.rows, handle.tell(), size)
+        await _flush(store, batch, imported, dry_run)
+    report.account_ids = sorted(imported)
+    report.imported = 0 if dry_run else len(imported)
     return report
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | RowProblem]]:
-    """Rows of a CSV text; a row that cannot be read is reported and parsing resumes on its next line.
-
-    Resuming line by line keeps one stray quote from swallowing every row after it into a single cell.
-    """
-    lines = _LINE.findall(text)
-    if not lines:
-        return
-    header, used = _read_record(lines, 0)
-    if isinstance(header, str):
-        raise ImportFileError(f"line 1: unreadable CSV header: {header}")
-    columns = [name.strip() for name in header]
-    if "account_id" not in columns:
-        raise ImportFileError(f"line 1: the CSV header has no account_id column (columns: {', '.join(columns)})")
-    start = used
-    while start < len(lines):
-        cells, used = _read_record(lines, start)
-        line = start + 1
-        if isinstance(cells, str):
-            yield line, RowProblem(line=line, message=f"unreadable CSV row: {cells}")
-            start += 1
-        elif not any(cell.strip() for cell in cells):
-            start += used
-        elif len(cells) != len(columns):
-            message = f"unreadable CSV row: {len(cells)} cells, the header has {len(columns)} columns"
-            yield line, RowProblem(line=line, account_id=printable(cells[0]), message=message)
-            start += 1
-        else:
-            yield line, {name: _cell(value) for name, value in zip(columns, cells, strict=True) if value.strip()}
-            start += used
-
-
-def _read_record(lines: list[str], start: int) -> tuple[list[str] | str, int]:
-    """The cells of the CSV record starting at `lines[start]` and how many lines it used, or the parse error."""
-    reader = csv.reader((lines[index] for index in range(start, len(lines))), strict=True)
-    try:
-        return next(reader, []), max(reader.line_num, 1)
-    except csv.Error as error:
-        return str(error), reader.line_num
-
-
-def _cell(value: str) -> Any:
-    """A CSV cell as a record value: JSON for lists and objects (features, tickets), else the stripped text."""
-    text = value.strip()
-    if text[:1] in "[{":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text
-    return text
-
-
-def _json_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | RowProblem]]:
-    decoder = json.JSONDecoder()
-    position = _skip_space(text, 0)
-    if text[position : position + 1] != "[":
-        raise ImportFileError("line 1: a JSON file must hold an array of account objects")
-    position = _skip_space(text, position + 1)
-    index = 0
-    while position < len(text) and text[position] != "]":
-        line = text.count("\n", 0, position) + 1
-        try:
-            item, position = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            raise ImportFileError(f"line {error.lineno}: invalid JSON in item [{index}]: {error.msg}") from None
-        yield line, _object_or_problem(item, line, index)
-        index += 1
-        position = _skip_space(text, position)
-        if text[position : position + 1] == ",":
-            position = _skip_space(text, position + 1)
-
-
-def _jsonl_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | RowProblem]]:
-    for line, content in enumerate(text.splitlines(), start=1):
-        if not content.strip():
-            continue
-        try:
-            item = json.loads(content)
-        except json.JSONDecodeError as error:
-            yield line, RowProblem(line=line, message=f"invalid JSON: {error.msg} (column {error.colno})")
-            continue
-        yield line, _object_or_problem(item, line, None)
-
-
-def _object_or_problem(item: Any, line: int, index: int | None) -> Mapping[str, Any] | RowProblem:
-    if isinstance(item, dict):
-        record = {key: value for key, value in item.items() if value is not None}
-        return record if index is None else {**record, _ITEM: index}
-    kind = type(item).__name__
-    return RowProblem(line=line, item=index, message=f"a JSON {kind}, not an account object")
-
-
-def _skip_space(text: str, position: int) -> int:
-    while position < len(text) and text[position] in " \t\r\n":
-        position += 1
-    return position
+async def _flush(store: CSMStore, batch: dict[str, Mapping[str, Any]], done: set[str], dry_run: bool) -> None:
+    if batch and not dry_run:
+        await store.upsert_accounts(list(batch.values()))
+    done.update(batch)
+    batch.clear()
 
 
 def _strings(value: Any, name: str = "") -> Iterator[tuple[str, str]]:
@@ -239,21 +144,34 @@ def _strings(value: Any, name: str = "") -> Iterator[tuple[str, str]]:
 
 
 def _has_undecodable(text: str) -> bool:
-    return any("\udc80" <= char <= "\udcff" for char in text)
+    return _SURROGATE.search(text) is not None
+
+
+def _undecodable_fields(record: Mapping[str, Any]) -> list[str]:
+    """Fields holding bytes that were not UTF-8; one scan of the whole record first, fields only when it finds one."""
+    if not _has_undecodable(json.dumps(record, ensure_ascii=False, default=str)):
+        return []
+    return sorted({printable(name) for name, value in _strings(record) if _has_undecodable(value)})
 
 
 async def run_import(path: Path, *, data_dir: Path | None, dry_run: bool, quiet: bool) -> ImportReport:
     """`csm import`: import into the configured store and print what was imported and what was rejected."""
     from src.app.agents.runtime import settings_for
+    from src.app.cli.render import rows_progress
     from src.app.tools.store.sql import SQLStore
 
     settings = settings_for(data_dir)
+    console = Console(quiet=quiet)
     store = SQLStore(settings.resolved_database_url)
+    size = path.stat().st_size if path.is_file() else 0
     try:
-        report = await import_accounts(store, path, now=datetime.now(settings.tz), tz=settings.tz, dry_run=dry_run)
+        with rows_progress(console, f"Importing {path.name}", size) as update:
+            now = datetime.now(settings.tz)
+            report = await import_accounts(store, path, now=now, tz=settings.tz, dry_run=dry_run, progress=update)
+            update(report.rows, size, size)
     finally:
         await store.aclose()
-    _render(Console(quiet=quiet), report)
+    _render(console, report)
     return report
 
 

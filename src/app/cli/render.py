@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,25 @@ def progress(console: Console, description: str, total: int | None = None) -> It
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
         bar.update(task, total=total or 1, completed=total or 1)
+
+
+@contextmanager
+def rows_progress(console: Console, description: str, total_bytes: int) -> Iterator[Callable[[int, int, int], None]]:
+    """A bar over the bytes of a file read as a stream, showing rows done and rows per second.
+
+    Yields `update(rows, bytes_read, total_bytes)`.
+    """
+    started = time.perf_counter()
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[done]}"))
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(description, total=max(total_bytes, 1), done="")
+
+        def update(rows: int, read: int, total: int) -> None:
+            rate = rows / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=min(read, total), done=f"{rows:,} rows, {rate:,.0f}/s")
+
+        yield update
+        bar.update(task, completed=max(total_bytes, 1))
 
 
 def render_scan(console: Console, result: dict[str, Any]) -> None:

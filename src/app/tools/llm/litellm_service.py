@@ -174,7 +174,7 @@ class LiteLLMService:
 def load_litellm() -> ModuleType:
     """Return litellm, imported on first use, with the offline provider registered (again if it was removed)."""
     litellm = _import_litellm()
-    from src.app.tools.llm.offline import register_offline_provider
+    from src.app.tools.llm.offline.provider import register_offline_provider
 
     register_offline_provider()
     return litellm

@@ -1,0 +1,256 @@
+"""Streaming readers for `csm import`: CSV, a JSON array, JSON Lines and the project's own book files.
+
+Each reader takes an open binary file and yields `(line, record)` per row, or `(line, problem)` for a row that
+cannot be read, holding one row (and one read chunk) at a time: memory stays flat in the file size. Bytes that
+are not UTF-8 are kept as lone surrogates and reported by the row's validation.
+
+The JSON reader is the standard library's decoder run over a sliding buffer (`raw_decode` one item at a time),
+not a third-party event parser: it gives every item its line number, which is what a person fixing the file needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import deque
+from collections.abc import Iterator, Mapping
+from typing import IO, Any, Literal
+
+from pydantic import BaseModel, Field
+
+FileFormat = Literal["csv", "json", "jsonl"]
+ITEM_KEY = "\0item"
+"""Internal key carrying a JSON array row's index to its report (removed before validation and storage)."""
+UNDECODABLE = "surrogateescape"
+CHUNK_CHARS = 1 << 20
+MAX_ITEM_CHARS = 64 << 20
+"""A JSON item still undecodable after this much text is an error (a broken file is not read whole into memory)."""
+BOOK_ACCOUNTS_KEY = "accounts"
+"""A book file (`{"as_of": ..., "accounts": [...]}`, as the project writes it) holds its rows under this key."""
+_WHITESPACE = " \t\r\n"
+
+
+class RowProblem(BaseModel):
+    """Why one row of the file was not imported."""
+
+    line: int = Field(description="1-based line of the file where the row starts.")
+    item: int | None = Field(default=None, description="0-based index in a JSON array file.")
+    account_id: str | None = None
+    message: str
+
+
+Row = tuple[int, Mapping[str, Any] | RowProblem]
+"""(line, record) for a readable row, (line, problem) for one that is not."""
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (missing, unknown format, not a JSON array of objects)."""
+
+
+def read_rows(handle: IO[bytes], fmt: FileFormat) -> Iterator[Row]:
+    """(line, record) per row of the file, or (line, problem) for a row that cannot be read."""
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors=UNDECODABLE, newline="")
+    if fmt == "csv":
+        return _csv_rows(text)
+    if fmt == "jsonl":
+        return _jsonl_rows(text)
+    return _JSONArrayReader(text).rows()
+
+
+class _Lines:
+    """Physical lines (with their endings) of a text, with push-back, counting the next line's number."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+        self._back: deque[str] = deque()
+        self.next_number = 1
+
+    def pop(self) -> str | None:
+        line = self._back.popleft() if self._back else self._text.readline()
+        if not line:
+            return None
+        self.next_number += 1
+        return line
+
+    def push_back(self, lines: list[str]) -> None:
+        self._back.extendleft(reversed(lines))
+        self.next_number -= len(lines)
+
+
+def _read_record(lines: _Lines) -> tuple[list[str] | str, list[str]]:
+    """The cells of the next CSV record and the lines it used, or the parse error and the lines tried."""
+    used: list[str] = []
+
+    def feed() -> Iterator[str]:
+        while (line := lines.pop()) is not None:
+            used.append(line)
+            yield line
+
+    reader = csv.reader(feed(), strict=True)
+    try:
+        return next(reader, []), used
+    except csv.Error as error:
+        return str(error), used
+
+
+def _csv_rows(text: IO[str]) -> Iterator[Row]:
+    """Rows of a CSV file; a row that cannot be read is reported and parsing resumes on its next line.
+
+    Resuming line by line keeps one stray quote from swallowing every row after it into a single cell.
+    """
+    lines = _Lines(text)
+    header, _ = _read_record(lines)
+    if isinstance(header, str):
+        raise ImportFileError(f"line 1: unreadable CSV header: {header}")
+    if not header:
+        return
+    columns = [name.strip() for name in header]
+    if "account_id" not in columns:
+        raise ImportFileError(f"line 1: the CSV header has no account_id column (columns: {', '.join(columns)})")
+    while True:
+        line = lines.next_number
+        cells, used = _read_record(lines)
+        if not used:
+            return
+        if isinstance(cells, str):
+            lines.push_back(used[1:])
+            yield line, RowProblem(line=line, message=f"unreadable CSV row: {cells}")
+        elif not any(cell.strip() for cell in cells):
+            continue
+        elif len(cells) != len(columns):
+            lines.push_back(used[1:])
+            message = f"unreadable CSV row: {len(cells)} cells, the header has {len(columns)} columns"
+            yield line, RowProblem(line=line, account_id=printable(cells[0]), message=message)
+        else:
+            yield line, {name: _cell(value) for name, value in zip(columns, cells, strict=True) if value.strip()}
+
+
+def _cell(value: str) -> Any:
+    """A CSV cell as a record value: JSON for lists and objects (features, tickets), else the stripped text."""
+    text = value.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text
+
+
+def _jsonl_rows(text: IO[str]) -> Iterator[Row]:
+    for line, content in enumerate(text, start=1):
+        if not content.strip():
+            continue
+        try:
+            item = json.loads(content)
+        except json.JSONDecodeError as error:
+            yield line, RowProblem(line=line, message=f"invalid JSON: {error.msg} (column {error.colno})")
+            continue
+        yield line, object_or_problem(item, line, None)
+
+
+class _JSONArrayReader:
+    """Items of a JSON array (or of a book file's `accounts` array), decoded one at a time from a sliding buffer."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+        self._buffer = ""
+        self._position = 0
+        self._line = 1
+        self._eof = False
+        self._decoder = json.JSONDecoder()
+
+    def rows(self) -> Iterator[Row]:
+        first = self._peek()
+        if first == "{":
+            yield from self._book()
+        elif first == "[":
+            yield from self._array()
+        else:
+            raise ImportFileError("line 1: a JSON file must hold an array of account objects (or a book file)")
+
+    def _book(self) -> Iterator[Row]:
+        """A book file: the `accounts` array is streamed, every other member is read and skipped."""
+        self._expect("{")
+        found = False
+        while self._peek() != "}":
+            key = self._value("a member name")
+            self._expect(":")
+            if key == BOOK_ACCOUNTS_KEY:
+                found = True
+                yield from self._array()
+            else:
+                self._value(f"the value of {key!r}")
+            if self._peek() == ",":
+                self._expect(",")
+        if not found:
+            raise ImportFileError(f'line 1: a JSON object must be a book file with an "{BOOK_ACCOUNTS_KEY}" array')
+
+    def _array(self) -> Iterator[Row]:
+        self._expect("[")
+        index = 0
+        while self._peek() not in ("]", ""):
+            line = self._line
+            item = self._value(f"item [{index}]")
+            yield line, object_or_problem(item, line, index)
+            index += 1
+            if self._peek() == ",":
+                self._expect(",")
+        self._expect("]")
+
+    def _value(self, what: str) -> Any:
+        """Decode the next JSON value, reading more of the file while it is cut off at the buffer's end."""
+        self._peek()
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._buffer, self._position)
+            except json.JSONDecodeError as error:
+                if self._eof or len(self._buffer) - self._position > MAX_ITEM_CHARS:
+                    line = self._line + self._buffer.count("\n", self._position, error.pos)
+                    raise ImportFileError(f"line {line}: invalid JSON in {what}: {error.msg}") from None
+                self._fill()
+                continue
+            self._advance(end)
+            return value
+
+    def _peek(self) -> str:
+        """The next character that is not white space ('' at the end of the file), skipping the space."""
+        while True:
+            position = self._position
+            while position < len(self._buffer) and self._buffer[position] in _WHITESPACE:
+                position += 1
+            self._advance(position)
+            if position < len(self._buffer) or self._eof:
+                return self._buffer[position : position + 1]
+            self._fill()
+
+    def _expect(self, char: str) -> None:
+        found = self._peek()
+        if found != char:
+            shown = repr(found) if found else "the end of the file"
+            raise ImportFileError(f"line {self._line}: expected {char!r} in the JSON file, found {shown}")
+        self._advance(self._position + 1)
+
+    def _advance(self, position: int) -> None:
+        self._line += self._buffer.count("\n", self._position, position)
+        self._position = position
+
+    def _fill(self) -> None:
+        chunk = self._text.read(CHUNK_CHARS)
+        self._eof = not chunk
+        self._buffer = self._buffer[self._position :] + chunk
+        self._position = 0
+
+
+def object_or_problem(item: Any, line: int, index: int | None) -> Mapping[str, Any] | RowProblem:
+    """A decoded JSON item as a record (null values dropped), or the problem when it is not an object."""
+    if isinstance(item, dict):
+        record = {key: value for key, value in item.items() if value is not None}
+        return record if index is None else {**record, ITEM_KEY: index}
+    kind = type(item).__name__
+    return RowProblem(line=line, item=index, message=f"a JSON {kind}, not an account object")
+
+
+def printable(text: str) -> str:
+    r"""`text` with bytes that were not UTF-8 shown as `\xNN` escapes (safe to print and to encode as JSON)."""
+    return text.encode("utf-8", UNDECODABLE).decode("utf-8", "backslashreplace")
