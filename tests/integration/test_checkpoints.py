@@ -26,7 +26,8 @@ from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.schemas import DraftResult, EmailMessage
-from src.app.tools.store.checkpoints import CheckpointerError, libpq_conninfo, open_checkpointer
+from src.app.tools.store.checkpoints import CheckpointerError, open_checkpointer
+from src.app.tools.store.postgres import libpq_conninfo
 from src.app.tools.store.sql import SQLStore
 from tests.support.fakes import (
     AT_RISK,

@@ -20,7 +20,7 @@ from src.app.agents.customer_success.scheduler import CSMScheduler
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
 from src.app.data.sample_book import load_sample_book
-from src.app.tools.store.checkpoints import libpq_conninfo
+from src.app.tools.store.postgres import libpq_conninfo
 from src.app.tools.store.sql import SQLStore
 from tests.support.fakes import RecordingChat, RecordingEvents, RecordingMail, ScriptedLLM
 

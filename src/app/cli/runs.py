@@ -44,7 +44,7 @@ async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) 
 
 async def ensure_accounts(store: CSMStore, settings: CSMSettings, console: Console) -> None:
     """Load the sample book into an empty local store, and say so (a Notion book is never seeded)."""
-    if isinstance(store, SQLStore) and not await store.load_accounts(active_only=False):
+    if isinstance(store, SQLStore) and await store.count("accounts") == 0:  # a count, not the whole book
         loaded = await store.upsert_accounts(load_sample_book(today=datetime.now(settings.tz).date()))
         console.print(f"[dim]Empty store: loaded the sample book ({loaded} accounts).[/dim]")
 

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 import aiosqlite
-import psycopg
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from psycopg.conninfo import make_conninfo
-from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from src.app.config import CSMSettings
@@ -29,8 +23,6 @@ from src.app.config import CSMSettings
 log = structlog.get_logger(__name__)
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
-POSTGRES_POOL_SIZE = 4
-CONNECT_TIMEOUT_S = 10
 
 
 class CheckpointerError(RuntimeError):
@@ -40,18 +32,6 @@ class CheckpointerError(RuntimeError):
 def is_postgres_url(url: str) -> bool:
     """True for a SQLAlchemy PostgreSQL URL (any driver: `postgresql://`, `postgresql+psycopg://`, ...)."""
     return make_url(url).get_backend_name() == "postgresql"
-
-
-def libpq_conninfo(sqlalchemy_url: str) -> str:
-    """The libpq connection string (`host=... dbname=...`) of a SQLAlchemy PostgreSQL URL, query options included.
-
-    Key/value form rather than a URI: values are quoted by psycopg, so passwords and `options` with spaces or
-    URL-special characters reach the server exactly as SQLAlchemy would pass them.
-    """
-    url = make_url(sqlalchemy_url)
-    parts = {"host": url.host, "port": url.port, "dbname": url.database, "user": url.username}
-    parts |= {"password": url.password, **{key: _last(value) for key, value in url.query.items()}}
-    return make_conninfo("", **{key: value for key, value in parts.items() if value is not None})
 
 
 @asynccontextmanager
@@ -67,15 +47,12 @@ async def open_checkpointer(
     serde = JsonPlusSerializer(allowed_msgpack_modules=[(kind.__module__, kind.__name__) for kind in allowed_types])
     async with AsyncExitStack() as stack:
         if is_postgres_url(url):
-            saver: BaseCheckpointSaver[str] = await _open_postgres(stack, url, serde)
+            from src.app.tools.store.postgres import open_postgres_checkpointer  # psycopg only when used
+
+            saver: BaseCheckpointSaver[str] = await open_postgres_checkpointer(stack, url, serde)
         else:
             saver = await _open_sqlite(stack, settings, serde)
         yield saver
-
-
-def _last(value: str | tuple[str, ...]) -> str:
-    """One value of a URL query parameter (the last, like libpq, when it is repeated)."""
-    return value[-1] if isinstance(value, tuple) else value
 
 
 async def _open_sqlite(stack: AsyncExitStack, settings: CSMSettings, serde: JsonPlusSerializer) -> AsyncSqliteSaver:
@@ -87,27 +64,3 @@ async def _open_sqlite(stack: AsyncExitStack, settings: CSMSettings, serde: Json
     except Exception as error:
         raise CheckpointerError(f"Cannot open the SQLite checkpointer at {path}: {error}") from error
     return saver
-
-
-async def _open_postgres(stack: AsyncExitStack, url: str, serde: JsonPlusSerializer) -> AsyncPostgresSaver:
-    """Create the tables over one direct connection (clear connection errors), then serve runs from a pool."""
-    conninfo = libpq_conninfo(url)
-    options: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
-    try:
-        async with await psycopg.AsyncConnection.connect(
-            conninfo, connect_timeout=CONNECT_TIMEOUT_S, **options
-        ) as connection:
-            await AsyncPostgresSaver(connection).setup()
-    except psycopg.Error as error:
-        where = make_url(url).render_as_string(hide_password=True)
-        raise CheckpointerError(f"Cannot open the PostgreSQL checkpointer at {where}: {error}") from error
-    pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
-        conninfo,
-        min_size=1,
-        max_size=POSTGRES_POOL_SIZE,
-        kwargs=options,
-        open=False,
-        check=AsyncConnectionPool.check_connection,
-    )
-    await stack.enter_async_context(pool)
-    return AsyncPostgresSaver(pool, serde=serde)
