@@ -1,8 +1,8 @@
 """`ChatPoster` on the host platform's chat service, which takes a message with `space_name`, `text`, `thread_key`.
 
 The service's method is looked up by name (`PLATFORM_CHAT_METHOD`): it is a chat post, not mail, but it shares
-its name with the standard library's mail call, which the draft-only scan of `src/` forbids calling by name. A key already posted
-is never posted again (a ledger under `CSM_DATA_DIR/platform/`).
+its name with the standard library's mail call, which the draft-only scan of `src/` forbids calling by name.
+A key already posted is never posted again (a ledger under `CSM_DATA_DIR/platform/`).
 """
 
 from __future__ import annotations
