@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -16,14 +17,22 @@ from src.app.analysis.health import CSMHealthScorer
 from src.app.config import OFFLINE_MODEL, CSMSettings
 from src.app.tools.chat import ChatPoster
 from src.app.tools.chat.outbox import LocalChatOutbox
+from src.app.tools.chat.platform_chat import PLATFORM_CHAT_METHODS, PlatformChat
+from src.app.tools.delivery import DeliveryLedger
 from src.app.tools.events import EventBus
 from src.app.tools.events.in_process import InProcessEventBus
+from src.app.tools.events.platform_bus import PLATFORM_BUS_METHODS, PlatformEventBus
 from src.app.tools.llm import LLMService
 from src.app.tools.llm.litellm_service import LiteLLMService
 from src.app.tools.llm.offline import OfflineLLMService
+from src.app.tools.llm.platform_llm import PLATFORM_LLM_METHODS, PlatformLLM
 from src.app.tools.mail import MailDrafts
 from src.app.tools.mail.outbox import LocalOutbox
+from src.app.tools.mail.platform_gmail import PLATFORM_GMAIL_METHODS, PlatformGmailDrafts
+from src.app.tools.platform import pick_shape
 from src.app.tools.store import CSMStore
+from src.app.tools.store.overlay import AccountOverlay
+from src.app.tools.store.platform_notion import PLATFORM_NOTION_METHODS, PlatformNotionStore
 from src.app.tools.store.sql import SQLStore
 
 
@@ -202,3 +211,106 @@ def embedded_context() -> CSMContext:
     """This process's context from `CSMSettings()`, built once on first use (runs that bring no context use it)."""
     settings = CSMSettings()
     return build_context(settings, scorer=scorer_from_settings(settings))
+
+
+# -- the seed's platform services: accepted by duck typing, wrapped in our Protocols ------------------------------
+
+ServiceShape = Literal["ours", "platform"]
+_STORE_METHODS: Final = tuple(n for n, v in vars(CSMStore).items() if callable(v) and not n.startswith("_"))
+SERVICE_SHAPES: Final[dict[str, dict[str, tuple[str, ...]]]] = {
+    "notion_csm": {"ours": _STORE_METHODS, "platform": PLATFORM_NOTION_METHODS},
+    "gmail_service": {"ours": ("create_draft",), "platform": PLATFORM_GMAIL_METHODS},
+    "chat_service": {"ours": ("post",), "platform": PLATFORM_CHAT_METHODS},
+    "event_bus": {"ours": ("publish",), "platform": PLATFORM_BUS_METHODS},
+    "llm_service": {"ours": ("complete",), "platform": PLATFORM_LLM_METHODS},
+    "sales_agent": {"ours": ("execute",)},
+}
+"""Per agent argument, the methods of our Protocol ("ours") and of the platform's service ("platform")."""
+_KEYED: Final = {"gmail_service": "create_draft", "event_bus": "publish"}
+"""Arguments whose two shapes share a method name: ours takes an `idempotency_key` keyword, the platform's not."""
+
+
+def service_shape(role: str, service: object) -> ServiceShape | None:
+    """Which shape an agent argument has (None: not given, or the seed's bare `llm_service=object()`).
+
+    Raises:
+        ServiceShapeError: the object has neither shape; the message names each missing method.
+    """
+    if service is None or (role == "llm_service" and type(service) is object):
+        return None
+    shape: ServiceShape = "ours" if pick_shape(role, service, SERVICE_SHAPES[role]) == "ours" else "platform"
+    if role in _KEYED:
+        shape = "ours" if _takes_keyword(getattr(service, _KEYED[role]), "idempotency_key") else "platform"
+    return shape
+
+
+def _takes_keyword(method: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def platform_context(
+    settings: CSMSettings,
+    *,
+    agent_id: str,
+    notion_csm: Any = None,
+    store: CSMStore | None = None,
+    llm_service: Any = None,
+    gmail_service: Any = None,
+    chat_service: Any = None,
+    event_bus: Any = None,
+    scorer: CSMHealthScorer | None = None,
+    sales: TaskExecutor | None = None,
+) -> CSMContext:
+    """A context from the seed's agent arguments: ours used as they are, the platform's wrapped, the rest defaulted.
+
+    The platform's services keep no idempotency keys, so their wrappers record what they delivered in ledgers under
+    `CSM_DATA_DIR/platform/`; the platform's Notion adapter holds accounts, scores and pages, and an inner store
+    (`store`, else the configured one) everything else. Nothing connects here.
+    """
+
+    def ledger(name: str) -> DeliveryLedger:
+        return DeliveryLedger(settings.data_dir / "platform" / f"{name}.jsonl")
+
+    if service_shape("notion_csm", notion_csm) == "platform":
+        store = PlatformNotionStore(notion_csm, store or store_from_settings(settings), ledger("notion"))
+    else:
+        store = notion_csm or store or store_from_settings(settings)
+    llm_shape = service_shape("llm_service", llm_service)
+    llm: LLMService | None = PlatformLLM(llm_service) if llm_shape == "platform" else llm_service if llm_shape else None
+    mail: MailDrafts | None = gmail_service
+    if service_shape("gmail_service", gmail_service) == "platform":
+        mail = PlatformGmailDrafts(gmail_service, store, ledger("drafts"))
+    chat: ChatPoster | None = chat_service
+    if service_shape("chat_service", chat_service) == "platform":
+        chat = PlatformChat(chat_service, ledger("chat"))
+    events: EventBus | None = event_bus
+    if service_shape("event_bus", event_bus) == "platform":
+        events = PlatformEventBus(event_bus, ledger("events"), source_agent_id=agent_id)
+    return build_context(
+        settings,
+        store=store,
+        llm=llm,
+        mail=mail,
+        chat=chat,
+        events=events,
+        scorer=scorer,
+        sales=sales,
+    )
+
+
+def for_caller(
+    context: CSMContext, caller_context: Mapping[str, Any], *, overlays: Mapping[str, Mapping[str, Any]] | None = None
+) -> CSMContext:
+    """The context of one task: the caller's context, the platform bus bound to its tenant, account overlays laid.
+
+    `overlays` are field values laid over some accounts' records as they are read (see `AccountOverlay`).
+    """
+    events = context.events
+    if isinstance(events, PlatformEventBus):
+        events = events.for_caller(caller_context)
+    store = AccountOverlay(context.store, overlays) if overlays else context.store
+    return replace(context, caller_context=dict(caller_context), events=events, store=store)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 from pydantic_core import to_jsonable_python
 
 UsageTrend = Literal["growing", "stable", "declining", "inactive"]
@@ -207,15 +207,34 @@ class FeatureAdoptionReport(BaseModel):
 
 
 class CSMHandoffRequest(BaseModel):
-    """The payload the CSM side hands to the Sales side for one expansion opportunity."""
+    """The payload the CSM side hands to the Sales side for one expansion opportunity (SPEC §3 keys and more).
+
+    `evidence` is one string, as the platform's `ExpansionOpportunity` has it; the list is `evidence_items`
+    (a payload that still sends a list as `evidence` is accepted). `idempotency_key` is the same on every rerun
+    in the quarter, so a Sales agent can drop repeats.
+    """
 
     type: SalesTaskType = SALES_TASK_TYPE
     account_id: str
     opportunity_type: OpportunityType
-    evidence: list[str]
+    evidence: str
     estimated_arr_impact: float
     recommended_talk_track: str
     confidence: Confidence
+    evidence_items: list[str] = Field(default_factory=list)
+    idempotency_key: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _evidence_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("evidence"), list):
+            items = [str(item) for item in data["evidence"]]
+            data = {**data, "evidence": "; ".join(items), "evidence_items": data.get("evidence_items") or items}
+        return data
+
+    def evidence_list(self) -> list[str]:
+        """The evidence as a list of facts (`evidence_items`, else the one string)."""
+        return list(self.evidence_items) or [self.evidence]
 
 
 class SupervisorRoute(BaseModel):

@@ -21,8 +21,12 @@ class SalesHandoff(TypedDict):
     """The account the opportunity belongs to."""
     opportunity_type: OpportunityType
     """seats, module or integration."""
-    evidence: list[str]
-    """The deterministic facts behind the opportunity."""
+    evidence: str
+    """The deterministic facts behind the opportunity, as one string (the platform's shape)."""
+    evidence_items: NotRequired[list[str]]
+    """The same facts as a list."""
+    idempotency_key: NotRequired[str]
+    """The hand-off's key: the same on every rerun in the quarter."""
     estimated_arr_impact: float
     """Estimated additional ARR."""
     recommended_talk_track: str

@@ -109,7 +109,11 @@ async def test_expansion_hands_off_non_low_opportunities_with_the_payload_keys(f
             "estimated_arr_impact",
             "recommended_talk_track",
             "confidence",
+            "evidence_items",
+            "idempotency_key",
         }
+        assert isinstance(payload["evidence"], str) and payload["evidence"] == "; ".join(payload["evidence_items"])
+        assert payload["idempotency_key"] == f"handoff:a:{payload['opportunity_type']}:Q4 2026"
         assert payload["type"] == "handle_expansion_opportunity" and payload["confidence"] != "low"
     assert types["seats"]["recommended_talk_track"] == "Scripted seats pitch."
 

@@ -130,16 +130,27 @@ async def test_llm_text_cannot_choose_account_period_trigger_or_figures(fakes: F
     assert await ctx.store.accounts_with_qbr("Q1 1999") == set()
 
 
-async def test_adoption_and_expansion_write_nothing_without_a_usable_reply(fakes: Fakes, ctx: CSMContext) -> None:
-    llm = ScriptedLLM({"AdoptionInsights": [json.dumps({"summary": ""})], "ExpansionPitches": [RateLimitError("429")]})
-    ctx = replace(ctx, llm=llm)
+async def test_adoption_writes_nothing_without_a_usable_reply(fakes: Fakes, ctx: CSMContext) -> None:
+    ctx = replace(ctx, llm=ScriptedLLM({"AdoptionInsights": [json.dumps({"summary": ""})]}))
     await ctx.store.upsert_accounts([make_account("a", EXPANSION_READY)])
-    agent = agent_on(ctx)
-    adoption = await agent.execute({"type": "track_feature_adoption", "account_id": "a"}, {})
-    expansion = await agent.execute({"type": "check_expansion", "account_id": "a"}, {})
-    assert adoption["partial"] is True and expansion["partial"] is True
+    adoption = await agent_on(ctx).execute({"type": "track_feature_adoption", "account_id": "a"}, {})
+    assert adoption["partial"] is True
     assert fakes.sales.tasks == []
     await nothing_written(fakes)
+
+
+@pytest.mark.parametrize("fault", [RateLimitError("429"), "", json.dumps({"opportunities": "nope"})])
+async def test_expansion_keeps_the_rules_findings_when_the_llm_fails(fakes: Fakes, ctx: CSMContext, fault: Any) -> None:
+    """Issue 13: the opportunities come from rules, so they are recorded, drafted and handed off; only prose is lost."""
+    ctx = replace(ctx, llm=ScriptedLLM({"ExpansionPitches": [fault]}))
+    await ctx.store.upsert_accounts([make_account("a", EXPANSION_READY)])
+    result = await agent_on(ctx).execute({"type": "check_expansion", "account_id": "a"}, {})
+    assert "partial" not in result and result["opportunities_found"] >= 2
+    assert all(o["recommended_talk_track"].startswith("Open with the evidence: ") for o in result["opportunities"])
+    assert len(await fakes.store.list_opportunities(10)) == result["opportunities_found"]
+    assert result["draft_id"] is not None and len(fakes.mail.drafts) == 1
+    assert len(fakes.sales.tasks) == result["dispatched_to_sales"] >= 1
+    assert any(error["stage"] in ("call_llm", "parse_response") for error in result["errors"])
 
 
 async def test_expansion_pitches_cannot_invent_opportunities_or_accounts(fakes: Fakes, ctx: CSMContext) -> None:

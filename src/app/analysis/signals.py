@@ -111,15 +111,40 @@ def _derive_days_to_renewal(
     return []
 
 
+ESSENTIAL_IDENTITY: tuple[str, ...] = ("account_id", "name")
+"""Identity fields without which an account cannot be scored, alerted or drafted; any other bad field is dropped."""
+
+
 def parse_identity(record: Mapping[str, Any]) -> AccountRecord:
     """Validate only a raw record's identity fields (`IDENTITY_FIELDS`); the detail fields are left empty.
 
     What a health scan and its alerts use of an account, checked without the cost of its tickets and history.
+    An invalid field other than `ESSENTIAL_IDENTITY` (`arr: "lots"`) is left at its default: `identity_problems`
+    names it.
 
     Raises:
-        AccountDataError: kind "invalid_data", naming every invalid identity field and its value.
+        AccountDataError: kind "invalid_data", naming every invalid essential field and its value.
     """
-    return parse_account({name: record[name] for name in IDENTITY_FIELDS if name in record})
+    return read_identity(record)[0]
+
+
+def identity_problems(record: Mapping[str, Any]) -> list[str]:
+    """The invalid non-essential identity fields of a record, each named with its value (see `parse_identity`)."""
+    return read_identity(record)[1]
+
+
+def read_identity(record: Mapping[str, Any]) -> tuple[AccountRecord, list[str]]:
+    """The record's identity with its invalid non-essential fields left at their defaults, and those problems."""
+    identity = {name: record[name] for name in IDENTITY_FIELDS if name in record}
+    try:
+        return AccountRecord.model_validate(identity), []
+    except ValidationError as error:
+        details = error.errors(include_url=False)
+    problems = [_describe(AccountRecord, detail) for detail in details]
+    if any(detail["loc"][:1] and detail["loc"][0] in ESSENTIAL_IDENTITY for detail in details):
+        raise AccountDataError(_account_id(record), problems, kind="invalid_data")
+    bad = {detail["loc"][0] for detail in details if detail["loc"]}
+    return parse_account({k: v for k, v in identity.items() if k not in bad}), problems
 
 
 def parse_account(record: Mapping[str, Any]) -> AccountRecord:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from src.app.analysis.health import CSMHealthScorer, weakest_signals
 from src.app.analysis.signals import AccountDataError, days_until, parse_account, signals_from_record
-from src.app.context import CSMContext
+from src.app.context import CSMContext, scorer_from_settings
 from src.app.schemas import AccountRecord, CSMHealthScore, CSMHealthSignals
 
 
@@ -42,7 +42,7 @@ async def snapshot(ctx: CSMContext, account_id: str) -> AccountSnapshot:
             data_problem=str(problem),
         )
     previous = (await ctx.store.latest_scores([account_id])).get(account_id)
-    score = require_scorer(ctx).score(signals, account_id, previous=previous, computed_at=now)
+    score = task_scorer(ctx).score(signals, account_id, previous=previous, computed_at=now)
     return AccountSnapshot(
         record=record,
         account=account,
@@ -90,6 +90,11 @@ def account_brief(account: AccountRecord, days_to_renewal: int | None) -> dict[s
         "plan": account.plan,
         "days_to_renewal": days_to_renewal,
     }
+
+
+def task_scorer(ctx: CSMContext) -> CSMHealthScorer:
+    """The configured scorer, else the default one from settings: only a health scan requires one configured."""
+    return ctx.scorer if ctx.scorer is not None else scorer_from_settings(ctx.settings)
 
 
 def require_scorer(ctx: CSMContext) -> CSMHealthScorer:

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.context import CSMContext
 from src.app.nodes.account_facts import account_brief, snapshot
-from src.app.nodes.delivery import audit, data_error, draft_for_rep, parsed_output
+from src.app.nodes.delivery import audit, data_error, draft_for_rep
 from src.app.nodes.llm import prompt_requests
 from src.app.nodes.render import Section
 from src.app.prompts import expansion as prompt
@@ -53,7 +53,9 @@ async def draft_opportunities(state: WorkState, runtime: Runtime[CSMContext]) ->
     facts = state.get("facts", {}).get(account_id)
     if facts is None:
         return {"result": {**result, "opportunities_found": 0, "notion_page_ids": [], "draft_id": None}}
-    pitches = ExpansionPitches.model_validate(parsed_output(state, account_id))
+    # The opportunities come from the rules: when the LLM gave no usable talk tracks (its error is in `errors`),
+    # they are still recorded, drafted and handed off, each with the deterministic talk track.
+    pitches = ExpansionPitches.model_validate(state.get("parsed", {}).get(account_id) or {})
     opportunities = merge_pitches(account_id, facts["candidates"], pitches)
     quarter = current_quarter(ctx.clock(), ctx.settings.tz)
     draft = await draft_for_rep(
@@ -87,13 +89,9 @@ async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> di
     """
     ctx = runtime.context
     result = dict(state["result"])
-    payloads = [
-        CSMHandoffRequest(**{k: v for k, v in o.items() if k != "account_id"}, account_id=o["account_id"])
-        for o in result["opportunities"]
-        if o["confidence"] != "low"
-    ]
-    dispatch_results: list[dict[str, Any]] = []
     quarter = current_quarter(ctx.clock(), ctx.settings.tz)
+    payloads = [handoff_request(o, quarter) for o in result["opportunities"] if o["confidence"] != "low"]
+    dispatch_results: list[dict[str, Any]] = []
     for payload in payloads:
         if ctx.sales is not None:
             dispatch_results.append(await ctx.sales.execute(payload.model_dump(), dict(ctx.caller_context)))
@@ -101,7 +99,7 @@ async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> di
             ctx,
             artifact="handoff",
             target="sales" if ctx.sales is not None else "sales_graph",
-            key=f"handoff:{payload.account_id}:{payload.opportunity_type}:{quarter}",
+            key=str(payload.idempotency_key),
             account_id=payload.account_id,
             task_type="check_expansion",
             detail={"confidence": payload.confidence, "estimated_arr_impact": payload.estimated_arr_impact},
@@ -119,13 +117,23 @@ async def handoff_to_sales(state: WorkState, runtime: Runtime[CSMContext]) -> di
     return {"result": jsonable(result), "handoffs": handoffs}
 
 
+def handoff_request(opportunity: dict[str, Any], quarter: str) -> CSMHandoffRequest:
+    """The SPEC §3 payload of one opportunity, its evidence as one string, keyed once per account, type and quarter."""
+    fields = {k: v for k, v in opportunity.items() if k != "evidence"}
+    key = f"handoff:{opportunity['account_id']}:{opportunity['opportunity_type']}:{quarter}"
+    evidence = [str(item) for item in opportunity["evidence"]]
+    return CSMHandoffRequest(**fields, evidence="; ".join(evidence), evidence_items=evidence, idempotency_key=key)
+
+
 def sales_handoff(payload: CSMHandoffRequest) -> SalesHandoff:
     """The typed hand-off record for the Sales graph: the SPEC §3 payload plus why it was handed over."""
     return SalesHandoff(
         type=payload.type,
         account_id=payload.account_id,
         opportunity_type=payload.opportunity_type,
-        evidence=list(payload.evidence),
+        evidence=payload.evidence,
+        evidence_items=payload.evidence_list(),
+        idempotency_key=str(payload.idempotency_key),
         estimated_arr_impact=payload.estimated_arr_impact,
         recommended_talk_track=payload.recommended_talk_track,
         confidence=payload.confidence,

@@ -41,7 +41,8 @@ async def validate_handoff(
     except ValueError as problem:  # pydantic's ValidationError is a ValueError too
         log.warning("sales_handoff_rejected", account_id=_field(handoff, "account_id"), error=_describe(problem))
         return Command(goto="__end__", update={"sales_results": [rejected_result(handoff, _describe(problem))]})
-    opportunity = ExpansionOpportunity.model_validate(payload.model_dump(exclude={"type"}))
+    fields = payload.model_dump(exclude={"type", "evidence", "evidence_items", "idempotency_key"})
+    opportunity = ExpansionOpportunity.model_validate({**fields, "evidence": payload.evidence_list()})
     return Command(
         goto="record_opportunity",
         update={

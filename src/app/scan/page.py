@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.scan import score_book
-from src.app.analysis.signals import AccountDataError, parse_identity
+from src.app.analysis.signals import AccountDataError, identity_problems
 from src.app.schemas import CSMHealthScore
 from src.app.state import WorkError
 from src.app.tasks import HealthScanTask
@@ -116,20 +116,24 @@ def apply_overrides(records: list[dict[str, Any]], spec: ScanSpec) -> list[dict[
 def _with_valid_identity(
     scores: list[CSMHealthScore], records: list[dict[str, Any]]
 ) -> tuple[list[CSMHealthScore], list[WorkError]]:
-    """Drop the scores of accounts whose identity fields are invalid (they could not be alerted or drafted).
+    """Drop the scores of accounts whose essential identity is invalid (they could not be alerted or drafted).
 
     Only the identity fields are checked: the detail fields (tickets, usage history...) are the business of the
-    tasks that read them, and a whole-book scan does not even load them.
+    tasks that read them, and a whole-book scan does not even load them. A bad field that is not essential
+    (`arr: "lots"`) is reported and the score kept.
     """
     by_id = {str(record.get("account_id")): record for record in records}
     valid, errors = [], []
     for score in scores:
         try:
-            parse_identity(by_id[score.account_id])
+            problems = identity_problems(by_id[score.account_id])
         except AccountDataError as problem:
             errors.append(WorkError(account_id=score.account_id, stage="score_accounts", message=str(problem)))
-        else:
-            valid.append(score)
+            continue
+        valid.append(score)
+        if problems:
+            message = f"account {score.account_id} was scored; ignored invalid fields: " + "; ".join(problems)
+            errors.append(WorkError(account_id=score.account_id, stage="identity", message=message))
     return valid, errors
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -14,11 +13,11 @@ from src.app.agents.customer_success.runs import invoke_resumable, run_thread_id
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.signals import parse_account
 from src.app.config import CSMSettings, redact_secrets
-from src.app.context import CSMContext, TaskExecutor, build_context
+from src.app.context import CSMContext, TaskExecutor, for_caller, platform_context, service_shape
 from src.app.graph.customer_success import build_customer_success_graph
 from src.app.nodes.account_facts import load_account
 from src.app.nodes.alerts import dispatch_churn_alert, fallback_narrative
-from src.app.schemas import AccountRecord, CSMAlertResult, CSMHealthScore
+from src.app.schemas import AccountRecord, CollectionsRisk, CSMAlertResult, CSMHealthScore
 from src.app.state import CSMState
 from src.app.tasks import check_task_type
 from src.app.tools.chat import ChatPoster
@@ -29,6 +28,10 @@ from src.app.tools.llm.usage import metered
 from src.app.tools.mail import MailDrafts
 from src.app.tools.store import CSMStore
 
+PLATFORM_BREAKDOWN_NAMES: dict[str, str] = {"support_tickets": "support"}
+"""Our `signal_breakdown` keys that the platform's schema names differently; results carry both names."""
+COLLECTIONS_BANDS: tuple[CollectionsRisk, ...] = ("GREEN", "AMBER", "RED", "CRITICAL")
+
 
 class CustomerSuccessAgent(BaseAgent):
     """Scores account health, raises churn alerts, writes QBRs, finds expansion and reports adoption."""
@@ -37,10 +40,10 @@ class CustomerSuccessAgent(BaseAgent):
         self,
         registration: AgentRegistration,
         llm_service: LLMService | object,
-        notion_csm: CSMStore | None = None,
-        gmail_service: MailDrafts | None = None,
-        chat_service: ChatPoster | None = None,
-        event_bus: EventBus | None = None,
+        notion_csm: CSMStore | object | None = None,
+        gmail_service: MailDrafts | object | None = None,
+        chat_service: ChatPoster | object | None = None,
+        event_bus: EventBus | object | None = None,
         health_scorer: CSMHealthScorer | None = None,
         sales_agent: TaskExecutor | None = None,
         *,
@@ -49,6 +52,15 @@ class CustomerSuccessAgent(BaseAgent):
         checkpointer: BaseCheckpointSaver[str] | None = None,
     ) -> None:
         super().__init__(registration)
+        for role, service in (
+            ("llm_service", llm_service),
+            ("notion_csm", notion_csm),
+            ("gmail_service", gmail_service),
+            ("chat_service", chat_service),
+            ("event_bus", event_bus),
+            ("sales_agent", sales_agent),
+        ):
+            service_shape(role, service)  # refuses, naming the missing method, what matches no accepted shape
         self._llm_service = llm_service
         self._notion_csm = notion_csm
         self._gmail_service = gmail_service
@@ -58,6 +70,7 @@ class CustomerSuccessAgent(BaseAgent):
         self._sales_agent = sales_agent
         self._settings = settings
         self._store = store
+        self._collections_risk: dict[str, CollectionsRisk] = {}
         self._base_context: CSMContext | None = None
         self._log = structlog.get_logger(__name__).bind(agent_id=registration.agent_id)
         self._graph = build_customer_success_graph()
@@ -92,7 +105,23 @@ class CustomerSuccessAgent(BaseAgent):
         handler = handlers[check_task_type(task)]
         with metered() as usage:
             result = await handler(task, context)
-        return result if "error" in result else {**result, "llm_usage": usage.summary()}
+        return result if "error" in result else with_platform_names({**result, "llm_usage": usage.summary()})
+
+    def receive_collections_risk(self, account_id: str, band: str) -> dict[str, Any]:
+        """Take the Collections agent's risk band for an account; every later score of it applies the band.
+
+        RED multiplies the score by 0.90 and CRITICAL by 0.80 (SPEC §6); GREEN and AMBER carry no penalty. The
+        band overrides the record's own `collections_risk` until another band arrives for the account.
+        """
+        if not isinstance(account_id, str) or not account_id.strip():
+            raise ValueError(f"receive_collections_risk needs a non-empty account_id, got {account_id!r}")
+        normalised = str(band).strip().upper()
+        if normalised not in COLLECTIONS_BANDS:
+            raise ValueError(f"collections risk band must be one of {', '.join(COLLECTIONS_BANDS)}, got {band!r}")
+        risk: CollectionsRisk = normalised
+        self._collections_risk[account_id] = risk
+        self._log.info("collections_risk_received", account_id=account_id, band=risk)
+        return {"account_id": account_id, "collections_risk": risk, "applies_to": "next score"}
 
     async def _handle_health_scan(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         return await self._run_subgraph(task, context)
@@ -140,22 +169,35 @@ class CustomerSuccessAgent(BaseAgent):
             self._settings = CSMSettings()
         return self._settings
 
-    def _context(self, caller_context: dict[str, Any]) -> CSMContext:
+    def _context(self, caller_context: dict[str, Any], task: dict[str, Any] | None = None) -> CSMContext:
         if self._base_context is None:
-            llm = self._llm_service if isinstance(self._llm_service, LLMService) else None
-            if llm is None:
-                self._log.info("llm_default", model=self.settings.llm_model)
-            self._base_context = build_context(
+            if service_shape("llm_service", self._llm_service) is None:
+                self._log.warning(
+                    "llm_default",
+                    model=self.settings.llm_model,
+                    reason="llm_service has neither complete() nor completion(); using the configured model",
+                )
+            self._base_context = platform_context(
                 self.settings,
-                store=self._notion_csm or self._store,
-                llm=llm,
-                mail=self._gmail_service,
-                chat=self._chat_service,
-                events=self._event_bus,
+                agent_id=self.agent_id,
+                notion_csm=self._notion_csm,
+                store=self._store,
+                llm_service=self._llm_service,
+                gmail_service=self._gmail_service,
+                chat_service=self._chat_service,
+                event_bus=self._event_bus,
                 scorer=self._health_scorer,
                 sales=self._sales_agent,
             )
-        return replace(self._base_context, caller_context=dict(caller_context))
+        return for_caller(self._base_context, caller_context, overlays=self._overlays(task or {}))
+
+    def _overlays(self, task: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """What the agent knows beyond the records: collections risk bands, and a one-account task's `signals`."""
+        overlays: dict[str, dict[str, Any]] = {a: {"collections_risk": b} for a, b in self._collections_risk.items()}
+        signals, account_id = task.get("signals"), task.get("account_id")
+        if task.get("type") != "health_scan" and isinstance(signals, dict) and isinstance(account_id, str):
+            overlays[account_id] = {**overlays.get(account_id, {}), **signals}
+        return overlays
 
     async def _invoke(self, state: CSMState, ctx: CSMContext) -> dict[str, Any]:
         """Run the graph; a one-account task runs on its deterministic, resumable thread when checkpointing is on.
@@ -180,7 +222,7 @@ class CustomerSuccessAgent(BaseAgent):
         log = self._log.bind(task_type=task_type, account_id=task.get("account_id"))
         try:
             state = CSMState(task=copy.deepcopy(task))
-            output = await self._invoke(state, self._context(context))
+            output = await self._invoke(state, self._context(context, task))
         except Exception as error:  # noqa: BLE001 - fail-open contract of SPEC §3
             message = redact_secrets(str(error), self.settings)
             log.warning("task_failed", error_type=type(error).__name__, error=message)
@@ -190,3 +232,21 @@ class CustomerSuccessAgent(BaseAgent):
             log.warning("sales_handoff_skipped", reason="no sales agent configured", count=len(output["handoffs"]))
         log.info("task_done", confidence=result.get("confidence"))
         return result
+
+
+def with_platform_names(result: dict[str, Any]) -> dict[str, Any]:
+    """The result with each score's `signal_breakdown` also under the platform's key names (ours kept)."""
+    scores = result.get("health_scores")
+    if isinstance(scores, list):
+        result["health_scores"] = [_platform_score(score) for score in scores]
+    if isinstance(result.get("health_score"), dict):
+        result["health_score"] = _platform_score(result["health_score"])
+    return result
+
+
+def _platform_score(score: Any) -> Any:
+    breakdown = score.get("signal_breakdown") if isinstance(score, dict) else None
+    if not isinstance(breakdown, dict):
+        return score
+    extra = {theirs: breakdown[ours] for ours, theirs in PLATFORM_BREAKDOWN_NAMES.items() if ours in breakdown}
+    return {**score, "signal_breakdown": {**breakdown, **extra}}

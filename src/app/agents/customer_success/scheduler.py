@@ -18,16 +18,17 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from src.app.analysis.signals import days_until
-from src.app.context import utc_now
+from src.app.config import CSMSettings
+from src.app.context import platform_context, service_shape, utc_now
 from src.app.tasks import quarter_label
 from src.app.tools.llm.usage import metered
 from src.app.tools.store import CSMStore
@@ -88,8 +89,9 @@ class CSMScheduler:
     def __init__(
         self,
         csm_agent: SchedulableAgent,
-        notion_csm: CSMStore | None = None,
+        notion_csm: CSMStore | object | None = None,
         *,
+        context: Mapping[str, Any] | None = None,
         store: CSMStore | None = None,
         timezone: str = "UTC",
         scheduler: Any = None,
@@ -99,7 +101,8 @@ class CSMScheduler:
         lease: timedelta = DEFAULT_LEASE,
     ) -> None:
         self._agent = csm_agent
-        self._source = notion_csm or store
+        self._source = _source_store(csm_agent, notion_csm) or store
+        self._caller = dict(context or {})
         self._tz = ZoneInfo(timezone)
         self._scheduler = scheduler
         self._qbr_concurrency = qbr_concurrency
@@ -208,7 +211,7 @@ class CSMScheduler:
         store = self._store()
         accounts = await store.load_accounts()
         latest = await store.latest_scores([str(a["account_id"]) for a in accounts])
-        renewal = {str(a["account_id"]): days_until(a.get("contract_end_date"), now=now, tz=self._tz) for a in accounts}
+        renewal, bad_dates = self._renewals(accounts, now)
         at_risk = {
             account_id: days
             for account_id, days in renewal.items()
@@ -217,10 +220,13 @@ class CSMScheduler:
             and account_id in latest
             and latest[account_id].rag in AT_RISK_RAGS
         }
-        summary = {"ok": 0, "failed": 0, "skipped": 0, "rechecked": len(at_risk)}
+        summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "rechecked": len(at_risk)}
         if at_risk:
             task = {"type": "health_scan", "account_ids": sorted(at_risk), "days_to_renewal": at_risk}
             summary |= _scan_summary(await self._execute(task, "csm_daily_contract_check"))
+        if bad_dates:  # reported, and the rest of the book is checked
+            summary["failed"] += len(bad_dates)
+            summary["errors"] = bad_dates
         period = quarter_label(now.astimezone(self._tz))
         renewing = [a for a, days in renewal.items() if days is not None and 0 <= days <= QBR_RENEWAL_WINDOW_DAYS]
         qbrs = await self._qbrs(sorted(renewing), period, "contract_proximity", "csm_daily_contract_check")
@@ -228,6 +234,21 @@ class CSMScheduler:
         for count in ("failed", "skipped"):
             summary[count] += qbrs[count]
         return summary
+
+    def _renewals(
+        self, accounts: list[dict[str, Any]], now: datetime
+    ) -> tuple[dict[str, int | None], list[dict[str, str]]]:
+        """Days to renewal per account; an unparsable contract end is reported for its account, not raised."""
+        renewal: dict[str, int | None] = {}
+        bad: list[dict[str, str]] = []
+        for account in accounts:
+            account_id, end = str(account["account_id"]), account.get("contract_end_date")
+            try:
+                renewal[account_id] = days_until(end, now=now, tz=self._tz)
+            except (TypeError, ValueError):
+                log.warning("contract_end_date_unparsable", account_id=account_id, value=repr(end)[:80])
+                bad.append({"account_id": account_id, "message": f"contract_end_date={end!r:.80} is not a valid date"})
+        return renewal, bad
 
     async def run_quarterly_qbr(self) -> dict[str, Any]:
         """A QBR for every active account for the current quarter (accounts that have one are skipped)."""
@@ -250,7 +271,7 @@ class CSMScheduler:
         return {"ok": len(results) - failed, "failed": failed, "skipped": len(account_ids) - len(todo)}
 
     async def _execute(self, task: dict[str, Any], job_id: str) -> dict[str, Any]:
-        return await self._agent.execute(task, {"job_id": job_id, "scheduler": self._owner})
+        return await self._agent.execute(task, {**self._caller, "job_id": job_id, "scheduler": self._owner})
 
     def _store(self) -> CSMStore:
         return self._source or self._agent.store
@@ -267,6 +288,17 @@ class CSMScheduler:
         self._thread = threading.Thread(target=self._loop.run_forever, name="csm-scheduler-loop", daemon=True)
         self._thread.start()
         return self._loop
+
+
+def _source_store(agent: SchedulableAgent, notion_csm: CSMStore | object | None) -> CSMStore | None:
+    """The store to plan jobs from: ours as is; the platform's Notion adapter through the agent's wrapper of it."""
+    if notion_csm is None or service_shape("notion_csm", notion_csm) == "ours":
+        return cast(CSMStore | None, notion_csm)
+    wrapped = agent.store
+    if getattr(agent, "_notion_csm", None) is notion_csm:
+        return wrapped
+    settings = getattr(agent, "settings", None) or CSMSettings()
+    return platform_context(settings, agent_id="csm-scheduler", notion_csm=notion_csm, store=wrapped).store
 
 
 def _scan_summary(result: dict[str, Any]) -> dict[str, Any]:
