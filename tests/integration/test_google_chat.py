@@ -91,7 +91,9 @@ async def test_messages_to_the_space_are_paced(settings: CSMSettings, gchat: Goo
         await chat.post(alert(f"m{n}"), idempotency_key=f"k{n}")
 
     arrivals = [posted.at for posted in gchat.messages]
-    assert all(later - earlier >= 0.18 for earlier, later in zip(arrivals, arrivals[1:], strict=False))
+    # 3 messages at 5/s span at least 0.4 s; the span, not each gap, so a busy machine delaying one arrival
+    # (while the next is on time) cannot fail it.
+    assert len(arrivals) == 3 and arrivals[-1] - arrivals[0] >= 0.36
 
 
 async def test_a_429_waits_for_retry_after_and_a_5xx_backs_off(gchat: GoogleChatServer, tmp_path: Path) -> None:

@@ -62,6 +62,10 @@ class RunClaim(BaseModel):
     reason: str | None = None
 
 
+class CheckpointerError(RuntimeError):
+    """The checkpoint database could not be opened (the message never contains a password)."""
+
+
 class CSMStore(Protocol):
     """System of record for accounts and everything the agent produces; every write is idempotent by key."""
 

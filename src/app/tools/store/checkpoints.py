@@ -19,14 +19,11 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from sqlalchemy.engine import make_url
 
 from src.app.config import CSMSettings
+from src.app.tools.store import CheckpointerError
 
 log = structlog.get_logger(__name__)
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
-
-
-class CheckpointerError(RuntimeError):
-    """The checkpoint database could not be opened (the message never contains a password)."""
 
 
 def is_postgres_url(url: str) -> bool:

@@ -16,7 +16,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
-from src.app.tools.store.checkpoints import CheckpointerError
+from src.app.tools.store import CheckpointerError
 
 POSTGRES_POOL_SIZE = 4
 CONNECT_TIMEOUT_S = 10
