@@ -98,7 +98,7 @@ async def test_llm_failure_still_alerts_with_a_deterministic_narrative(ctx: CSMC
 
 
 async def test_bad_records_are_reported_and_good_ones_scored(ctx: CSMContext) -> None:
-    sparse = {"usage_trend": "stable", "feature_adoption_rate": 0.5}  # with the renewal date, 45 of 100 points: below the floor
+    sparse = {"usage_trend": "stable", "feature_adoption_rate": 0.5}  # 45 of 100 points: below the floor
     partial = {k: v for k, v in HEALTHY.items() if k not in ("stakeholder_engagement", "seats_utilization_rate")}
     await ctx.store.upsert_accounts(
         [
