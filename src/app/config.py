@@ -44,6 +44,10 @@ class CSMSettings(BaseSettings):
     green_threshold: float = Field(default=70, ge=0, le=100)
     amber_threshold: float = Field(default=40, ge=0, le=100)
     churn_window_days: int = Field(default=60, ge=0)
+    scorecard: Path | None = Field(
+        default=None,
+        description="A scorecard file (TOML), or a set of scorecards chosen by segment; unset: the shipped default.",
+    )
     alert_cooldown_days: int = Field(default=7, ge=0)
     max_alerts_per_scan: int = Field(default=5, ge=0)
     scan_processes: int | None = Field(

@@ -14,6 +14,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from src.app.analysis.health import CSMHealthScorer
+from src.app.analysis.scorecards import load_scorecard_set
 from src.app.config import OFFLINE_MODEL, CSMSettings
 from src.app.tools.chat import ChatPoster
 from src.app.tools.chat.outbox import LocalChatOutbox
@@ -111,11 +112,16 @@ class CSMContext:
 
 
 def scorer_from_settings(settings: CSMSettings) -> CSMHealthScorer:
-    """A health scorer with the configured thresholds and churn window."""
+    """A health scorer with the configured thresholds and churn window, and the tenant's scorecard when set.
+
+    Raises:
+        ScorecardError: `CSM_SCORECARD` names a file that cannot be read or is invalid (naming field and line).
+    """
     return CSMHealthScorer(
         green_threshold=settings.green_threshold,
         amber_threshold=settings.amber_threshold,
         churn_window_days=settings.churn_window_days,
+        scorecards=None if settings.scorecard is None else load_scorecard_set(settings.scorecard),
     )
 
 

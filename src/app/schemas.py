@@ -52,6 +52,11 @@ class CSMHealthSignals(BaseModel):
     collections_risk: CollectionsRisk | None = None
 
 
+DEFAULT_SCORECARD_NAME = "default"
+DEFAULT_SCORECARD_VERSION = "1"
+"""The shipped scorecard; score rows stored before scorecards existed were computed by it (the seed scorer)."""
+
+
 class CSMHealthScore(BaseModel):
     """One account's deterministic health score with its per-signal breakdown and movement since last scan."""
 
@@ -64,12 +69,28 @@ class CSMHealthScore(BaseModel):
     computed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     previous_score: float | None = None
     signal_deltas: dict[str, float] = Field(default_factory=dict)
+    coverage: float | None = Field(
+        default=None, ge=0, le=1, description="Share of the scorecard's points whose signals were observed"
+    )
+    missing_signals: list[str] = Field(default_factory=list, description="Scorecard signals that were not observed")
+    scorecard_name: str = Field(default=DEFAULT_SCORECARD_NAME, description="The scorecard that computed the score")
+    scorecard_version: str = Field(default=DEFAULT_SCORECARD_VERSION, description="That scorecard's version")
+    alert_rule: bool | None = Field(
+        default=None, description="Whether the scorecard's alert rule fired; None: the default rule applies"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def should_alert(self) -> bool:
-        """Whether this score warrants a churn alert: RAG RED or churn risk high/critical."""
+        """Whether this score warrants a churn alert: the scorecard's rule, by default RAG RED or risk high/critical."""
+        if self.alert_rule is not None:
+            return self.alert_rule
         return self.rag == "RED" or self.churn_risk_level in ("high", "critical")
+
+    @property
+    def scorecard(self) -> tuple[str, str]:
+        """(name, version) of the scorecard: scores are compared only with scores of the same scorecard."""
+        return self.scorecard_name, self.scorecard_version
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -98,21 +98,27 @@ async def test_llm_failure_still_alerts_with_a_deterministic_narrative(ctx: CSMC
 
 
 async def test_bad_records_are_reported_and_good_ones_scored(ctx: CSMContext) -> None:
-    missing = {k: v for k, v in HEALTHY.items() if k != "invoice_payment_status"}
+    sparse = {"usage_trend": "stable", "feature_adoption_rate": 0.5}  # 45 of 100 points: below the floor
+    partial = {k: v for k, v in HEALTHY.items() if k not in ("stakeholder_engagement", "seats_utilization_rate")}
     await ctx.store.upsert_accounts(
         [
             make_account("good", HEALTHY),
-            make_account("missing", missing),
+            make_account("missing", sparse),
+            make_account("partial", partial),
             make_account("absurd", {**HEALTHY, "feature_adoption_rate": 65}),
         ]
     )
     result = await scan(ctx)
-    assert [s["account_id"] for s in result["health_scores"]] == ["good"]
+    assert [s["account_id"] for s in result["health_scores"]] == ["good", "partial"]
+    partial_score = result["health_scores"][1]
+    assert partial_score["coverage"] == 0.9
+    assert partial_score["missing_signals"] == ["seats_utilization_rate", "stakeholder_engagement"]
     messages = {e["account_id"]: e["message"] for e in result["errors"]}
-    assert "invoice_payment_status" in messages["missing"]
+    assert "is below the floor" in messages["missing"] and "invoice_payment_status" in messages["missing"]
     assert "feature_adoption_rate" in messages["absurd"] and "65" in messages["absurd"]
     assert result["confidence"] == "medium"
-    assert set((await ctx.store.latest_scores()).keys()) == {"good"}
+    assert set((await ctx.store.latest_scores()).keys()) == {"good", "partial"}
+    assert (await ctx.store.latest_scores())["partial"].scorecard == ("default", "1")
 
 
 async def test_previous_score_and_deltas_come_from_history(ctx: CSMContext) -> None:

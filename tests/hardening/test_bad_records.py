@@ -102,8 +102,9 @@ def books(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, list[Corrupt
                 record.pop(corruption.field, None)
             else:
                 record[corruption.field] = corruption.value
-        if corruptions:
-            corrupted[account_id] = corruptions
+        bad = [c for c in corruptions if c.value is not None]  # a missing signal lowers coverage, it is no error
+        if bad:
+            corrupted[account_id] = bad
         records.append(record)
     return records, corrupted
 
@@ -151,6 +152,11 @@ async def test_a_scan_over_any_book_scores_the_good_and_names_every_bad_record(
         unscorable = {a for a, cs in corrupted.items() if any(not c.identity or c.field == "name" for c in cs)}
         good = {r["account_id"] for r in records} - unscorable
         assert {s["account_id"] for s in result["health_scores"]} == good
+        for score in result["health_scores"]:  # required signals removed: scored, with them named as missing
+            record = next(r for r in records if r["account_id"] == score["account_id"])
+            removed = [name for name in REQUIRED_SIGNALS if name not in record]
+            assert set(removed) <= set(score["missing_signals"])
+            assert score["coverage"] < 1 or not removed
         assert set(await store.latest_scores()) == good
         drafted_for = {account_id for _, account_id, _ in mail.drafts.values()}
         assert drafted_for <= good and {m.thread_key for m in chat.messages.values()} <= good

@@ -166,9 +166,9 @@ def test_clear_expansion_candidates_of_every_type(
 
 def test_exactly_the_deliberately_bad_records_fail(outcome: ScanOutcome) -> None:
     errors = {error.account_id: error for error in outcome.errors}
-    assert set(errors) == set(BAD_RECORDS)
-    assert errors["acct-0017"].kind == "insufficient_data"
-    assert errors["acct-0017"].problems == ["missing required signal: invoice_payment_status"]
+    assert set(errors) == set(BAD_RECORDS) - {"acct-0017"}
+    partial = next(score for score in outcome.scores if score.account_id == "acct-0017")  # scored with coverage
+    assert (partial.coverage, partial.missing_signals) == (0.9, ["invoice_payment_status"])
     assert errors["acct-0058"].problems == ["feature_adoption_rate=65 is out of range (must be 0..1)"]
     assert errors["acct-0123"].problems == ["usage_trend='sideways' is not one of growing, stable, declining, inactive"]
 
@@ -188,9 +188,9 @@ def test_healthy_accounts_look_healthy(active: list[dict[str, Any]], scores: dic
     by_id = {account["account_id"]: account for account in active}
     green = [by_id[account_id] for account_id, score in scores.items() if score.rag == "GREEN"]
     red = [by_id[account_id] for account_id, score in scores.items() if score.rag == "RED"]
-    share_current = sum(a["invoice_payment_status"] == "current" for a in green) / len(green)
+    share_current = sum(a.get("invoice_payment_status") == "current" for a in green) / len(green)
     assert share_current > 0.8
-    assert sum(a["invoice_payment_status"] == "current" for a in red) / len(red) < 0.3
+    assert sum(a.get("invoice_payment_status") == "current" for a in red) / len(red) < 0.3
     assert _mean(a["feature_adoption_rate"] for a in green) > _mean(a["feature_adoption_rate"] for a in red) + 0.3
 
 

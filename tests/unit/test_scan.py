@@ -71,8 +71,7 @@ def scan(records: list[Mapping[str, Any]], previous: Mapping[str, CSMHealthScore
 
 
 def test_bad_records_do_not_stop_the_batch() -> None:
-    missing = {**HEALTHY, "account_id": "acct-missing"}
-    del missing["invoice_payment_status"]
+    missing = {"account_id": "acct-missing", "usage_trend": "stable", "feature_adoption_rate": 0.5}
     invalid = {**HEALTHY, "account_id": "acct-invalid", "feature_adoption_rate": 65}
     no_id = {key: value for key, value in HEALTHY.items() if key != "account_id"}
     records = [HEALTHY, missing, invalid, no_id, ExplodingRecord(), STRUGGLING]
@@ -83,7 +82,11 @@ def test_bad_records_do_not_stop_the_batch() -> None:
     errors = {error.account_id: error for error in outcome.errors}
     assert list(errors) == ["acct-missing", "acct-invalid", "<missing account_id #3>", "acct-exploding"]
     assert errors["acct-missing"].kind == "insufficient_data"
-    assert errors["acct-missing"].problems == ["missing required signal: invoice_payment_status"]
+    assert errors["acct-missing"].problems == [
+        "coverage 35% is below the floor of scorecard 'default' (50%); missing signals: login_frequency_days, "
+        "days_since_last_interaction, invoice_payment_status, support_tickets, days_to_renewal, "
+        "seats_utilization_rate, stakeholder_engagement, nps_score, escalation_count_90_days"
+    ]
     assert errors["acct-invalid"].kind == "invalid_data"
     assert "feature_adoption_rate=65 is out of range (must be 0..1)" in errors["acct-invalid"].message
     assert errors["<missing account_id #3>"].kind == "invalid_data"

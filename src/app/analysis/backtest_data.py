@@ -9,14 +9,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import ValidationError
 
 from src.app.analysis.derived_signals import tenure_days
 from src.app.analysis.scorecard_model import as_number
-from src.app.analysis.signals import SIGNAL_FIELDS, days_until, describe_validation_error
+from src.app.analysis.signals import OPTIONAL_SIGNALS, SIGNAL_FIELDS, days_until, describe_validation_error
 from src.app.schemas import CSMHealthSignals
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "churned", "t"})
@@ -54,18 +54,6 @@ class History:
 
     rows: list[HistoryRow] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
-
-
-def _optional_signals_model() -> type[BaseModel]:
-    """`CSMHealthSignals` with every field optional but every constraint kept (None means missing)."""
-    fields: dict[str, Any] = {}
-    for name, info in CSMHealthSignals.model_fields.items():
-        annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
-        fields[name] = (annotation | None, None)
-    return create_model("OptionalSignals", **fields)
-
-
-_OPTIONAL_SIGNALS = _optional_signals_model()
 
 
 def load_history(
@@ -171,7 +159,7 @@ def _signals(values: dict[str, Any], as_of: date, start_col: str | None) -> dict
         except (TypeError, ValueError):
             raise ValueError(f"contract_end_date={values['contract_end_date']!r} is not a valid ISO date") from None
     try:
-        signals = _OPTIONAL_SIGNALS.model_validate(raw).model_dump(exclude_none=True)
+        signals = OPTIONAL_SIGNALS.model_validate(raw).model_dump(exclude_none=True)
     except ValidationError as error:
         raise ValueError("; ".join(describe_validation_error(CSMHealthSignals, error))) from None
     if start_col and start_col in values and "tenure_days" not in values:

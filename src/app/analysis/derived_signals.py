@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 TREND_WINDOWS: tuple[int, ...] = (7, 30, 90)
 """Days over which `score_trends` fits a slope."""
 
 SECONDS_PER_DAY = 86_400.0
+
+START_DATE_FIELD = "start_date"
+"""The account field holding the date the customer started (its first contract), read for `tenure_days`."""
+
+TREND_FIELDS: tuple[str, ...] = tuple(f"score_trend_{days}d" for days in TREND_WINDOWS)
+DERIVED_FIELDS: tuple[str, ...] = ("tenure_days", *TREND_FIELDS)
+"""Signals computed here, not read from an account record: a scorecard may weight or alert on them."""
+
+ScoreHistory = Sequence[tuple[datetime, float]]
+"""An account's past scores as (when, score) pairs, from one scorecard."""
+
+StoredScores = Sequence[tuple[datetime, float, tuple[str, str]]]
+"""An account's stored scores as (when, score, (scorecard name, version)), from any scorecard."""
+
+
+def same_scorecard(stored: StoredScores, scorecard: tuple[str, str]) -> list[tuple[datetime, float]]:
+    """The stored scores computed by this scorecard (name, version): a trend never mixes scorecards."""
+    return [(when, score) for when, score, card in stored if card == scorecard]
+
+
+def derived_values(
+    account: Mapping[str, Any], wanted: Collection[str], *, as_of: datetime, history: ScoreHistory = ()
+) -> dict[str, Any]:
+    """The derived signals in `wanted` for one account (None when unknown; an unreadable start date too).
+
+    Args:
+        account: The raw account record (`start_date` gives the tenure).
+        wanted: Which of `DERIVED_FIELDS` to compute.
+        as_of: The moment they are computed for.
+        history: The account's stored scores from the scorecard that reads the trend.
+    """
+    values: dict[str, Any] = {}
+    if "tenure_days" in wanted and "tenure_days" not in account:
+        try:
+            values["tenure_days"] = tenure_days(account.get(START_DATE_FIELD), as_of)
+        except (TypeError, ValueError):
+            values["tenure_days"] = None
+    if any(field in wanted for field in TREND_FIELDS):
+        values.update(score_trends(history, as_of=as_of))
+    return values
 
 
 def tenure_days(start: date | datetime | str | None, as_of: date | datetime) -> int | None:

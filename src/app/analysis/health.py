@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Self, get_args
+from typing import Any, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from src.app.analysis.derived_signals import DERIVED_FIELDS
+from src.app.analysis.scorecard_model import ScorecardSet, ScorecardSpec
+from src.app.analysis.scorecards import (
+    ScorecardInputError,
+    load_default_scorecard,
+    score_with_scorecard,
+    scorecard_fields,
+    select_scorecard,
+)
+from src.app.analysis.signals import AccountDataError
 from src.app.schemas import (
     ChurnRiskLevel,
     ChurnTrigger,
@@ -139,7 +149,12 @@ SIGNAL_KEYS: tuple[str, ...] = tuple(SIGNAL_MAX_POINTS)
 
 
 class CSMHealthScorer:
-    """Scores one account's signals into a `CSMHealthScore`; pure, no I/O, safe to share."""
+    """Scores one account's signals into a `CSMHealthScore`; pure, no I/O, safe to share.
+
+    Without `scorecards` it scores with the shipped default scorecard, by the seed's own fast code (the two give
+    the same scores: property-tested); with a scorecard set (`CSM_SCORECARD`), each account is scored with the
+    scorecard its segment selects. Every score carries its coverage, missing signals and scorecard.
+    """
 
     def __init__(
         self,
@@ -148,6 +163,7 @@ class CSMHealthScorer:
         amber_threshold: float = 40,
         churn_window_days: int = 60,
         scorecard: Scorecard | None = None,
+        scorecards: ScorecardSet | None = None,
     ) -> None:
         if amber_threshold >= green_threshold:
             raise ValueError(
@@ -157,7 +173,23 @@ class CSMHealthScorer:
         self.amber_threshold = amber_threshold
         self.churn_window_days = churn_window_days
         self.scorecard = scorecard if scorecard is not None else Scorecard()
+        self.scorecards = scorecards
+        self.default_scorecard = default_scorecard_for(green_threshold, amber_threshold, churn_window_days)
+        self.derived_fields: frozenset[str] = (
+            frozenset() if scorecards is None else frozenset(DERIVED_FIELDS) & _fields_read(scorecards)
+        )
+        """The derived signals (tenure, score trends) some configured scorecard reads: compute only these."""
+        total = self.default_scorecard.total_weight()
+        self._weights = tuple(
+            (spec.field or name, name, spec.weight / total) for name, spec in self.default_scorecard.signals.items()
+        )
         self._rounded: dict[float, float] = {}
+
+    def scorecard_for(self, account: Mapping[str, Any]) -> ScorecardSpec:
+        """The scorecard that scores this account: its segment's, or the default."""
+        if self.scorecards is None:
+            return self.default_scorecard
+        return select_scorecard(self.scorecards, account)[1]
 
     def score(
         self,
@@ -166,18 +198,27 @@ class CSMHealthScorer:
         *,
         previous: CSMHealthScore | None = None,
         computed_at: datetime | None = None,
+        account: Mapping[str, Any] | None = None,
     ) -> CSMHealthScore:
         """Score the signals of one account, with deltas against its previous score when given.
 
         Args:
-            signals: The validated signals of the account.
+            signals: The validated signals of the account; fields never set count as not observed.
             account_id: The account the score belongs to.
-            previous: The account's last score, to report `previous_score` and per-signal `signal_deltas`.
+            previous: The account's last score, to report `previous_score` and per-signal `signal_deltas`
+                (only when the same scorecard computed it).
             computed_at: When the score is computed (naive means UTC); defaults to now.
+            account: The account's other fields, for segment rules and derived signals (tenure, score trend).
 
         Returns:
             The score, whose `signal_breakdown` values (multiplier keys included) sum to the score.
+
+        Raises:
+            AccountDataError: Only with a configured scorecard: coverage below its floor, or an unmappable value.
         """
+        if self.scorecards is not None:
+            values = signals.model_dump(exclude_unset=True, exclude_none=True)
+            return self.score_values(values, account_id, previous=previous, computed_at=computed_at, account=account)
         breakdown = self._points(signals)
         raw = sum(breakdown.values())
         final = self._apply_multipliers(signals, raw, breakdown)
@@ -185,6 +226,9 @@ class CSMHealthScorer:
         rag = self._rag(score)
         churn_level, trigger = self._churn(signals, rag)
         rounded = {key: self._round(points) for key, points in breakdown.items()}
+        card = self.default_scorecard
+        previous = _comparable(previous, card)
+        missing = self._missing(signals)
         return trusted_score(
             {
                 "account_id": account_id,
@@ -196,8 +240,59 @@ class CSMHealthScorer:
                 "computed_at": _as_utc(computed_at),
                 "previous_score": None if previous is None else previous.score,
                 "signal_deltas": {} if previous is None else _deltas(rounded, previous.signal_breakdown),
+                "coverage": round(1 - sum(share for _, name, share in self._weights if name in missing), 4),
+                "missing_signals": missing,
+                "scorecard_name": card.name,
+                "scorecard_version": card.version,
+                "alert_rule": rag == "RED" or churn_level in ("high", "critical"),
             }
         )
+
+    def score_values(
+        self,
+        values: Mapping[str, Any],
+        account_id: str,
+        *,
+        previous: CSMHealthScore | None = None,
+        computed_at: datetime | None = None,
+        account: Mapping[str, Any] | None = None,
+    ) -> CSMHealthScore:
+        """Score an account's observed signal values (any may be missing) with its scorecard.
+
+        Args:
+            values: Validated signal values by field; absent or None means not observed.
+            account_id: The account the score belongs to.
+            previous: The account's last score, for deltas when the same scorecard computed it.
+            computed_at: When the score is computed (naive means UTC); defaults to now.
+            account: The account's other fields, for segment rules and derived signals.
+
+        Raises:
+            AccountDataError: kind "insufficient_data" below the scorecard's coverage floor, "invalid_data" for a
+                value the scorecard cannot map.
+        """
+        record = values if account is None else {**account, **values}
+        card = self.scorecard_for(record)
+        try:
+            result = score_with_scorecard(record, card, account_id)
+        except ScorecardInputError as error:
+            raise AccountDataError(account_id, [str(error)], kind="invalid_data") from None
+        if result.insufficient:
+            problem = (
+                f"coverage {result.coverage:.0%} is below the floor of scorecard {card.name!r} "
+                f"({card.coverage_floor:.0%}); missing signals: {', '.join(result.missing_signals)}"
+            )
+            raise AccountDataError(account_id, [problem], kind="insufficient_data")
+        score = result.to_health_score(computed_at=_as_utc(computed_at))
+        previous = _comparable(previous, card)
+        if previous is not None:
+            score.previous_score = previous.score
+            score.signal_deltas = _deltas(score.signal_breakdown, previous.signal_breakdown)
+        return score
+
+    def _missing(self, signals: CSMHealthSignals) -> list[str]:
+        """The default scorecard's signals whose field was never set or is None, in scorecard order."""
+        given, values = signals.model_fields_set, signals.__dict__
+        return [name for field, name, _ in self._weights if field not in given or values[field] is None]
 
     def _round(self, points: float) -> float:
         """`round(points, 2)`, remembered: a book's points take few distinct values, and it runs 11 times an account."""
@@ -285,6 +380,39 @@ class CSMHealthScorer:
         if behavioral:
             return ("high" if rag != "GREEN" else "medium"), "behavioral"
         return ("low" if rag == "GREEN" else "medium"), None
+
+
+def default_scorecard_for(green: float, amber: float, churn_window_days: int) -> ScorecardSpec:
+    """The shipped default scorecard with these RAG thresholds and churn window (the seed scorer's arguments)."""
+    card = load_default_scorecard()
+    proximity = card.churn.contract_proximity
+    if (card.rag.green, card.rag.amber) == (green, amber) and (
+        proximity is None or proximity.conditions[0].at_most == churn_window_days
+    ):
+        return card
+    churn = card.churn
+    if proximity is not None:
+        window = proximity.conditions[0].model_copy(update={"at_most": churn_window_days})
+        churn = churn.model_copy(
+            update={
+                "contract_proximity": proximity.model_copy(update={"conditions": (window, *proximity.conditions[1:])})
+            }
+        )
+    rag = card.rag.model_copy(update={"green": green, "amber": amber})
+    return card.model_copy(update={"rag": rag, "churn": churn})
+
+
+def _fields_read(scorecards: ScorecardSet) -> set[str]:
+    return {field for card in scorecards.scorecards.values() for field in scorecard_fields(card)} | {
+        condition.field for segment in scorecards.segments for condition in segment.when
+    }
+
+
+def _comparable(previous: CSMHealthScore | None, card: ScorecardSpec) -> CSMHealthScore | None:
+    """The previous score when the same scorecard (name and version) computed it; scores of others never compare."""
+    if previous is None or previous.scorecard != (card.name, card.version):
+        return None
+    return previous
 
 
 def _at_most(value: float | None, bands: Bands, beyond: float, unknown: float) -> float:

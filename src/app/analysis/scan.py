@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from src.app.analysis.derived_signals import StoredScores, derived_values, same_scorecard
 from src.app.analysis.health import CSMHealthScorer
-from src.app.analysis.signals import AccountDataError, signals_from_record
+from src.app.analysis.signals import AccountDataError, observed_signals, signals_from_record
 from src.app.schemas import CSMHealthScore
 
 
@@ -37,6 +38,7 @@ def score_book(
     previous: Mapping[str, CSMHealthScore],
     now: datetime,
     tz: ZoneInfo,
+    history: Mapping[str, StoredScores] | None = None,
 ) -> ScanOutcome:
     """Score each record from its own data; a bad record becomes an `AccountError` and never stops the batch.
 
@@ -46,10 +48,11 @@ def score_book(
         previous: Each account's last score, by account id, for deltas.
         now: The scan time: renewal countdowns are measured from it and scores are stamped with it.
         tz: The time zone in which contract end dates are read.
+        history: Each account's recent scores, when a scorecard reads the score trend.
     """
     outcome = ScanOutcome()
     for index, record in enumerate(records):
-        result = _score_one(record, index, scorer=scorer, previous=previous, now=now, tz=tz)
+        result = _score_one(record, index, scorer=scorer, previous=previous, now=now, tz=tz, history=history or {})
         if isinstance(result, AccountError):
             outcome.errors.append(result)
         else:
@@ -65,6 +68,7 @@ def _score_one(
     previous: Mapping[str, CSMHealthScore],
     now: datetime,
     tz: ZoneInfo,
+    history: Mapping[str, StoredScores],
 ) -> CSMHealthScore | AccountError:
     account_id = record.get("account_id") if isinstance(record, Mapping) else None
     if not isinstance(account_id, str) or not account_id:
@@ -76,9 +80,43 @@ def _score_one(
             problems=[problem],
         )
     try:
-        signals = signals_from_record(record, now=now, tz=tz)
-        return scorer.score(signals, account_id, previous=previous.get(account_id), computed_at=now)
+        return score_record(
+            record, account_id, scorer=scorer, previous=previous.get(account_id), now=now, tz=tz, history=history
+        )
     except AccountDataError as error:
         return AccountError(account_id=account_id, kind=error.kind, message=str(error), problems=error.problems)
     except Exception as error:  # one broken record must never stop the scan
         return AccountError(account_id=account_id, kind="error", message=f"{type(error).__name__}: {error}")
+
+
+def score_record(
+    record: Mapping[str, Any],
+    account_id: str,
+    *,
+    scorer: CSMHealthScorer,
+    previous: CSMHealthScore | None,
+    now: datetime,
+    tz: ZoneInfo,
+    history: Mapping[str, StoredScores] | None = None,
+) -> CSMHealthScore:
+    """Score one raw record: with every required signal by the scorer's fast path, else with what was observed.
+
+    A record lacking some signals is scored with its coverage; only below the scorecard's coverage floor is it
+    "insufficient data". Derived signals (tenure, score trend) are added when a configured scorecard reads them.
+
+    Raises:
+        AccountDataError: Invalid fields, or coverage below the floor.
+    """
+    account = record
+    if scorer.derived_fields:
+        card = scorer.scorecard_for(record)
+        past = same_scorecard((history or {}).get(account_id, ()), (card.name, card.version))
+        account = {**record, **derived_values(record, scorer.derived_fields, as_of=now, history=past)}
+    try:
+        signals = signals_from_record(record, now=now, tz=tz)
+    except AccountDataError as error:
+        if error.kind != "insufficient_data":
+            raise
+        values = observed_signals(record, now=now, tz=tz)
+        return scorer.score_values(values, account_id, previous=previous, computed_at=now, account=account)
+    return scorer.score(signals, account_id, previous=previous, computed_at=now, account=account)

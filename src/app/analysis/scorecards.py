@@ -81,6 +81,11 @@ class ScorecardScore(BaseModel):
             churn_triggered_by=self.churn_triggered_by,
             signal_breakdown=self.signal_breakdown,
             computed_at=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
+            coverage=self.coverage,
+            missing_signals=self.missing_signals,
+            scorecard_name=self.scorecard_name,
+            scorecard_version=self.scorecard_version,
+            alert_rule=self.should_alert,
         )
 
 
@@ -96,6 +101,16 @@ def signal_points(signals: Mapping[str, Any], scorecard: ScorecardSpec) -> dict[
 def observed_signals(signals: Mapping[str, Any], scorecard: ScorecardSpec) -> list[str]:
     """The scorecard signals whose raw field is present (not missing, not None), in scorecard order."""
     return [name for name in scorecard.signals if signals.get(scorecard.field_of(name)) is not None]
+
+
+def scorecard_fields(scorecard: ScorecardSpec) -> set[str]:
+    """Every raw field the scorecard reads: its signals, penalties, multipliers, churn and alert conditions."""
+    fields = {scorecard.field_of(name) for name in scorecard.signals}
+    fields |= {spec.penalty.field for spec in scorecard.signals.values() if spec.penalty is not None}
+    fields |= {spec.field for spec in scorecard.multipliers}
+    triggers = [t for t in (scorecard.churn.contract_proximity, scorecard.churn.behavioral) if t is not None]
+    conditions = [c for t in triggers for c in t.conditions] + list(scorecard.alert.conditions_any)
+    return fields | {condition.field for condition in conditions}
 
 
 def coverage_of(observed: list[str], scorecard: ScorecardSpec) -> float:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 from src.app.schemas import AccountRecord, CSMHealthSignals
@@ -96,6 +96,39 @@ def signals_from_record(record: Mapping[str, Any], *, now: datetime, tz: ZoneInf
     if missing:
         raise AccountDataError(_account_id(record), missing + problems, kind="insufficient_data")
     raise AccountDataError(_account_id(record), problems, kind="invalid_data")
+
+
+def observed_signals(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The signal fields a raw record carries, each validated, any of them missing; `days_to_renewal` derived.
+
+    What a scorecard scores when required signals are missing: it weighs what was observed (its coverage) and
+    decides by its coverage floor whether that is enough. A None value counts as absent.
+
+    Raises:
+        AccountDataError: kind "invalid_data", listing every invalid field with its value.
+    """
+    values = {name: value for name in SIGNAL_FIELDS if (value := record.get(name)) is not None}
+    problems = _derive_days_to_renewal(values, record, now=now, tz=tz)
+    try:
+        observed: dict[str, Any] = OPTIONAL_SIGNALS.model_validate(values).model_dump(exclude_none=True)
+    except ValidationError as error:
+        problems += describe_validation_error(CSMHealthSignals, error)
+    if problems:
+        raise AccountDataError(_account_id(record), problems, kind="invalid_data")
+    return observed
+
+
+def _optional_signals_model() -> type[BaseModel]:
+    """`CSMHealthSignals` with every field optional but every constraint kept (None means missing)."""
+    fields: dict[str, Any] = {}
+    for name, info in CSMHealthSignals.model_fields.items():
+        annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[name] = (annotation | None, None)
+    return create_model("OptionalSignals", **fields)
+
+
+OPTIONAL_SIGNALS = _optional_signals_model()
+"""`CSMHealthSignals` with every signal optional: what a scorecard reads when some signals are missing."""
 
 
 def _derive_days_to_renewal(

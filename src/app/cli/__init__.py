@@ -12,9 +12,12 @@ from typing import Annotated, Any
 import typer
 
 from src.app.cli.notion import notion_app
+from src.app.cli.scorecards import backtest, scorecard_app
 
 app = typer.Typer(help="AI Customer Success Manager: health scans, churn alerts, QBRs, expansion, adoption.")
 app.add_typer(notion_app, name="notion")
+app.add_typer(scorecard_app, name="scorecard")
+app.command("backtest")(backtest)
 
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Folder for the store and outbox.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]

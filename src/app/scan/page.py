@@ -9,20 +9,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from src.app.analysis.derived_signals import TREND_FIELDS, TREND_WINDOWS, StoredScores
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.scan import score_book
 from src.app.analysis.signals import AccountDataError, identity_problems
 from src.app.schemas import CSMHealthScore
 from src.app.state import WorkError
 from src.app.tasks import HealthScanTask
-from src.app.tools.store import CSMStore
+from src.app.tools.store import CSMStore, ScoreHistory
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 """Churn risk levels, most severe first: the first key of the order in which alerts are chosen."""
+
+TREND_FIELDS_SET = frozenset(TREND_FIELDS)
 
 AlertCandidate = tuple[int, float, str]
 """An account that should alert, as it sorts for alerting: (severity rank, score, account id)."""
@@ -77,9 +80,11 @@ async def score_page(store: CSMStore, spec: ScanSpec, records: list[dict[str, An
 
     A score identical to one already saved on the same local day is not saved again (a rerun adds no row).
     """
-    previous = await store.latest_scores([str(record.get("account_id")) for record in records])
+    ids = [str(record.get("account_id")) for record in records]
+    previous = await store.latest_scores(ids)
+    history = await _trend_history(store, spec, ids)
     outcome = score_book(
-        apply_overrides(records, spec), scorer=spec.scorer, previous=previous, now=spec.now, tz=spec.tz
+        apply_overrides(records, spec), scorer=spec.scorer, previous=previous, now=spec.now, tz=spec.tz, history=history
     )
     errors = [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
     scores, identity_errors = _with_valid_identity(outcome.scores, records)
@@ -95,6 +100,14 @@ async def score_page(store: CSMStore, spec: ScanSpec, records: list[dict[str, An
         candidates=[alert_candidate(score) for score in held if score.should_alert],
         scores=[score.model_dump(mode="json") for score in held] if spec.keep_scores else [],
     )
+
+
+async def _trend_history(store: CSMStore, spec: ScanSpec, ids: list[str]) -> dict[str, StoredScores]:
+    """The page's recent score history, read only when a configured scorecard weighs the score's trend."""
+    if not TREND_FIELDS_SET & spec.scorer.derived_fields or not isinstance(store, ScoreHistory):
+        return {}
+    since = spec.now - timedelta(days=max(TREND_WINDOWS))
+    return dict(await store.score_history(ids, since=since))
 
 
 def apply_overrides(records: list[dict[str, Any]], spec: ScanSpec) -> list[dict[str, Any]]:
@@ -141,5 +154,5 @@ def _repeats(score: CSMHealthScore, stored: CSMHealthScore | None, tz: ZoneInfo)
     """Whether `stored` is the same score computed earlier on the same local day (a rerun adds no history row)."""
     if stored is None or stored.computed_at.astimezone(tz).date() != score.computed_at.astimezone(tz).date():
         return False
-    same = ("score", "rag", "churn_risk_level", "churn_triggered_by", "signal_breakdown")
+    same = ("score", "rag", "churn_risk_level", "churn_triggered_by", "signal_breakdown", "scorecard", "coverage")
     return all(getattr(stored, name) == getattr(score, name) for name in same)

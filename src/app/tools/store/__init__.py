@@ -172,6 +172,17 @@ class AccountRanges(Protocol):
         ...
 
 
+@runtime_checkable
+class ScoreHistory(Protocol):
+    """Optional store capability: recent score history, for scorecards that weigh the trend of the score."""
+
+    async def score_history(
+        self, account_ids: Sequence[str], *, since: datetime
+    ) -> dict[str, list[tuple[datetime, float, tuple[str, str]]]]:
+        """Per account, its scores computed at or after `since` as (when, score, (scorecard name, version))."""
+        ...
+
+
 class UnreadableAccount(BaseModel):
     """A record the store's source holds but could not read as an account (e.g. a malformed Notion page)."""
 

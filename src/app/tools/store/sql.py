@@ -11,14 +11,11 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from pydantic_core import from_json, to_json
+from pydantic_core import from_json
 from sqlalchemy import (
     ColumnElement,
-    FromClause,
-    Select,
     Table,
     Text,
-    bindparam,
     case,
     cast,
     func,
@@ -31,7 +28,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
 from src.app.analysis.signals import DETAIL_FIELDS
-from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+from src.app.schemas import (
+    CSMHealthScore,
+    ExpansionOpportunity,
+    FeatureAdoptionReport,
+    QBRContent,
+)
 from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, PageBounds, RunClaim, SavedArtifact
 from src.app.tools.store.sql_engine import (
     add_missing_columns,
@@ -41,8 +43,8 @@ from src.app.tools.store.sql_engine import (
     write_accounts,
 )
 from src.app.tools.store.sql_runs import RunRecord, claim_run, finish_run
+from src.app.tools.store.sql_scores import history_by_account, history_query, latest_scores_query
 from src.app.tools.store.sql_tables import (
-    ACCOUNT_ID_TYPE,
     ACCOUNTS,
     ADOPTION_REPORTS,
     ALERTS,
@@ -160,6 +162,12 @@ class SQLStore:
     async def latest_scores(self, account_ids: Sequence[str] | None = None) -> dict[str, CSMHealthScore]:
         """The newest stored score per account (by `computed_at`, then insertion order)."""
         return await asyncio.to_thread(self._latest_scores, account_ids)
+
+    async def score_history(
+        self, account_ids: Sequence[str], *, since: datetime
+    ) -> dict[str, list[tuple[datetime, float, tuple[str, str]]]]:
+        """Per account, its scores computed at or after `since`, oldest first, with the scorecard of each."""
+        return await asyncio.to_thread(self._score_history, account_ids, since)
 
     async def save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
         """Append scores to the history, one row per account and scan."""
@@ -417,12 +425,21 @@ class SQLStore:
             payloads = [
                 payload
                 for batch in batches
-                for payload in connection.execute(_latest_scores_query(batch, dialect)).scalars()
+                for payload in connection.execute(latest_scores_query(batch, dialect)).scalars()
             ]
         scores = [CSMHealthScore.model_validate_json(payload) for payload in payloads]
         for score in scores:  # pydantic reads "Z" as its own zero-offset zone; the store hands back `UTC` itself
             score.computed_at = as_utc(score.computed_at)
         return {score.account_id: score for score in scores}
+
+    def _score_history(
+        self, account_ids: Sequence[str], since: datetime
+    ) -> dict[str, list[tuple[datetime, float, tuple[str, str]]]]:
+        with self._transaction(write=False) as connection:
+            rows = [
+                row for batch in _id_batches(account_ids) for row in connection.execute(history_query(batch, since))
+            ]
+        return history_by_account(rows)
 
     def _save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
         self._insert_rows(HEALTH_SCORES, [score_row(score) for score in scores])
@@ -432,32 +449,6 @@ class SQLStore:
         if account_id is not None:
             query = query.where(ALERTS.c.account_id == account_id)
         return [AlertRecord.model_validate(row) for row in self._fetch_mappings(query)]
-
-
-def _latest_scores_query(account_ids: Sequence[str] | None, dialect: str) -> Select[str]:
-    """Each wanted account's newest score payload as JSON text, found by one index seek per account.
-
-    The cost does not grow with the history's length, unlike ranking every stored row of the accounts. The wanted
-    ids arrive as one JSON (SQLite) or array (PostgreSQL) parameter; `None` wants every account with a score.
-    """
-    wanted: FromClause
-    if account_ids is None:
-        wanted = select(HEALTH_SCORES.c.account_id.label("value")).distinct().subquery("wanted")
-    elif dialect == "postgresql":
-        ids = bindparam("wanted_ids", list(account_ids), type_=postgresql.ARRAY(ACCOUNT_ID_TYPE))
-        wanted = func.unnest(ids).table_valued("value").render_derived(name="wanted")
-    else:
-        wanted = func.json_each(bindparam("wanted_ids", to_json(list(account_ids)).decode(), type_=Text))
-        wanted = wanted.table_valued("value").alias("wanted")
-    history = HEALTH_SCORES.alias("history")
-    newest = (
-        select(history.c.id)
-        .where(history.c.account_id == wanted.c.value)
-        .order_by(history.c.computed_at.desc(), history.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    return select(cast(HEALTH_SCORES.c.payload, Text)).where(HEALTH_SCORES.c.id.in_(select(newest).select_from(wanted)))
 
 
 def _is_active() -> ColumnElement[bool]:

@@ -73,9 +73,6 @@ ACCOUNTS = Table(
 """`scan_record`: the record as JSON text without `DETAIL_FIELDS`, what a whole-book scan reads (NULL in rows
 written before the column existed; those are trimmed when read)."""
 
-ADDED_COLUMNS = (ACCOUNTS.c.scan_record,)
-"""Columns added after the first release: `create_all` leaves existing tables alone, so these are added by hand."""
-
 HEALTH_SCORES = Table(
     "health_scores",
     METADATA,
@@ -88,8 +85,15 @@ HEALTH_SCORES = Table(
     Column("breakdown", JSON, nullable=False),
     Column("computed_at", UTCDateTime, nullable=False),
     Column("payload", JSON, nullable=False),
+    Column("scorecard_name", String(128), nullable=True),
+    Column("scorecard_version", String(64), nullable=True),
     Index("ix_health_scores_account_latest", "account_id", "computed_at", "id"),
 )
+"""`scorecard_name`/`scorecard_version`: the scorecard that computed the score (NULL in rows written before the
+columns existed: the seed scorer's, i.e. the default scorecard version 1)."""
+
+ADDED_COLUMNS = (ACCOUNTS.c.scan_record, HEALTH_SCORES.c.scorecard_name, HEALTH_SCORES.c.scorecard_version)
+"""Columns added after the first release: `create_all` leaves existing tables alone, so these are added by hand."""
 
 ALERTS = Table(
     "alerts",
@@ -236,6 +240,8 @@ def score_row(score: CSMHealthScore) -> dict[str, Any]:
         "breakdown": JSONText(to_json(score.signal_breakdown).decode()),
         "computed_at": score.computed_at,
         "payload": JSONText(score.model_dump_json()),
+        "scorecard_name": score.scorecard_name,
+        "scorecard_version": score.scorecard_version,
     }
 
 
