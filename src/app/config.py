@@ -1,9 +1,19 @@
-"""Settings for the CSM agent: explicit argument > `CSM_*` environment / `.env` > default."""
+"""Settings for the CSM agent (explicit argument > `CSM_*` environment / `.env` > default) and the secret masker.
+
+The masker masks every configured secret and every part of one a server might echo back on its own: a URL's
+password, path segments and query values (a webhook's key and token), the pieces of a token between separators,
+and the private fields of a Google credentials file. Whole values are masked first, then every part longer than
+8 characters, longest first.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -130,14 +140,76 @@ class CSMSettings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'csm.sqlite'}"
 
 
+MASK = "**********"
 MIN_SECRET_LENGTH = 4
 """Shorter configured secrets are not masked (masking "a" would garble every message)."""
+MIN_PART_LENGTH = 9
+"""Parts of a secret of at least this many characters are masked on their own (a part of 8 or fewer is not)."""
+CREDENTIAL_FIELDS = ("client_secret", "refresh_token", "private_key", "private_key_id", "token")
+"""Fields of a Google credentials file that are secrets in their own right."""
+_SEPARATORS = re.compile(r"[/?&=:@#;,._\s]+|-(?=[^-]{4})")
+
+
+class SecretMasker:
+    """Masks a fixed set of secrets and their parts in any text."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        needles: set[str] = set()
+        for secret in secrets:
+            if len(secret) >= MIN_SECRET_LENGTH:
+                needles.add(secret)
+                needles.update(part for part in secret_parts(secret) if len(part) >= MIN_PART_LENGTH)
+        ordered = sorted(needles, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __call__(self, text: str) -> str:
+        """`text` with every secret and secret part replaced by the mask."""
+        return text if self._pattern is None else self._pattern.sub(MASK, text)
+
+
+def secret_parts(secret: str) -> set[str]:
+    """The pieces of a secret a server might echo alone: URL password, path segments, query values, token pieces.
+
+    A URL's host is not a secret part (masking `googleapis` would garble every message naming the host).
+    """
+    if "://" not in secret:
+        return {piece for piece in _SEPARATORS.split(secret) if piece}
+    url = urlsplit(secret)
+    parts = {piece for piece in (url.password, url.username, unquote(url.path).strip("/")) if piece}
+    for value in [unquote(segment) for segment in url.path.split("/")] + [v for _, v in parse_qsl(url.query)]:
+        parts.add(value)
+        parts.update(piece for piece in _SEPARATORS.split(value) if piece)
+    return {part for part in parts if part}
+
+
+def credential_file_secrets(path: Path | None) -> list[str]:
+    """The secret fields of a Google credentials JSON file (none when it is unset or unreadable)."""
+    if path is None:
+        return []
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(content, dict):
+        return []
+    found = [str(content[name]) for name in CREDENTIAL_FIELDS if isinstance(content.get(name), str)]
+    # A private key is also echoed line by line (PEM body lines are 64 characters).
+    key = content.get("private_key")
+    if isinstance(key, str):
+        found += [line for line in key.splitlines() if len(line) >= MIN_PART_LENGTH and "PRIVATE KEY" not in line]
+    return found
+
+
+def masker_for(settings: CSMSettings) -> SecretMasker:
+    """The masker for every secret `settings` holds: `SecretStr` values and the credentials file's fields."""
+    values = [
+        value.get_secret_value()
+        for name in type(settings).model_fields
+        if isinstance(value := getattr(settings, name), SecretStr)
+    ]
+    return SecretMasker([*values, *credential_file_secrets(settings.gmail_credentials_file)])
 
 
 def redact_secrets(text: str, settings: CSMSettings) -> str:
-    """`text` with every configured secret value (API keys, tokens, webhook and Redis URLs) masked."""
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr) and len(value.get_secret_value()) >= MIN_SECRET_LENGTH:
-            text = text.replace(value.get_secret_value(), "**********")
-    return text
+    """`text` with every configured secret, and every part of one longer than 8 characters, masked."""
+    return masker_for(settings)(text)

@@ -8,6 +8,7 @@ their own), but nothing reads them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from src.app.schemas import TASK_TYPES, QBRTrigger
 
 QBR_TRIGGERS: tuple[QBRTrigger, ...] = ("quarterly", "contract_proximity")
+_PERIOD = re.compile(r"Q[1-4] \d{4}")
 
 
 class _TaskBase(BaseModel):
@@ -81,9 +83,10 @@ class QBRTask(_OneAccountTask):
     def _period_label(cls, value: Any) -> Any:
         if value is None:
             return None
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"'period' must be a label like 'Q3 2026', got {value!r}")
-        return value.strip()
+        label = value.strip().upper() if isinstance(value, str) else ""
+        if not _PERIOD.fullmatch(label):
+            raise ValueError(f"'period' must be a quarter label like 'Q3 2026' (Q1-Q4 and a year), got {value!r:.40}")
+        return label
 
     @field_validator("trigger", mode="before")
     @classmethod

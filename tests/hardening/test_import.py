@@ -197,3 +197,28 @@ async def test_good_rows_are_written_in_batches_and_the_last_row_wins(
     assert report.imported == 7 and seen == [3, 6]
     [stored] = await store.load_accounts(["acct-1"], active_only=False)
     assert stored["name"] == "Last"
+
+
+HOSTILE_ROWS: list[tuple[str, str]] = [
+    ('{"account_id": "nul", "name": "Acme\\u0000Corp"}', "name contains a NUL character"),
+    ('{"account_id": "nan", "arr": NaN}', "arr=nan is not a finite number"),
+    ('{"account_id": "inf", "arr": -Infinity}', "arr=-inf is not a finite number"),
+    ('{"account_id": "huge", "arr": 1e400}', "arr=inf is not a finite number"),
+    ('{"account_id": "deep", "notes": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+async def test_one_hostile_row_never_aborts_an_import(tmp_path: Path, fmt: str) -> None:
+    good = [json.dumps(make_account(f"good-{i}", HEALTHY)) for i in range(3)]
+    rows = [good[0], *(row for row, _ in HOSTILE_ROWS), good[1], good[2]]
+    path = tmp_path / f"book.{fmt}"
+    path.write_text("\n".join(rows) + "\n" if fmt == "jsonl" else "[\n" + ",\n".join(rows) + "\n]\n")
+    async with fresh_store() as (store, _):
+        report = await run_import(store, path)
+        assert report.account_ids == ["good-0", "good-1", "good-2"]
+        assert len(await store.load_accounts(active_only=False)) == 3
+    first = 2 if fmt == "jsonl" else 3  # a JSON array's rows start on line 2, after the '['
+    assert [problem.line for problem in report.errors] == list(range(first, first + 5))
+    for problem, (_, message) in zip(report.errors, HOSTILE_ROWS, strict=True):
+        assert message in problem.message, problem

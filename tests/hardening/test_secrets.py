@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -116,3 +117,65 @@ def test_dot_env_files_are_git_ignored_but_the_example_is_not() -> None:
 
     assert ignored(".env") and ignored(".env.local") and ignored("deploy/.env")
     assert not ignored(".env.example")
+
+
+def parts_longer_than_8(secret: str) -> list[str]:
+    """Every piece of a secret a server might echo alone (split on URL and token separators), over 8 characters."""
+    import re
+
+    return [piece for piece in re.split(r"[/?&=:@.\-_]+", secret) if len(piece) > 8]
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_parts_of_a_secret_echoed_back_alone_are_masked(secret_settings: CSMSettings, name: str) -> None:
+    from src.app.config import redact_secrets
+
+    secret = SECRETS[name]
+    echoed = " | ".join(["server said:", *parts_longer_than_8(secret), secret.rsplit("/", 1)[-1]])
+    masked = redact_secrets(echoed, secret_settings)
+    assert parts_longer_than_8(secret), name  # the case really has parts to hide
+    assert [part for part in parts_longer_than_8(secret) if part in masked] == []
+    assert "server said:" in masked  # the rest of the message stays readable
+
+
+def test_credential_file_fields_are_masked(tmp_path: Path) -> None:
+    from src.app.config import redact_secrets
+
+    credentials = {
+        "type": "authorized_user",
+        "client_id": "1234.apps.example",
+        "client_secret": "GOCSPX-clientSECRETvalue",
+        "refresh_token": "1//refreshSECRETtoken0123",
+    }
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps(credentials))
+    settings = offline_settings(tmp_path / "data", gmail_credentials_file=path)
+    masked = redact_secrets(
+        f"invalid_grant for {credentials['refresh_token']} ({credentials['client_secret']})", settings
+    )
+    assert "refreshSECRETtoken0123" not in masked and "clientSECRETvalue" not in masked
+
+
+def test_a_chained_exception_in_a_log_line_shows_no_secret(tmp_path: Path) -> None:
+    script = (
+        "import logging, structlog\n"
+        "from src.app.config import CSMSettings, masker_for\n"
+        "from src.app.logging_setup import configure_logging\n"
+        "configure_logging(level='WARNING', json_output=True, mask=masker_for(CSMSettings()))\n"
+        "def job():\n"
+        "    try:\n"
+        "        raise ConnectionError('token ' + CSMSettings().notion_token.get_secret_value())\n"
+        "    except ConnectionError as error:\n"
+        "        raise RuntimeError('job failed') from error\n"
+        "try:\n"
+        "    job()\n"
+        "except RuntimeError:\n"
+        "    structlog.get_logger().exception('job_failed')\n"
+        "    logging.getLogger('apscheduler').exception('Job raised an exception')\n"
+    )
+    env = csm_env(tmp_path, **SECRETS)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "job failed" in done.stderr and "Job raised an exception" in done.stderr
+    assert leaks(done.stderr) == [] and "notionSECRET_0123456789" not in done.stderr

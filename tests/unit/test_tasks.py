@@ -26,7 +26,7 @@ def test_unknown_type_raises_the_seed_error() -> None:
     [
         ({"type": "generate_qbr"}, "Task 'generate_qbr' needs a non-empty 'account_id', got None"),
         ({"type": "check_expansion", "account_id": "  "}, "needs a non-empty 'account_id', got '  '"),
-        ({"type": "generate_qbr", "account_id": "a", "period": ""}, "'period' must be a label like 'Q3 2026'"),
+        ({"type": "generate_qbr", "account_id": "a", "period": ""}, "'period' must be a quarter label like 'Q3 2026'"),
         ({"type": "generate_qbr", "account_id": "a", "trigger": "whenever"}, "'trigger' must be one of quarterly"),
         ({"type": "health_scan", "summary": "maybe"}, "field 'summary'"),
     ],

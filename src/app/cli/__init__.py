@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,12 +17,17 @@ import typer
 from src.app.cli.notion import notion_app
 from src.app.cli.scorecards import backtest, scorecard_app
 
-app = typer.Typer(help="AI Customer Success Manager: health scans, churn alerts, QBRs, expansion, adoption.")
+app = typer.Typer(
+    help="AI Customer Success Manager: health scans, churn alerts, QBRs, expansion, adoption.",
+    pretty_exceptions_enable=False,  # a failure is one line on stderr (main), a traceback only with --log-level debug
+)
 app.add_typer(notion_app, name="notion")
 app.add_typer(scorecard_app, name="scorecard")
 app.command("backtest")(backtest)
 
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Folder for the store and outbox.")]
+_DEBUG = [False]
+"""Whether --log-level debug was given (a failure then prints its traceback)."""
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
@@ -29,7 +37,8 @@ def _setup(
 ) -> None:
     from src.app.logging_setup import configure_logging
 
-    configure_logging(level=log_level)
+    _DEBUG[0] = log_level.upper() == "DEBUG"
+    configure_logging(level=log_level, mask=_mask())
 
 
 @app.command()
@@ -156,8 +165,24 @@ def audit(
 
 
 def _emit(payload: dict[str, Any], as_json: bool) -> None:
+    """Print the payload (JSON with --json); a payload that reports an error ends the command with status 1."""
     if as_json:
-        typer.echo(json.dumps(payload, default=str))
+        typer.echo(_mask()(json.dumps(payload, default=str)))
+    if isinstance(payload.get("error"), str):
+        first_line = (payload["error"].strip().splitlines() or ["failed"])[0]
+        typer.echo(f"Error: {_mask()(first_line)}", err=True)
+        raise typer.Exit(code=1)
+
+
+@functools.cache
+def _mask() -> Callable[[str], str]:
+    """The secret masker of the configured settings (none when the settings themselves cannot be read)."""
+    from src.app.config import CSMSettings, masker_for
+
+    try:
+        return masker_for(CSMSettings())
+    except Exception:  # noqa: BLE001 - invalid settings are reported by the command itself
+        return str
 
 
 def main() -> None:
@@ -171,9 +196,30 @@ def main() -> None:
         code = 0
     except SystemExit as done:
         code = _exit_code(done.code)
+    except Exception as error:  # noqa: BLE001 - every failure ends as one line and a non-zero status
+        code = _report_failure(error)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _report_failure(error: Exception) -> int:
+    from src.app.cli.errors import HINT, describe_failure
+
+    if _DEBUG[0]:
+        traceback.print_exception(error, file=_MaskedStderr())
+    print(f"Error: {_mask()(describe_failure(error))} {'' if _DEBUG[0] else HINT}".rstrip(), file=sys.stderr)
+    return 1
+
+
+class _MaskedStderr:
+    """stderr through the secret masker (for tracebacks)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(_mask()(text))
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _exit_code(code: object) -> int:

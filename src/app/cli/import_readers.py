@@ -29,6 +29,7 @@ MAX_ITEM_CHARS = 64 << 20
 BOOK_ACCOUNTS_KEY = "accounts"
 """A book file (`{"as_of": ..., "accounts": [...]}`, as the project writes it) holds its rows under this key."""
 _WHITESPACE = " \t\r\n"
+TOO_DEEP = "JSON nested too deeply to be an account record"
 
 
 class RowProblem(BaseModel):
@@ -146,6 +147,9 @@ def _jsonl_rows(text: IO[str]) -> Iterator[Row]:
         except json.JSONDecodeError as error:
             yield line, RowProblem(line=line, message=f"invalid JSON: {error.msg} (column {error.colno})")
             continue
+        except RecursionError:
+            yield line, RowProblem(line=line, message=TOO_DEEP)
+            continue
         yield line, object_or_problem(item, line, None)
 
 
@@ -191,8 +195,13 @@ class _JSONArrayReader:
         index = 0
         while self._peek() not in ("]", ""):
             line = self._line
-            item = self._value(f"item [{index}]")
-            yield line, object_or_problem(item, line, index)
+            try:
+                item = self._value(f"item [{index}]")
+            except RecursionError:
+                self._skip_value()
+                yield line, RowProblem(line=line, item=index, message=TOO_DEEP)
+            else:
+                yield line, object_or_problem(item, line, index)
             index += 1
             if self._peek() == ",":
                 self._expect(",")
@@ -212,6 +221,32 @@ class _JSONArrayReader:
                 continue
             self._advance(end)
             return value
+
+    def _skip_value(self) -> None:
+        """Step over one JSON value without decoding it (brackets counted outside strings)."""
+        depth, in_string, escaped = 0, False, False
+        position = self._position
+        while True:
+            if position >= len(self._buffer):
+                if self._eof:
+                    raise ImportFileError(f"line {self._line}: the JSON file ends inside an item")
+                offset = position - self._position
+                self._fill()
+                position = self._position + offset
+                continue
+            char = self._buffer[position]
+            position += 1
+            if in_string:
+                escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+            elif char == '"':
+                in_string = True
+            elif char in "[{":
+                depth += 1
+            elif char in "]}":
+                depth -= 1
+                if depth == 0:
+                    self._advance(position)
+                    return
 
     def _peek(self) -> str:
         """The next character that is not white space ('' at the end of the file), skipping the space."""

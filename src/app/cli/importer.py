@@ -9,6 +9,7 @@ read as a stream and good rows are upserted in batches, so memory stays flat in 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -35,6 +36,8 @@ __all__ = ["ImportFileError", "ImportReport", "RowProblem", "import_accounts", "
 _FORMATS: dict[str, FileFormat] = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SURROGATE = re.compile("[\udc80-\udcff]")
 """Lone surrogates: how bytes that were not UTF-8 look after reading with `surrogateescape`."""
+_ODD_JSON = re.compile(r"\\u0000|NaN|Infinity")
+"""What a NUL character or a non-finite number looks like in a row dumped as JSON (then the row is walked)."""
 UPSERT_BATCH = 2000
 """Good rows written per store call (the last row wins for an account id repeated in the file)."""
 
@@ -68,10 +71,14 @@ def validate_row(line: int, row: Mapping[str, Any], *, now: datetime, tz: ZoneIn
     record = {key: value for key, value in row.items() if key != ITEM_KEY}
     raw_id = record.get("account_id")
     account_id = printable(raw_id) if isinstance(raw_id, str) else None
-    undecodable = _undecodable_fields(record)
+    dumped = json.dumps(record, ensure_ascii=False, default=str)  # one scan of the whole row finds any oddity
+    undecodable = _undecodable_fields(record) if _has_undecodable(dumped) else []
     if undecodable:
         message = f"not valid UTF-8 in {', '.join(undecodable)}"
         return RowProblem(line=line, item=item, account_id=account_id, message=message)
+    unstorable = _unstorable_values(record) if _ODD_JSON.search(dumped) else []
+    if unstorable:
+        return RowProblem(line=line, item=item, account_id=account_id, message="; ".join(unstorable))
     problems: list[str] = []
     typed: dict[str, Any] = {}
     for check in (lambda: parse_account(record), lambda: signals_from_record(record, now=now, tz=tz)):
@@ -148,10 +155,27 @@ def _has_undecodable(text: str) -> bool:
 
 
 def _undecodable_fields(record: Mapping[str, Any]) -> list[str]:
-    """Fields holding bytes that were not UTF-8; one scan of the whole record first, fields only when it finds one."""
-    if not _has_undecodable(json.dumps(record, ensure_ascii=False, default=str)):
-        return []
+    """Fields holding bytes that were not UTF-8."""
     return sorted({printable(name) for name, value in _strings(record) if _has_undecodable(value)})
+
+
+def _unstorable_values(record: Mapping[str, Any]) -> list[str]:
+    """Values no store can keep: NUL characters (PostgreSQL refuses them) and non-finite numbers (not JSON)."""
+    problems = {f"{printable(name)} contains a NUL character" for name, text in _strings(record) if "\0" in text}
+    problems |= {f"{printable(name)}={number} is not a finite number" for name, number in _numbers(record)}
+    return sorted(problems)
+
+
+def _numbers(value: Any, name: str = "") -> Iterator[tuple[str, float]]:
+    """(field, number) for every non-finite float in a record, named by its top field."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield name, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _numbers(item, name or str(key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _numbers(item, name)
 
 
 async def run_import(path: Path, *, data_dir: Path | None, dry_run: bool, quiet: bool) -> ImportReport:

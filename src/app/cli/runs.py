@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable
@@ -43,10 +44,36 @@ async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) 
 
 
 async def ensure_accounts(store: CSMStore, settings: CSMSettings, console: Console) -> None:
-    """Load the sample book into an empty local store, and say so (a Notion book is never seeded)."""
-    if isinstance(store, SQLStore) and await store.count("accounts") == 0:  # a count, not the whole book
-        loaded = await store.upsert_accounts(load_sample_book(today=datetime.now(settings.tz).date()))
-        console.print(f"[dim]Empty store: loaded the sample book ({loaded} accounts).[/dim]")
+    """Load the sample book into a fresh local store and say so, also under --json (on stderr).
+
+    Only a store that was never used is seeded: one with score history or audit rows but no accounts was emptied
+    on purpose, and scanning the sample book in its place would raise alerts on accounts that do not exist.
+    A Notion book is never seeded.
+    """
+    if not isinstance(store, SQLStore) or await store.count("accounts") > 0:  # a count, not the whole book
+        return
+    if await store.count("health_scores") or await store.count("audit_log"):
+        raise EmptyStoreError(
+            f"the store at {_shown(settings.resolved_database_url)} has no accounts but has been used before; "
+            "import accounts with `csm import FILE` (a fresh --data-dir starts on the sample book)"
+        )
+    loaded = await store.upsert_accounts(load_sample_book(today=datetime.now(settings.tz).date()))
+    notice = f"Empty store: loaded the sample book ({loaded} accounts)."
+    if console.quiet:
+        print(notice, file=sys.stderr)
+    else:
+        console.print(f"[dim]{notice}[/dim]")
+
+
+def _shown(url: str) -> str:
+    """A database URL as it may be printed (password hidden)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class EmptyStoreError(RuntimeError):
+    """The store has no accounts and is not fresh, so the sample book is not loaded in their place."""
 
 
 async def list_drafts(*, data_dir: Path | None, limit: int, quiet: bool) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from src.app.nodes.account_facts import load_account
 from src.app.nodes.alerts import dispatch_churn_alert, fallback_narrative
 from src.app.schemas import AccountRecord, CollectionsRisk, CSMAlertResult, CSMHealthScore
 from src.app.state import CSMState
-from src.app.tasks import check_task_type
+from src.app.tasks import check_task_type, parse_task
 from src.app.tools.chat import ChatPoster
 from src.app.tools.events import EventBus
 from src.app.tools.llm import LLMService
@@ -221,7 +221,7 @@ class CustomerSuccessAgent(BaseAgent):
         task_type = str(task["type"])
         log = self._log.bind(task_type=task_type, account_id=task.get("account_id"))
         try:
-            state = CSMState(task=copy.deepcopy(task))
+            state = CSMState(task=parse_task(copy.deepcopy(task)))
             output = await self._invoke(state, self._context(context, task))
         except Exception as error:  # noqa: BLE001 - fail-open contract of SPEC §3
             message = redact_secrets(str(error), self.settings)

@@ -1,0 +1,59 @@
+"""Failed commands exit non-zero with one line on stderr; an emptied store is not refilled; bad periods are refused."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.hardening.conftest import csm_env, run_csm
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_an_unknown_account_fails_with_status_1_and_one_line(tmp_path: Path) -> None:
+    done = run_csm("qbr", "no-such-account", "--json", env=csm_env(tmp_path))
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["partial"] is True  # --json still prints the fail-open result
+    assert "Account 'no-such-account' was not found" in one_error_line(done.stderr)
+
+
+def test_a_corrupted_database_is_one_sentence_saying_what_to_do(tmp_path: Path) -> None:
+    broken = tmp_path / "csm.sqlite"
+    broken.write_bytes(b"this is not a database" * 100)
+    done = run_csm("scan", env=csm_env(tmp_path))
+    assert done.returncode == 1
+    line = one_error_line(done.stderr)
+    assert "not a readable SQLite database" in line and "move the file aside" in line
+    assert len(done.stderr.splitlines()) <= 3
+
+
+def test_an_emptied_store_is_not_refilled_with_the_sample_book(tmp_path: Path) -> None:
+    env = csm_env(tmp_path)
+    first = run_csm("scan", "--json", env=env)
+    assert first.returncode == 0 and "loaded the sample book (300 accounts)" in first.stderr  # said under --json too
+    with sqlite3.connect(tmp_path / "csm.sqlite") as connection:
+        connection.execute("DELETE FROM accounts")
+    again = run_csm("scan", "--json", env=env)
+    assert again.returncode == 1
+    assert "has no accounts but has been used before" in one_error_line(again.stderr)
+    with sqlite3.connect(tmp_path / "csm.sqlite") as connection:
+        assert connection.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("period", ["Q5 2026", "Q0 2026", "Q3 2026" + "x" * 600, "2026"])
+def test_an_impossible_period_is_refused_before_anything_is_written(tmp_path: Path, period: str) -> None:
+    done = run_csm("qbr", "acct-0001", "--period", period, "--json", env=csm_env(tmp_path))
+    assert done.returncode == 1
+    assert "'period' must be a quarter label like 'Q3 2026'" in one_error_line(done.stderr)
+    with sqlite3.connect(tmp_path / "csm.sqlite") as connection:
+        assert connection.execute("SELECT count(*) FROM drafts").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM qbr_pages").fetchone() == (0,)
+    assert not list((tmp_path / "outbox").rglob("*.eml"))
