@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(%?)")
-_IDENTIFIER = re.compile(r"\b[A-Za-z]+[-_]?\d[\w-]*")
+_IDENTIFIER = re.compile(r"\b[A-Za-z]+[-_(]?\d[\w-]*")
 """Words with digits inside ("acct-0001", "Q4", "x2") are names, not figures."""
 
 
