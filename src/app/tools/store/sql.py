@@ -40,6 +40,7 @@ from src.app.tools.store.sql_engine import (
     is_memory_sqlite,
     write_accounts,
 )
+from src.app.tools.store.sql_history import HistoryReads
 from src.app.tools.store.sql_runs import RunRecord, claim_run, finish_run
 from src.app.tools.store.sql_tables import (
     ACCOUNT_ID_TYPE,
@@ -84,7 +85,7 @@ class ArtifactRow(Generic[ContentT]):
     content: ContentT
 
 
-class SQLStore:
+class SQLStore(HistoryReads):
     """`CSMStore` on SQLAlchemy Core; construction does no I/O, the engine and tables are made on first use.
 
     Every blocking call runs in a worker thread (`asyncio.to_thread`), so the event loop is never blocked.
@@ -165,25 +166,9 @@ class SQLStore:
         """Append scores to the history, one row per account and scan."""
         await asyncio.to_thread(self._save_scores, scores)
 
-    async def score_history(
-        self, account_ids: Sequence[str], *, since: datetime | None = None, until: datetime | None = None
-    ) -> dict[str, list[CSMHealthScore]]:
-        """Stored scores per account computed in [`since`, `until`], oldest first (accounts without any are absent)."""
-        return await asyncio.to_thread(self._score_history, list(account_ids), since, until)
-
-    async def latest_qbr(self, account_id: str, period: str | None = None) -> QBRContent | None:
-        """The newest stored QBR of an account (for `period`, when given), or None."""
-        query = select(QBR_PAGES.c.payload).where(QBR_PAGES.c.account_id == account_id)
-        if period is not None:
-            query = query.where(QBR_PAGES.c.period == period)
-        query = query.order_by(QBR_PAGES.c.created_at.desc(), QBR_PAGES.c.id.desc()).limit(1)
-        rows = await asyncio.to_thread(self._fetch_mappings, query)
-        return QBRContent.model_validate(rows[0]["payload"]) if rows else None
-
     async def last_alert(self, account_id: str) -> AlertRecord | None:
         """The most recent churn alert for the account, if any."""
-        alerts = await self.list_alerts(account_id, limit=1)
-        return alerts[0] if alerts else None
+        return next(iter(await self.list_alerts(account_id, limit=1)), None)
 
     async def list_alerts(self, account_id: str | None = None, *, limit: int = 100) -> list[AlertRecord]:
         """Churn alerts, newest first, for one account or all."""
@@ -438,24 +423,6 @@ class SQLStore:
         for score in scores:  # pydantic reads "Z" as its own zero-offset zone; the store hands back `UTC` itself
             score.computed_at = as_utc(score.computed_at)
         return {score.account_id: score for score in scores}
-
-    def _score_history(
-        self, account_ids: list[str], since: datetime | None, until: datetime | None
-    ) -> dict[str, list[CSMHealthScore]]:
-        history: dict[str, list[CSMHealthScore]] = {}
-        with self._transaction(write=False) as connection:
-            for batch in _id_batches(account_ids, size=SEEK_BATCH_SIZE):
-                query = select(cast(HEALTH_SCORES.c.payload, Text)).where(HEALTH_SCORES.c.account_id.in_(batch))
-                if since is not None:
-                    query = query.where(HEALTH_SCORES.c.computed_at >= since)
-                if until is not None:
-                    query = query.where(HEALTH_SCORES.c.computed_at <= until)
-                query = query.order_by(HEALTH_SCORES.c.computed_at, HEALTH_SCORES.c.id)
-                for payload in connection.execute(query).scalars():
-                    score = CSMHealthScore.model_validate_json(payload)
-                    score.computed_at = as_utc(score.computed_at)
-                    history.setdefault(score.account_id, []).append(score)
-        return history
 
     def _save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
         self._insert_rows(HEALTH_SCORES, [score_row(score) for score in scores])

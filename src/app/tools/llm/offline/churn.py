@@ -55,6 +55,10 @@ def _score_sentence(account: Account, score: Facts, trend: Facts) -> str:
     rag = clean(score.get("rag"), limit=8)
     change = num(trend.get("change_7_days"))
     movement = "" if change is None else f", {describe_change(change)} in 7 days"
+    if not trend:  # facts without a trend: the change since the previous score
+        previous = num(score.get("previous_score"))
+        movement = "" if previous is None or round(previous) == round(value) else f", down from {fmt(round(previous))}"
+        movement = movement.replace("down", "up") if previous is not None and previous < value else movement
     return f"{identity} has a health score of {fmt(round(value))}/100{f' ({rag})' if rag else ''}{movement}."
 
 

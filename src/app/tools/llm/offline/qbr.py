@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from src.app.documents.wording import (
-    counted_list,
     describe_change,
     feature_label,
     join_list,
@@ -50,6 +49,8 @@ def qbr_narrative(facts: Facts) -> Answer:
 def _qbr_summary(account: Account, score: Facts, trend: Facts, period: str, trigger: str) -> str:
     """The QBR health summary: score and its change since the period start, churn level, why the review is now."""
     now, level = num(trend.get("score_now")), clean(score.get("churn_risk_level"), limit=10)
+    if now is None and num(score.get("score")) is not None:
+        now = round(num(score.get("score")) or 0)  # facts without a trend: the current score alone
     to_date = trend.get("to_date") is True
     opening = f"{account.title} has no health score on record for {period}."
     if now is not None:
@@ -98,11 +99,10 @@ def _adoption_commentary(account: Account, adoption: Facts, period: str) -> str:
     if rate is None and not used:
         return f"Feature adoption data was not available for {account.name} in {period}."
     labels = [feature_label(name) for name in used]
-    text = (
-        f"{account.title} uses {counted_list(labels, 'feature')} regularly"
-        if used
-        else f"{account.title} has no feature in regular use yet"
-    )
+    text = f"{account.title} has no feature in regular use yet"
+    if labels:
+        text = f"{account.title} uses {plural(len(labels), 'feature')} regularly"
+        text += f", among them {join_list(labels[:3])}" if len(labels) > 3 else f": {join_list(labels)}"
     text += f", an adoption rate of {fmt_pct(rate)}." if rate is not None else "."
     if underused:
         lagging = [feature_label(name) for name in underused]
