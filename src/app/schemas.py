@@ -204,6 +204,7 @@ class QBRContent(BaseModel):
     risks: list[str] = Field(default_factory=list)
     roi_highlights: list[str] = Field(default_factory=list)
     adoption_commentary: str = ""
+    document_markdown: str = Field(default="", description="The QBR document as Markdown (the Notion page body).")
 
 
 class AdoptionInsights(BaseModel):

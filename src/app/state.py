@@ -101,6 +101,8 @@ class WorkState(TypedDict, total=False):
     """Accounts whose score should alert, most severe first: (severity rank, score, account id) (health_scan)."""
     alert_scores: list[dict[str, Any]]
     """The scores of the accounts chosen for an alert in this run (health_scan)."""
+    alerts_held_back: int
+    """Accounts due an alert that the per-scan cap held back (health_scan)."""
     scanned_count: int
     """How many account records the scan looked at."""
     scan_counts: dict[str, int]

@@ -52,6 +52,9 @@ class HealthScanTask(_TaskBase):
     account_id: str | None = Field(default=None, description="Score only this account.")
     account_ids: list[str] | None = Field(default=None, description="Score only these accounts.")
     summary: bool = Field(default=False, description="Return counts and alerted scores only (the daily job).")
+    digest: bool = Field(
+        default=False, description="After the alerts, draft each owner's daily digest (the daily job)."
+    )
     signals: dict[str, Any] = Field(default_factory=dict, description="Signal values set on every account scored.")
     days_to_renewal: int | dict[str, int] | None = Field(
         default=None, description="A renewal countdown for every account (a number) or per account id."

@@ -10,7 +10,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -28,6 +28,8 @@ app.command("backtest")(backtest)
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Folder for the store and outbox.")]
 _DEBUG = [False]
 """Whether --log-level debug was given (a failure then prints its traceback)."""
+FORMATS: dict[str, Literal["html", "md", "pptx"]] = {"html": "html", "md": "md", "pptx": "pptx"}
+"""The QBR document formats of `csm qbr --format`."""
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
@@ -69,16 +71,29 @@ def scan(
 def qbr(
     account_id: str,
     period: Annotated[str | None, typer.Option(help="Period label, e.g. 'Q3 2026' (default: this quarter).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Render the QBR document as html, md or pptx (a deck).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="File to write the document to.")] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a QBR for one account (saved as a page and a draft to the rep)."""
-    from src.app.cli.runs import run_task
+    """Write a QBR for one account (a page, a draft to the rep, its deck and documents); render it with --format."""
+    from src.app.cli.runs import run_qbr, run_task
 
     task: dict[str, Any] = {"type": "generate_qbr", "account_id": account_id}
     if period:
         task["period"] = period
-    _emit(asyncio.run(run_task(task, data_dir=data_dir, quiet=as_json)), as_json)
+    if fmt is None and output is None:
+        _emit(asyncio.run(run_task(task, data_dir=data_dir, quiet=as_json)), as_json)
+        return
+    chosen = fmt or (output.suffix.lstrip(".").lower() if output and output.suffix else "html")
+    if chosen not in FORMATS:
+        raise typer.BadParameter(f"--format must be html, md or pptx, got {chosen!r}")
+    result = asyncio.run(run_qbr(task, fmt=FORMATS[chosen], output=output, data_dir=data_dir, quiet=as_json))
+    _emit(result, as_json)
+    if "error" in result:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -19,8 +19,11 @@ from src.app.analysis.signals import AccountDataError, parse_account
 from src.app.cli.render import Console, progress, render_drafts, render_result, render_scan
 from src.app.config import CSMSettings
 from src.app.data.sample_book import load_sample_book
+from src.app.nodes.qbr_documents import DocumentFormat, document_path, qbr_document, write_document
+from src.app.schemas import CSMHealthScore, QBRContent
+from src.app.tasks import current_quarter
 from src.app.tools.llm.usage import metered
-from src.app.tools.store import CSMStore
+from src.app.tools.store import CSMStore, ScoreHistory
 from src.app.tools.store.sql import SQLStore
 
 T = TypeVar("T")
@@ -41,6 +44,40 @@ async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) 
         if "llm_usage" in result:
             console.print(usage_line(result["llm_usage"]))
         return result
+
+
+async def run_qbr(
+    task: dict[str, Any], *, fmt: DocumentFormat, output: Path | None, data_dir: Path | None, quiet: bool
+) -> dict[str, Any]:
+    """Render one account's QBR document from the stored QBR and score history, writing the QBR first if needed."""
+    settings = settings_for(data_dir)
+    console = Console(quiet=quiet)
+    now = datetime.now(settings.tz)
+    period = task.get("period") or current_quarter(now, settings.tz)
+    async with open_agent(settings) as (agent, store):
+        await ensure_accounts(store, settings, console)
+        stored = await store.latest_qbr(task["account_id"], period) if isinstance(store, ScoreHistory) else None
+        generated, fresh = stored is None, None
+        if stored is None:
+            with progress(console, "Writing the QBR"):
+                result = await agent.execute({**task, "period": period}, {})
+            if "error" in result:
+                render_result(console, result)
+                return result
+            stored = QBRContent.model_validate(result["qbr"])
+            fresh = CSMHealthScore.model_validate(result["health_score"]) if result.get("health_score") else None
+        doc = await qbr_document(store, settings, stored, now=now, period=period, fresh=fresh)
+    path = write_document(doc, fmt, output or document_path(Path.cwd(), doc, fmt))
+    summary = {
+        "account_id": doc.account_id,
+        "period": doc.period,
+        "format": fmt,
+        "output": str(path),
+        "generated": generated,
+        "health": f"{doc.health.headline} {doc.health.trend}",
+    }
+    render_result(console, summary)
+    return summary
 
 
 async def ensure_accounts(store: CSMStore, settings: CSMSettings, console: Console) -> None:

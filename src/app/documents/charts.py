@@ -6,6 +6,7 @@ renderer, and the configuration `<script>` and comments pygal adds are removed.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -62,6 +63,13 @@ def score_history_svg(
     if not amber < green:
         raise ValueError(f"amber ({amber}) must be lower than green ({green})")
     ordered = sorted(points)
+    if not ordered:  # pygal cannot render an empty date chart
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img">'
+            f"<title>{html.escape(title)}</title>"
+            f'<text x="{width // 2}" y="{height // 2}" text-anchor="middle" fill="#5f6b7a" font-size="18">'
+            "No data: no health score on record yet</text></svg>"
+        )
     chart = pygal.DateLine(
         js=[],
         disable_xml_declaration=True,

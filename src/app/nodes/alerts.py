@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import structlog
 
+from src.app.analysis.health import SIGNAL_MAX_POINTS, weakest_signals
 from src.app.config import redact_secrets
 from src.app.context import CSMContext
+from src.app.documents.periods import local_day, score_as_of
+from src.app.documents.wording import (
+    describe_change,
+    fmt_date,
+    fmt_score,
+    plural,
+    rounded_score,
+    score_delta,
+    signal_line,
+    strength_word,
+)
 from src.app.nodes.delivery import audit, check_recipient
-from src.app.nodes.render import Section, escape_chat, render_html, render_text
+from src.app.nodes.render import Section, escape_chat, greeting, render_html, render_text
 from src.app.schemas import (
     AccountRecord,
     ChatMessage,
@@ -57,13 +70,58 @@ async def alert_status(ctx: CSMContext, score: CSMHealthScore) -> AlertStatus:
     return "cooldown" if within else "due"
 
 
+TREND_DAYS = (7, 30)
+"""An alert compares the score with the stored scores this many days ago."""
+USERS_DROP_SHOWN = -0.25
+"""A fall in active users at least this large (as a ratio) is called out in every alert."""
+
+
+def alert_trend(
+    history: Sequence[CSMHealthScore], score: CSMHealthScore, usage: Sequence[int], *, tz: ZoneInfo
+) -> dict[str, Any]:
+    """The alert's trend facts: the score now, 7 and 30 days ago (stored history), and the change in active users."""
+    today = local_day(score.computed_at, tz)
+    trend: dict[str, Any] = {"score_now": rounded_score(score.score)}
+    for days in TREND_DAYS:
+        then = score_as_of([s for s in history if s.computed_at < score.computed_at], today - timedelta(days), tz)
+        trend[f"score_{days}_days_ago"] = None if then is None else rounded_score(then.score)
+        trend[f"change_{days}_days"] = None if then is None else score_delta(score.score, then.score)
+        trend[f"date_{days}_days_ago"] = None if then is None else fmt_date(local_day(then.computed_at, tz))
+    if len(usage) >= 2 and usage[0]:
+        trend |= {"active_users_then": usage[0], "active_users_now": usage[-1], "months": len(usage) - 1}
+        trend["active_users_change_pct"] = round((usage[-1] - usage[0]) / usage[0] * 100)
+    return trend
+
+
+def trend_lines(trend: Mapping[str, Any]) -> list[str]:
+    """The trend in sentences: "Down 24 points in 7 days (from 86 on 25 Nov 2026)."; a large fall in users."""
+    lines = []
+    for days in TREND_DAYS:
+        change = trend.get(f"change_{days}_days")
+        if change is None:
+            lines.append(f"No stored score from {plural(days, 'day')} ago to compare with.")
+            continue
+        then, on = trend[f"score_{days}_days_ago"], trend[f"date_{days}_days_ago"]
+        lines.append(f"{describe_change(change).capitalize()} in {plural(days, 'day')} (from {then} on {on}).")
+    pct = trend.get("active_users_change_pct")
+    if pct is not None and pct <= USERS_DROP_SHOWN * 100:
+        lines.append(
+            f"Active users fell {-pct}% in {plural(trend['months'], 'month')} "
+            f"(from {trend['active_users_then']:,} to {trend['active_users_now']:,})."
+        )
+    return lines
+
+
 def fallback_narrative(account: AccountRecord, score: CSMHealthScore) -> ChurnNarrative:
     """A deterministic narrative from the score alone, used when the LLM could not write one."""
-    trigger = (score.churn_triggered_by or "overall health").replace("_", " ")
+    trigger = {"contract_proximity": "the renewal being close", "behavioral": "falling usage and logins"}.get(
+        score.churn_triggered_by or "", "overall health"
+    )
     return ChurnNarrative(
         churn_narrative=(
-            f"{account.name} scored {score.score:.0f}/100 ({score.rag}); churn risk is {score.churn_risk_level}, "
-            f"driven by {trigger}. The narrative could not be generated; see the signal breakdown."
+            f"{account.name} scored {fmt_score(score.score, out_of=True)} ({score.rag.capitalize()}); churn risk is "
+            f"{score.churn_risk_level}, driven by {trigger}. The narrative could not be generated; "
+            "see the signals below."
         ),
         recommended_actions=["Review the signal breakdown and contact the account's champion."],
     )
@@ -76,16 +134,22 @@ async def dispatch_churn_alert(
     score: CSMHealthScore,
     narrative: ChurnNarrative,
     task_type: str,
+    trend: Mapping[str, Any] | None = None,
 ) -> CSMAlertResult:
-    """Alert on the system of record, the event bus, an email draft and chat; each channel independently."""
+    """Alert on the system of record, the event bus, an email draft and chat; each channel independently.
+
+    `trend` (see `alert_trend`) puts the change over 7 and 30 days and any large fall in active users in the
+    email and chat text.
+    """
+    trend = trend or {}
     key = alert_key(ctx, score)
     result = CSMAlertResult(account_id=account.account_id)
     # The mark on the record goes last: it starts the cooldown, so a run killed before it redoes the alert,
     # and every other channel is idempotent by key (nothing is duplicated by the redo).
     channels: dict[str, Callable[[str], Awaitable[tuple[str, str | None]]]] = {
         "event_bus": lambda artifact_key: _publish_event(ctx, account, score, narrative, artifact_key),
-        "email_alert": lambda artifact_key: _draft_email(ctx, account, score, narrative, artifact_key),
-        "chat_alert": lambda artifact_key: _post_chat(ctx, account, score, narrative, artifact_key),
+        "email_alert": lambda artifact_key: _draft_email(ctx, account, score, narrative, trend, artifact_key),
+        "chat_alert": lambda artifact_key: _post_chat(ctx, account, score, narrative, trend, artifact_key),
         "notion": lambda artifact_key: _mark_record(ctx, score, artifact_key),
     }
     for channel, send in channels.items():
@@ -136,33 +200,70 @@ async def _publish_event(
     return f"stream:{CHURN_STREAM}", event_id
 
 
-async def _draft_email(
-    ctx: CSMContext, account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, key: str
-) -> tuple[str, str | None]:
-    to = check_recipient(ctx, account)
-    heading = f"Churn risk {score.churn_risk_level}: {account.name} ({score.score:.0f}/100, {score.rag})"
-    sections = [
+def alert_subject(account: AccountRecord, score: CSMHealthScore) -> str:
+    """The alert's subject; its score is written exactly as the body writes it."""
+    shown = f"{fmt_score(score.score, out_of=True)}, {score.rag.capitalize()}"
+    return f"Churn risk {score.churn_risk_level}: {account.name} ({shown})"
+
+
+def alert_sections(score: CSMHealthScore, narrative: ChurnNarrative, trend: Mapping[str, Any]) -> list[Section]:
+    """The alert email's body: score and trend, what is happening, actions, the signals that cost points."""
+    shown = f"{fmt_score(score.score, out_of=True)} ({score.rag.capitalize()})"
+    headline = f"Health score {shown}, churn risk {score.churn_risk_level}."
+    weakest = [
+        f"{signal_line(key, points, best)} ({strength_word(points, best)})"
+        for key, points, best in weakest_signals(score)
+    ]
+    adjustments = [
+        signal_line(key, points)
+        for key, points in score.signal_breakdown.items()
+        if key not in SIGNAL_MAX_POINTS and points < 0
+    ]
+    return [
+        Section(title="Score and trend", paragraphs=[headline], bullets=trend_lines(trend)),
         Section(title="What is happening", paragraphs=[narrative.churn_narrative]),
         Section(title="Recommended actions", bullets=narrative.recommended_actions),
-        Section(title="Signal breakdown", bullets=[f"{k}: {v:g}" for k, v in score.signal_breakdown.items()]),
+        Section(title="Signals that cost the most points", bullets=weakest + adjustments),
     ]
+
+
+async def _draft_email(
+    ctx: CSMContext,
+    account: AccountRecord,
+    score: CSMHealthScore,
+    narrative: ChurnNarrative,
+    trend: Mapping[str, Any],
+    key: str,
+) -> tuple[str, str | None]:
+    to = check_recipient(ctx, account)
+    heading = alert_subject(account, score)
+    sections = alert_sections(score, narrative, trend)
+    why = f"You own {account.name}, and today's health scan found it at {score.churn_risk_level} churn risk."
+    intro = [greeting(to), why]
     message = EmailMessage(
         to=to,
         subject=heading,
-        body_html=render_html(heading, sections),
-        body_text=render_text(heading, sections),
+        body_html=render_html(heading, sections, intro=intro),
+        body_text=render_text(heading, sections, intro=intro),
     )
     draft = await ctx.mail.create_draft(message, idempotency_key=key, account_id=account.account_id, kind="churn_alert")
     return to, draft.draft_id
 
 
 async def _post_chat(
-    ctx: CSMContext, account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, key: str
+    ctx: CSMContext,
+    account: AccountRecord,
+    score: CSMHealthScore,
+    narrative: ChurnNarrative,
+    trend: Mapping[str, Any],
+    key: str,
 ) -> tuple[str, str | None]:
     space = account.chat_space or DEFAULT_CHAT_SPACE
+    moves = " ".join(line for line in trend_lines(trend) if not line.startswith("No stored"))
     text = (
         f":rotating_light: *Churn risk {score.churn_risk_level}* for *{escape_chat(account.name)}* "
-        f"({score.score:.0f}/100, {score.rag}). {escape_chat(narrative.churn_narrative)}"
+        f"({fmt_score(score.score, out_of=True)}, {score.rag.capitalize()}). {moves + ' ' if moves else ''}"
+        f"{escape_chat(narrative.churn_narrative)}"
     )
     message_id = await ctx.chat.post(
         ChatMessage(space_name=space, text=text, thread_key=account.account_id), idempotency_key=key

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from src.app.context import CSMContext
 from src.app.nodes.account_facts import load_account
-from src.app.nodes.render import Section, render_html, render_text
+from src.app.nodes.render import Section, greeting, render_html, render_text
 from src.app.schemas import AccountRecord, DraftResult, EmailMessage
 from src.app.state import WorkError, WorkState
 from src.app.tools.store import AuditEntry
@@ -91,18 +91,21 @@ async def draft_for_rep(
     heading: str,
     sections: Sequence[Section],
     recipient: RecipientRole = "rep",
+    why: str = "",
 ) -> DraftResult:
     """Draft a message to the account's rep, or its AE with `recipient="ae"`, and audit it.
 
-    The address comes from the account record (`internal_recipient`), never from LLM text.
+    The address comes from the account record (`internal_recipient`), never from LLM text. The body opens
+    with a greeting and `why`, one line saying why the recipient gets it.
     """
     _, account = await load_account(ctx, account_id)
     to = check_recipient(ctx, account, recipient)
+    intro = [greeting(to), why]
     message = EmailMessage(
         to=to,
         subject=heading,
-        body_html=render_html(heading, sections),
-        body_text=render_text(heading, sections),
+        body_html=render_html(heading, sections, intro=intro),
+        body_text=render_text(heading, sections, intro=intro),
     )
     draft = await ctx.mail.create_draft(message, idempotency_key=f"{key}:draft", account_id=account_id, kind=kind)
     await audit(

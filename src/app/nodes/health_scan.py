@@ -6,6 +6,7 @@ import gc
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -15,7 +16,8 @@ from src.app.analysis.health import weakest_signals
 from src.app.analysis.signals import days_until, parse_identity
 from src.app.context import CSMContext
 from src.app.nodes.account_facts import account_brief, require_scorer
-from src.app.nodes.alerts import alert_status, dispatch_churn_alert, fallback_narrative
+from src.app.nodes.alerts import TREND_DAYS, alert_status, alert_trend, dispatch_churn_alert, fallback_narrative
+from src.app.nodes.digest import send_daily_digests
 from src.app.nodes.llm import prompt_requests
 from src.app.prompts import health_scan as prompt
 from src.app.scan.book import in_pages, whole_book
@@ -23,7 +25,7 @@ from src.app.scan.page import ScanSpec, score_page
 from src.app.schemas import ChurnNarrative, CSMHealthScore, jsonable
 from src.app.state import WorkError, WorkState
 from src.app.tasks import HealthScanTask, as_task
-from src.app.tools.store import CSMStore, UnreadableAccounts
+from src.app.tools.store import CSMStore, UnreadableAccounts, score_history
 
 log = structlog.get_logger(__name__)
 
@@ -114,16 +116,27 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
                 chosen.append(score)
             if len(chosen) >= budget:
                 break
+    held_back = await _held_back(ctx, {s.account_id for s in chosen}, state)
     records = await ctx.store.load_accounts([s.account_id for s in chosen], active_only=False)
     by_id = {str(r.get("account_id")): r for r in records}
     now, tz = ctx.clock(), ctx.settings.tz
+    since = now - timedelta(days=max(TREND_DAYS) + 1)
+    history = await score_history(ctx.store, [s.account_id for s in chosen], since=since)
     facts = {
         s.account_id: _alert_facts(
             s, by_id[s.account_id], days_until(by_id[s.account_id].get("contract_end_date"), now=now, tz=tz)
         )
+        | {"trend": alert_trend(history.get(s.account_id, []), s, _usage(by_id[s.account_id]), tz=tz)}
         for s in chosen
     }
-    return {"facts": facts, "alert_scores": [s.model_dump(mode="json") for s in chosen]}
+    return {"facts": facts, "alert_scores": [s.model_dump(mode="json") for s in chosen], "alerts_held_back": held_back}
+
+
+async def _held_back(ctx: CSMContext, chosen: set[str], state: WorkState) -> int:
+    """How many candidates the cap kept from an alert: those not chosen that were due (not in their cooldown)."""
+    unseen = [account_id for _, _, account_id in state.get("alert_candidates", []) if account_id not in chosen]
+    scores = await ctx.store.latest_scores(unseen) if unseen else {}
+    return sum([await alert_status(ctx, score) == "due" for score in scores.values()])
 
 
 async def build_prompt(state: WorkState) -> dict[str, Any]:
@@ -144,10 +157,27 @@ async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[s
         narrative = ChurnNarrative.model_validate(parsed) if parsed else fallback_narrative(account, scores[account_id])
         alerts.append(
             await dispatch_churn_alert(
-                ctx, account=account, score=scores[account_id], narrative=narrative, task_type="health_scan"
+                ctx,
+                account=account,
+                score=scores[account_id],
+                narrative=narrative,
+                task_type="health_scan",
+                trend=state.get("facts", {}).get(account_id, {}).get("trend"),
             )
         )
-    return {"result": _scan_result(state, [a.model_dump(mode="json") for a in alerts])}
+    result = _scan_result(state, [a.model_dump(mode="json") for a in alerts])
+    if as_task(state["task"], HealthScanTask).digest:
+        alerted = {alert.account_id for alert in alerts}
+        result |= await send_daily_digests(ctx, alerted=alerted, held_back=result["alerts_held_back"])
+    return {"result": result}
+
+
+def _usage(record: Mapping[str, Any]) -> list[int]:
+    """The record's monthly active users, oldest first ([] when missing or malformed)."""
+    usage = record.get("usage_history")
+    if not isinstance(usage, list):
+        return []
+    return [int(value) for value in usage if isinstance(value, int | float) and not isinstance(value, bool)]
 
 
 def _alert_facts(score: CSMHealthScore, record: Mapping[str, Any], days_to_renewal: int | None) -> dict[str, Any]:
@@ -184,6 +214,7 @@ def _scan_result(state: WorkState, alerts: list[dict[str, Any]]) -> dict[str, An
             "rag_counts": {rag: count for rag, count in counts.items() if rag != "scored"},
             "scores_included": "alerted" if summary else "all",
             "alerts_dispatched": sum(1 for alert in alerts if alert["alerts_sent"] > 0),
+            "alerts_held_back": state.get("alerts_held_back", 0),
             "alerts": alerts,
             "errors": errors,
             "llm_usage": state.get("llm_usage", {}),

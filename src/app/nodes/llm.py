@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from src.app.config import redact_secrets
 from src.app.context import CSMContext
+from src.app.documents.numbers import model_texts, unknown_numbers
 from src.app.prompts import repair
 from src.app.prompts.fencing import fence_facts
 from src.app.schemas import AdoptionInsights, ChurnNarrative, ExpansionPitches, QBRNarrative, SupervisorRoute
@@ -28,6 +29,8 @@ LLM_OUTPUT_SCHEMAS: dict[str, type[BaseModel]] = {
 }
 MAX_LLM_ROUNDS = 3
 """One call plus at most two repair rounds per key."""
+FIGURES_CHECKED = frozenset({QBRNarrative.__name__})
+"""Outputs whose prose may quote only numbers among the facts (every figure is computed, never written)."""
 
 
 def prompt_requests(facts: Mapping[str, Mapping[str, Any]], prompt: ModuleType, schema: str) -> list[LLMRequest]:
@@ -89,6 +92,7 @@ async def parse_response(state: WorkState) -> dict[str, Any]:
         reply = replies[request["key"]]
         try:
             model = parse_model(reply, LLM_OUTPUT_SCHEMAS[request["schema"]])
+            _check_figures(request, model, state.get("facts", {}).get(request["key"]))
         except LLMParseError as problem:
             if state.get("llm_attempt", 1) < MAX_LLM_ROUNDS:
                 retry.append(_repair_request(request, reply, str(problem)))
@@ -102,6 +106,18 @@ async def parse_response(state: WorkState) -> dict[str, Any]:
 def route_after_parse(state: WorkState) -> Literal["call_llm", "draft"]:
     """Loop back to the LLM while repair requests are pending, else go on to drafting."""
     return "call_llm" if state.get("llm_requests") else "draft"
+
+
+def _check_figures(request: LLMRequest, model: BaseModel, facts: Mapping[str, Any] | None) -> None:
+    """LLMParseError when the prose quotes a number that is not among the request's facts."""
+    if request["schema"] not in FIGURES_CHECKED or facts is None:
+        return
+    unknown = unknown_numbers(model_texts(model.model_dump(mode="json")), facts)
+    if unknown:
+        raise LLMParseError(
+            f"the text quotes numbers that are not among the facts ({', '.join(unknown)}); "
+            "use only the figures given in the facts, as given, or write the sentence without a number"
+        )
 
 
 def _repair_request(request: LLMRequest, reply: str | None, problem: str) -> LLMRequest:

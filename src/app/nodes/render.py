@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
@@ -16,9 +17,16 @@ class Section(BaseModel):
     bullets: list[str] = Field(default_factory=list)
 
 
-def render_html(heading: str, sections: Sequence[Section]) -> str:
-    """An HTML email body; all text is HTML-escaped."""
+def greeting(address: str) -> str:
+    """A greeting from an address: "maria.lopez@x.com" -> "Hi Maria,"; "Hi," when no first name shows."""
+    first = re.split(r"[._+-]", address.partition("@")[0])[0]
+    return f"Hi {first.capitalize()}," if first.isalpha() and len(first) > 1 else "Hi,"
+
+
+def render_html(heading: str, sections: Sequence[Section], *, intro: Sequence[str] = ()) -> str:
+    """An HTML email body (a greeting and why it was sent first, in `intro`); all text is HTML-escaped."""
     parts = [f"<h2>{html.escape(heading)}</h2>"]
+    parts.extend(f"<p>{html.escape(line)}</p>" for line in intro if line)
     for section in sections:
         if section.title:
             parts.append(f"<h3>{html.escape(section.title)}</h3>")
@@ -30,9 +38,11 @@ def render_html(heading: str, sections: Sequence[Section]) -> str:
     return "\n".join(parts)
 
 
-def render_text(heading: str, sections: Sequence[Section]) -> str:
+def render_text(heading: str, sections: Sequence[Section], *, intro: Sequence[str] = ()) -> str:
     """The plain-text alternative of `render_html`."""
     lines = [heading, "=" * len(heading)]
+    if any(intro):
+        lines += ["", *(line for line in intro if line)]
     for section in sections:
         lines.append("")
         if section.title:

@@ -202,8 +202,9 @@ class CSMScheduler:
 
     async def run_daily_health_scan(self) -> dict[str, Any]:
         """One batch health scan over every active account, alerts included (the result keeps only at-risk scores)."""
-        result = await self._execute({"type": "health_scan", "summary": True}, "csm_daily_health_scan")
-        return _scan_summary(result)
+        task = {"type": "health_scan", "summary": True, "digest": True}
+        result = await self._execute(task, "csm_daily_health_scan")
+        return _scan_summary(result) | {key: result.get(key, 0) for key in ("digests", "digests_existing")}
 
     async def run_daily_contract_check(self) -> dict[str, Any]:
         """Re-check AMBER/RED accounts renewing within 60 days; QBR those renewing within 90 days without one."""
@@ -309,6 +310,7 @@ def _scan_summary(result: dict[str, Any]) -> dict[str, Any]:
         "failed": len(result.get("errors", [])),
         "skipped": 0,
         "alerts": result.get("alerts_dispatched", 0),
+        "alerts_held_back": result.get("alerts_held_back", 0),
     }
 
 

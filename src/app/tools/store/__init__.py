@@ -197,3 +197,28 @@ class UnreadableAccounts(Protocol):
     def unreadable_accounts(self) -> list[UnreadableAccount]:
         """The records skipped by the last read of the account book."""
         ...
+
+
+@runtime_checkable
+class ScoreHistory(Protocol):
+    """Optional store capability: the score history and the stored QBRs (trends, documents, digests)."""
+
+    async def score_history(
+        self, account_ids: Sequence[str], *, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, list[CSMHealthScore]]:
+        """Stored scores per account computed in [`since`, `until`], oldest first."""
+        ...
+
+    async def latest_qbr(self, account_id: str, period: str | None = None) -> QBRContent | None:
+        """The newest stored QBR of an account (for `period`, when given), or None."""
+        ...
+
+
+async def score_history(
+    store: CSMStore, account_ids: Sequence[str], *, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, list[CSMHealthScore]]:
+    """The stored score history of the accounts, or only their latest scores on a store that keeps no history."""
+    if isinstance(store, ScoreHistory):
+        return await store.score_history(account_ids, since=since, until=until)
+    latest = await store.latest_scores(account_ids)
+    return {account_id: [score] for account_id, score in latest.items() if until is None or score.computed_at <= until}

@@ -42,6 +42,7 @@ from src.app.tools.store.sql_engine import (
     is_memory_sqlite,
     write_accounts,
 )
+from src.app.tools.store.sql_history import HistoryReads
 from src.app.tools.store.sql_runs import RunRecord, claim_run, finish_run
 from src.app.tools.store.sql_scores import history_by_account, history_query, latest_scores_query
 from src.app.tools.store.sql_tables import (
@@ -86,7 +87,7 @@ class ArtifactRow(Generic[ContentT]):
     content: ContentT
 
 
-class SQLStore:
+class SQLStore(HistoryReads):
     """`CSMStore` on SQLAlchemy Core; construction does no I/O, the engine and tables are made on first use.
 
     Every blocking call runs in a worker thread (`asyncio.to_thread`), so the event loop is never blocked.
@@ -175,8 +176,7 @@ class SQLStore:
 
     async def last_alert(self, account_id: str) -> AlertRecord | None:
         """The most recent churn alert for the account, if any."""
-        alerts = await self.list_alerts(account_id, limit=1)
-        return alerts[0] if alerts else None
+        return next(iter(await self.list_alerts(account_id, limit=1)), None)
 
     async def list_alerts(self, account_id: str | None = None, *, limit: int = 100) -> list[AlertRecord]:
         """Churn alerts, newest first, for one account or all."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from src.app.documents.wording import describe_change
 from src.app.tools.llm.offline.phrasing import (
     TRIGGERS,
     Account,
@@ -16,7 +17,6 @@ from src.app.tools.llm.offline.phrasing import (
     num,
     read_account,
     read_weakest,
-    score_movement,
     unique,
 )
 
@@ -26,7 +26,7 @@ def churn_narrative(facts: Facts) -> Answer:
     account, score = read_account(facts), as_dict(facts.get("score"))
     signals, weakest = as_dict(facts.get("signals")), read_weakest(facts)
     sentences = [
-        _score_sentence(account, score),
+        _score_sentence(account, score, as_dict(facts.get("trend"))),
         _churn_sentence(score),
         _weakest_sentence(weakest, signals),
         _renewal_sentence(account.days_to_renewal),
@@ -44,7 +44,7 @@ def churn_narrative(facts: Facts) -> Answer:
     }
 
 
-def _score_sentence(account: Account, score: Facts) -> str:
+def _score_sentence(account: Account, score: Facts, trend: Facts) -> str:
     """Identity and score, e.g. 'Acme (enterprise plan, $120,000 ARR) has a health score of 38/100 (RED)'."""
     money = fmt_money(account.arr)
     details = [part for part in (account.plan and account.plan_label, money and f"{money} ARR") if part]
@@ -53,8 +53,13 @@ def _score_sentence(account: Account, score: Facts) -> str:
     if value is None:
         return f"{identity} has no current health score on record."
     rag = clean(score.get("rag"), limit=8)
-    movement = score_movement(value, num(score.get("previous_score")))
-    return f"{identity} has a health score of {fmt(round(value, 1))}/100{f' ({rag})' if rag else ''}{movement}."
+    change = num(trend.get("change_7_days"))
+    movement = "" if change is None else f", {describe_change(change)} in 7 days"
+    if not trend:  # facts without a trend: the change since the previous score
+        previous = num(score.get("previous_score"))
+        movement = "" if previous is None or round(previous) == round(value) else f", down from {fmt(round(previous))}"
+        movement = movement.replace("down", "up") if previous is not None and previous < value else movement
+    return f"{identity} has a health score of {fmt(round(value))}/100{f' ({rag})' if rag else ''}{movement}."
 
 
 def _churn_sentence(score: Facts) -> str:

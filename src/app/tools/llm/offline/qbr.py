@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from src.app.documents.wording import (
+    describe_change,
+    feature_label,
+    join_list,
+    plural,
+    possessive,
+    strength_word,
+)
 from src.app.tools.llm.offline.expansion import OFFERS, candidate_confidence
 from src.app.tools.llm.offline.phrasing import (
     TRIGGERS,
@@ -16,12 +24,10 @@ from src.app.tools.llm.offline.phrasing import (
     fmt,
     fmt_money,
     fmt_pct,
-    join_words,
     names,
     num,
     read_account,
     read_weakest,
-    score_movement,
 )
 
 
@@ -30,7 +36,9 @@ def qbr_narrative(facts: Facts) -> Answer:
     account, score = read_account(facts), as_dict(facts.get("score"))
     period = clean(facts.get("period"), limit=20) or "this period"
     return {
-        "health_summary": _qbr_summary(account, score, period, clean(facts.get("trigger"), limit=30)),
+        "health_summary": _qbr_summary(
+            account, score, as_dict(facts.get("trend")), period, clean(facts.get("trigger"), limit=30)
+        ),
         "roi_highlights": _roi_highlights(as_dict(facts.get("roi_metrics")), account, period),
         "adoption_commentary": _adoption_commentary(account, as_dict(facts.get("adoption")), period),
         "expansion_next_steps": _expansion_steps(account, facts),
@@ -38,21 +46,25 @@ def qbr_narrative(facts: Facts) -> Answer:
     }
 
 
-def _qbr_summary(account: Account, score: Facts, period: str, trigger: str) -> str:
-    """The QBR health summary: score and movement, churn level, why this review happens now."""
-    value, level = num(score.get("score")), clean(score.get("churn_risk_level"), limit=10)
-    rag = clean(score.get("rag"), limit=8)
+def _qbr_summary(account: Account, score: Facts, trend: Facts, period: str, trigger: str) -> str:
+    """The QBR health summary: score and its change since the period start, churn level, why the review is now."""
+    now, level = num(trend.get("score_now")), clean(score.get("churn_risk_level"), limit=10)
+    if now is None and num(score.get("score")) is not None:
+        now = round(num(score.get("score")) or 0)  # facts without a trend: the current score alone
+    to_date = trend.get("to_date") is True
     opening = f"{account.title} has no health score on record for {period}."
-    if value is not None:
-        movement = score_movement(value, num(score.get("previous_score")))
-        rag_part, churn_part = f" ({rag})" if rag else "", f" and {level} churn risk" if level else ""
-        opening = (
-            f"{account.title} ends {period} with a health score of {fmt(round(value, 1))}/100"
-            f"{rag_part}{movement}{churn_part}."
-        )
+    if now is not None:
+        when = f"in {period} to date" if to_date else f"at the close of {period}"
+        opening = f"{possessive(account.title)} health score stands at {fmt(now)}/100 {when}"
+        start, change = num(trend.get("score_at_period_start")), num(trend.get("change_points"))
+        previous = clean(trend.get("previous_period"), limit=20) or "the last quarter"
+        if start is not None and change is not None:
+            moved = "unchanged from" if change == 0 else f"{describe_change(change)} from"
+            opening += f", {moved} {fmt(start)} at the close of {previous}"
+        opening += f"{f', with {level} churn risk' if level else ''}."
     if trigger == "contract_proximity":
         days = account.days_to_renewal
-        reason = f"renewal is {fmt(days)} days away" if days is not None and days >= 0 else "renewal is close"
+        reason = f"renewal is {plural(days, 'day')} away" if days is not None and days >= 0 else "renewal is close"
         why = f"This review was brought forward because {reason}."
     else:
         why = "This is the scheduled quarterly review."
@@ -62,22 +74,41 @@ def _qbr_summary(account: Account, score: Facts, period: str, trigger: str) -> s
 
 
 def _roi_highlights(metrics: Facts, account: Account, period: str) -> list[str]:
-    """One line per ROI metric, or a note that none were recorded."""
-    lines = [line for key, raw in list(metrics.items())[:10] if (line := _metric_line(str(key), raw))]
-    return lines or [f"No ROI metrics were recorded for {period}; agree baseline measures with {account.name}."]
+    """Value delivered in sentences: seats in use, active users over the period, open tickets."""
+    lines = []
+    purchased, active, ratio = num(metrics.get("seats_purchased")), num(metrics.get("seats_active")), None
+    if purchased and active is not None:
+        ratio = num(metrics.get("seat_utilization"))
+        share = f" ({fmt_pct(ratio)} of purchased seats)" if ratio is not None else ""
+        lines.append(f"{plural(active, 'seat')} of {fmt(purchased)} in active use{share}.")
+    start, end = num(metrics.get("active_users_start")), num(metrics.get("active_users_end"))
+    if start is not None and end is not None:
+        moved = "held steady at" if start == end else ("grew from" if end > start else "fell from")
+        lines.append(f"Active users {moved} {fmt(start)}" + ("." if start == end else f" to {fmt(end)}."))
+    tickets = num(metrics.get("open_tickets"))
+    if tickets is not None:
+        lines.append("No support tickets are open." if tickets == 0 else f"{plural(tickets, 'support ticket')} open.")
+    return lines or [f"No value measures were recorded for {period}; agree baseline measures with {account.name}."]
 
 
 def _adoption_commentary(account: Account, adoption: Facts, period: str) -> str:
-    """How much of the product the account uses and which features lag."""
-    used, underused = names(adoption.get("features_used")), names(adoption.get("underutilized_features"))
+    """How much of the product the account uses and which features lag (never both for one feature)."""
+    underused = names(adoption.get("underutilized_features"))
+    used = [name for name in names(adoption.get("features_used")) if name not in underused]
     rate = num(adoption.get("adoption_rate"))
     if rate is None and not used:
         return f"Feature adoption data was not available for {account.name} in {period}."
-    text = f"{account.title} actively uses {len(used)} features{f' ({join_words(used[:5])})' if used else ''}"
+    labels = [feature_label(name) for name in used]
+    text = f"{account.title} has no feature in regular use yet"
+    if labels:
+        text = f"{account.title} uses {plural(len(labels), 'feature')} regularly"
+        text += f", among them {join_list(labels[:3])}" if len(labels) > 3 else f": {join_list(labels)}"
     text += f", an adoption rate of {fmt_pct(rate)}." if rate is not None else "."
     if underused:
-        verb = "is" if len(underused) == 1 else "are"
-        text += f" {join_words(underused[:5])} {verb} underused, and that is where the next gains in value are."
+        lagging = [feature_label(name) for name in underused]
+        verb = "is" if len(lagging) == 1 else "are"
+        text += f" {join_list(lagging[:5])}{' and others' if len(lagging) > 5 else ''} {verb} used lightly"
+        text += ", and that is where the next gains in value are."
     return text
 
 
@@ -98,43 +129,32 @@ def _expansion_steps(account: Account, facts: Facts) -> list[str]:
         return steps
     underused = names(as_dict(facts.get("adoption")).get("underutilized_features"))
     if underused:
-        return [f"Lead with adoption before expansion: drive usage of {join_words(underused[:2])} at {account.name}."]
+        lagging = join_list([feature_label(name) for name in underused[:2]])
+        return [f"Lead with adoption before expansion: drive usage of {lagging} at {account.name}."]
     return [f"Revisit expansion with {account.name} at the next review once usage growth is confirmed."]
 
 
 def _qbr_risks(account: Account, score: Facts, weakest: list[Weak]) -> list[str]:
     """Risks from the weakest signals, the churn level and an imminent renewal."""
-    risks = [f"{capitalized(phrase)} is weak{f' ({points})' if points else ''}." for _, phrase, points in weakest[:3]]
+    risks = [
+        f"{capitalized(phrase)} is {_strength(points)}{f' ({points})' if points else ''}."
+        for _, phrase, points in weakest[:3]
+    ]
     level = score.get("churn_risk_level")
     if level in ("high", "critical"):
         trigger = TRIGGERS.get(str(score.get("churn_triggered_by")), "")
         risks.append(f"Churn risk is {level}{f', driven by {trigger}' if trigger else ''}.")
     days = account.days_to_renewal
     if days is not None and 0 <= days <= 90:
-        risks.append(f"Renewal is {fmt(days)} days away.")
+        risks.append(f"Renewal is {plural(days, 'day')} away.")
     return risks or ["No material risks this quarter; keep monitoring usage and renewal timing."]
 
 
-def _metric_line(key: str, raw: object) -> str:
-    """'Seat utilization: 96%' for one ROI metric ('' when its value is missing or not available)."""
-    words = key.lower().split("_")
-    label = clean(" ".join(word.upper() if word in _ACRONYMS else word for word in words if word != "pct"), limit=50)
-    value = _metric_value(words, raw)
-    return f"{capitalized(label)}: {value}" if label and value else ""
-
-
-def _metric_value(words: list[str], raw: object) -> str:
-    """A metric value in the unit its key implies: percent, ratio as percent, money, or a plain number."""
-    number = num(raw)
-    if number is None:
-        text = clean(raw, limit=40)
-        return "" if text.lower() in _NOT_AVAILABLE else text
-    if {"pct", "percent"} & set(words):
-        return f"{fmt(number)}%"
-    if {"rate", "ratio", "utilization", "utilisation"} & set(words) and 0 <= number <= 2:
-        return fmt_pct(number)
-    return fmt_money(number) if {"arr", "mrr", "revenue"} & set(words) else fmt(number)
-
-
-_ACRONYMS = {"arr", "mrr", "nps", "rag", "roi", "api", "sla"}
-_NOT_AVAILABLE = {"", "n/a", "na", "none", "unknown"}
+def _strength(points: str) -> str:
+    """'weak' below half the points, 'only fair' from half (never 'weak (15/20 points)')."""
+    shown = points.split()[0].split("/") if points else []
+    numbers = [num(float(part)) if part.replace(".", "", 1).isdigit() else None for part in shown]
+    if len(numbers) == 2 and numbers[0] is not None and numbers[1]:
+        word = strength_word(numbers[0], numbers[1])
+        return {"weak": "weak", "fair": "only fair"}.get(word, word)
+    return "weak"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -41,7 +42,9 @@ def batches(blocks: Sequence[Block], size: int = MAX_BLOCKS_PER_REQUEST) -> list
 
 
 def qbr_blocks(qbr: QBRContent) -> list[Block]:
-    """The body of a QBR page: health summary, ROI, adoption scorecard, next steps and risks."""
+    """The body of a QBR page: the QBR document's Markdown, or (a QBR stored without one) its sections."""
+    if qbr.document_markdown.strip():
+        return markdown_blocks(qbr.document_markdown)
     sections: list[tuple[str, list[Block]]] = [
         ("Health summary", paragraphs(qbr.health_summary)),
         ("ROI metrics", bullets(_pairs(qbr.roi_metrics))),
@@ -52,6 +55,40 @@ def qbr_blocks(qbr: QBRContent) -> list[Block]:
         ("Risks", bullets(qbr.risks)),
     ]
     return [block for title, body in sections if body for block in (heading(title), *body)]
+
+
+_ESCAPED = re.compile(r"\\([\\`*_\[\]<>|#])")
+_NUMBERED = re.compile(r"^\d+\.\s+")
+
+
+def markdown_blocks(markdown: str) -> list[Block]:
+    """Notion blocks from the QBR Markdown: headings, paragraphs, bullets, numbered steps; a table row is a bullet."""
+    blocks: list[Block] = []
+    for raw in markdown.splitlines():
+        line = raw.strip()
+        if not line or re.fullmatch(r"\|?[\s:|-]+\|?", line):
+            continue
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 3)
+            blocks.append(_text_block(f"heading_{level}", _plain(line.lstrip("#").strip())[:MAX_TEXT]))
+        elif line.startswith("- "):
+            blocks.append(_text_block("bulleted_list_item", _plain(line[2:])))
+        elif _NUMBERED.match(line):
+            blocks.append(_text_block("numbered_list_item", _plain(_NUMBERED.sub("", line))))
+        elif line.startswith("|"):
+            cells = [_plain(cell.strip()) for cell in re.split(r"(?<!\\)\|", line.strip("|"))]
+            blocks.append(_text_block("bulleted_list_item", " · ".join(cell for cell in cells if cell)))
+        else:
+            blocks += paragraphs(_plain(line))
+    return blocks
+
+
+def _plain(text: str) -> str:
+    """Markdown inline syntax removed: bold, italics and code marks, and escapes."""
+    text = re.sub(r"\*\*(.+?)\*\*", r"\1", text)
+    text = re.sub(r"(?<![\\\w])_(.+?)_(?!\w)", r"\1", text)
+    text = text.replace("`", "")
+    return _ESCAPED.sub(r"\1", text)
 
 
 def opportunity_blocks(opportunity: ExpansionOpportunity) -> list[Block]:

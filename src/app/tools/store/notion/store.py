@@ -36,6 +36,7 @@ from src.app.tools.store import (
     DraftRecord,
     RunClaim,
     SavedArtifact,
+    ScoreHistory,
     UnreadableAccount,
 )
 from src.app.tools.store.notion.api import NotionAPI, NotionError, NotionServerError, RetryPolicy, notion_id
@@ -178,6 +179,19 @@ class NotionStore:
     async def latest_scores(self, account_ids: Sequence[str] | None = None) -> dict[str, CSMHealthScore]:
         """The most recent stored score per account (inner store)."""
         return await self._inner.latest_scores(account_ids)
+
+    async def score_history(
+        self, account_ids: Sequence[str], *, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, list[CSMHealthScore]]:
+        """Stored scores per account, oldest first (inner store, when it keeps a history)."""
+        if isinstance(self._inner, ScoreHistory):
+            return await self._inner.score_history(account_ids, since=since, until=until)
+        latest = await self._inner.latest_scores(account_ids)
+        return {account_id: [score] for account_id, score in latest.items()}
+
+    async def latest_qbr(self, account_id: str, period: str | None = None) -> QBRContent | None:
+        """The newest stored QBR of an account (inner store)."""
+        return await self._inner.latest_qbr(account_id, period) if isinstance(self._inner, ScoreHistory) else None
 
     async def save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
         """Append scores to the inner store's history, then update the Notion pages whose score or RAG changed.
