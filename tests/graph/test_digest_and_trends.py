@@ -20,7 +20,7 @@ from src.app.context import CSMContext
 from src.app.data.sample_book import load_sample_book
 from src.app.documents.wording import lint_subject_body, lint_text
 from src.app.tools.llm import LLMReply
-from src.app.tools.llm.offline.provider import _WRITERS, _facts
+from src.app.tools.llm.offline.answers import _WRITERS, _facts
 from src.app.tools.store.sql import SQLStore
 from tests.support.fakes import RecordingChat, RecordingEvents, RecordingMail
 

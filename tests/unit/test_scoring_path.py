@@ -165,7 +165,7 @@ async def test_a_scorecard_may_weight_the_score_trend_from_stored_history(tmp_pa
             computed_at=NOW - timedelta(days=1),
         )  # the default's: not part of the trend
         await store.save_scores([*past, other])
-        history = await store.score_history(["a"], since=NOW - timedelta(days=90))
+        history = await store.score_points(["a"], since=NOW - timedelta(days=90))
         assert [card for _, _, card in history["a"]].count(("default", "1")) == 1
         [score] = score_book([RECORD], scorer=scorer, previous={}, now=NOW, tz=TZ, history=history).scores
         assert score.signal_breakdown["score_trend_30d"] == 0.0  # falling a point a day: the curve's bottom

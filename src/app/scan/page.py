@@ -20,7 +20,7 @@ from src.app.analysis.signals import AccountDataError, identity_problems
 from src.app.schemas import CSMHealthScore
 from src.app.state import WorkError
 from src.app.tasks import HealthScanTask
-from src.app.tools.store import CSMStore, ScoreHistory
+from src.app.tools.store import CSMStore, ScorePoints
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 """Churn risk levels, most severe first: the first key of the order in which alerts are chosen."""
@@ -104,10 +104,10 @@ async def score_page(store: CSMStore, spec: ScanSpec, records: list[dict[str, An
 
 async def _trend_history(store: CSMStore, spec: ScanSpec, ids: list[str]) -> dict[str, StoredScores]:
     """The page's recent score history, read only when a configured scorecard weighs the score's trend."""
-    if not TREND_FIELDS_SET & spec.scorer.derived_fields or not isinstance(store, ScoreHistory):
+    if not TREND_FIELDS_SET & spec.scorer.derived_fields or not isinstance(store, ScorePoints):
         return {}
     since = spec.now - timedelta(days=max(TREND_WINDOWS))
-    return dict(await store.score_history(ids, since=since))
+    return dict(await store.score_points(ids, since=since))
 
 
 def apply_overrides(records: list[dict[str, Any]], spec: ScanSpec) -> list[dict[str, Any]]:

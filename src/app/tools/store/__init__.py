@@ -173,10 +173,10 @@ class AccountRanges(Protocol):
 
 
 @runtime_checkable
-class ScoreHistory(Protocol):
-    """Optional store capability: recent score history, for scorecards that weigh the trend of the score."""
+class ScorePoints(Protocol):
+    """Optional store capability: recent (time, score, scorecard) points, for scorecards that weigh the trend."""
 
-    async def score_history(
+    async def score_points(
         self, account_ids: Sequence[str], *, since: datetime
     ) -> dict[str, list[tuple[datetime, float, tuple[str, str]]]]:
         """Per account, its scores computed at or after `since` as (when, score, (scorecard name, version))."""

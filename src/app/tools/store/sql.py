@@ -164,11 +164,11 @@ class SQLStore(HistoryReads):
         """The newest stored score per account (by `computed_at`, then insertion order)."""
         return await asyncio.to_thread(self._latest_scores, account_ids)
 
-    async def score_history(
+    async def score_points(
         self, account_ids: Sequence[str], *, since: datetime
     ) -> dict[str, list[tuple[datetime, float, tuple[str, str]]]]:
         """Per account, its scores computed at or after `since`, oldest first, with the scorecard of each."""
-        return await asyncio.to_thread(self._score_history, account_ids, since)
+        return await asyncio.to_thread(self._score_points, account_ids, since)
 
     async def save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
         """Append scores to the history, one row per account and scan."""
@@ -432,7 +432,7 @@ class SQLStore(HistoryReads):
             score.computed_at = as_utc(score.computed_at)
         return {score.account_id: score for score in scores}
 
-    def _score_history(
+    def _score_points(
         self, account_ids: Sequence[str], since: datetime
     ) -> dict[str, list[tuple[datetime, float, tuple[str, str]]]]:
         with self._transaction(write=False) as connection:
