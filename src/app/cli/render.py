@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from src.app.analysis.health import weakest_signals
+from src.app.documents.wording import signal_line
 from src.app.schemas import CSMHealthScore
 
 RAG_STYLE = {"GREEN": "bold green", "AMBER": "bold yellow", "RED": "bold red"}
@@ -67,7 +68,7 @@ def render_scan(console: Console, result: dict[str, Any]) -> None:
     for column in ("account", "score", "RAG", "churn risk", "trigger", "top negative signals"):
         table.add_column(column)
     for score in scores[:TABLE_ROWS]:
-        weakest = ", ".join(f"{name} ({points:g}/{top:g})" for name, points, top in weakest_signals(score))
+        weakest = ", ".join(signal_line(name, points, top) for name, points, top in weakest_signals(score))
         table.add_row(
             score.account_id,
             f"{score.score:.1f}",
