@@ -16,6 +16,8 @@ NOTES = REPO / "bench" / "notes.md"
 TITLES = {
     "notion": "2. Notion scan against a local rate-limited Notion server",
     "llm_fanout": "3. LLM fan-out: QBRs against a local OpenAI-compatible server",
+    "importer": "4. `csm import`: CSV, JSON array, JSON Lines and book files read as a stream",
+    "cli_latency": "5. CLI latency: `csm scan` and `csm qbr` on a 1,000-account store, `csm --help`",
 }
 
 

@@ -22,6 +22,8 @@ PLAN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench.notion", ("--accounts", "1000")),
     ("bench.llm_fanout", ("--accounts", "500")),
     ("bench.cold_start", ()),
+    ("bench.importer", ("--rows", "10000", "100000")),
+    ("bench.cli_latency", ()),
 )
 
 
