@@ -21,6 +21,7 @@ from src.app.tools.events.in_process import InProcessEventBus
 from src.app.tools.llm import LLMService
 from src.app.tools.llm.litellm_service import LiteLLMService
 from src.app.tools.mail import MailDrafts
+from src.app.tools.mail.held import HeldMail
 from src.app.tools.mail.outbox import LocalOutbox
 from src.app.tools.store import CSMStore
 from src.app.tools.store.sql import SQLStore
@@ -120,6 +121,18 @@ def store_from_settings(settings: CSMSettings) -> CSMStore:
 
 
 def mail_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:
+    """The mailbox (see `mailbox_from_settings`), behind a hold for review unless `CSM_DRAFT_REVIEW=direct`."""
+    return held_unless_direct(settings, store, mailbox_from_settings(settings, store))
+
+
+def held_unless_direct(settings: CSMSettings, store: CSMStore, mail: MailDrafts) -> MailDrafts:
+    """`mail` as given under `CSM_DRAFT_REVIEW=direct`, else behind a hold for review."""
+    if settings.draft_review == "direct" or isinstance(mail, HeldMail):
+        return mail
+    return HeldMail(store, mail)
+
+
+def mailbox_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:
     """Gmail drafts when `CSM_GMAIL_CREDENTIALS_FILE` is set, else `.eml` drafts in the local outbox."""
     if settings.gmail_credentials_file is None:
         return LocalOutbox(store, settings.data_dir / "outbox" / "drafts")
@@ -170,7 +183,7 @@ def build_context(
         settings=settings,
         store=store,
         llm=llm or LiteLLMService.from_settings(settings),
-        mail=mail or mail_from_settings(settings, store),
+        mail=mail_from_settings(settings, store) if mail is None else held_unless_direct(settings, store, mail),
         chat=chat or chat_from_settings(settings),
         events=events or events_from_settings(settings),
         scorer=scorer,

@@ -10,9 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from src.app.cli.notion import notion_app
+from src.app.cli.review import accounts_app, drafts_app, users_app
 
 app = typer.Typer(help="AI Customer Success Manager: health scans, churn alerts, QBRs, expansion, adoption.")
 app.add_typer(notion_app, name="notion")
+app.add_typer(drafts_app, name="drafts")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(users_app, name="users")
 
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Folder for the store and outbox.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
@@ -83,14 +87,6 @@ def adoption(account_id: str, data_dir: DataDirOption = None, as_json: JsonOptio
 
     task = {"type": "track_feature_adoption", "account_id": account_id}
     _emit(asyncio.run(run_task(task, data_dir=data_dir, quiet=as_json)), as_json)
-
-
-@app.command()
-def drafts(data_dir: DataDirOption = None, limit: int = 20, as_json: JsonOption = False) -> None:
-    """List drafts waiting for review (nothing is ever sent)."""
-    from src.app.cli.runs import list_drafts
-
-    _emit(asyncio.run(list_drafts(data_dir=data_dir, limit=limit, quiet=as_json)), as_json)
 
 
 @app.command()
