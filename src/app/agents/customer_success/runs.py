@@ -64,7 +64,7 @@ async def invoke_resumable(
     if resume is not None and not unfinished:
         raise ValueError(f"Nothing to resume: no paused run on thread {thread_id!r}")
     if unfinished:
-        log.info("run_resumed", thread_id=thread_id, with_answer=resume is not None)
+        log.info("run_resumed", thread_id=thread_id)
     start = Command(resume=resume) if resume is not None else None if unfinished else graph_input
     output = await graph.ainvoke(start, config, context=context, durability=DURABILITY)
     if output.get("__interrupt__"):
