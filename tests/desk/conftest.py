@@ -26,3 +26,20 @@ async def scanned_hold(tmp_path: Path) -> AsyncIterator[CSMSettings]:
         result = await agent.execute({"type": "health_scan"}, {})
         assert result["alerts_dispatched"] > 0
     yield settings
+
+
+LEAD = ("lead@example.com", "lead-password")
+REP = ("priya.patel@example.com", "rep-password")
+"""A lead, and a rep who owns some of the sample book's accounts."""
+
+
+@pytest.fixture
+async def desk_settings(scanned_hold: CSMSettings) -> CSMSettings:
+    """The scanned hold-mode store with a lead and a rep who may sign in."""
+    from src.app.desk.auth import hash_password
+    from src.app.desk.review import open_review
+
+    async with open_review(scanned_hold) as review:
+        await review.records.add_user(LEAD[0], role="lead", password_hash=hash_password(LEAD[1]))
+        await review.records.add_user(REP[0], role="rep", password_hash=hash_password(REP[1]))
+    return scanned_hold

@@ -146,6 +146,22 @@ def audit(
     _emit(entries, as_json)
 
 
+@app.command()
+def desk(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback only by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Serve the review desk: the book, accounts, the review queue, QBRs and opportunities (sign-in required)."""
+    import uvicorn
+
+    from src.app.agents.runtime import settings_for
+    from src.app.desk.app import create_app
+
+    typer.echo(f"Review desk on http://{host}:{port}/ (add people with `csm users add EMAIL --role lead|rep`)")
+    uvicorn.run(create_app(settings_for(data_dir)), host=host, port=port, log_level="warning")
+
+
 def _emit(payload: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(payload, default=str))

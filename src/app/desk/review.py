@@ -49,8 +49,8 @@ def text_to_html(subject: str, body_text: str) -> str:
 
 
 def label_for(reason: str) -> str:
-    """The feedback label of a rejection reason."""
-    return REJECT_REASONS.get(" ".join(reason.lower().split()), "other")
+    """The feedback label of a rejection reason (`false alarm: seasonal dip` is a false alarm)."""
+    return REJECT_REASONS.get(" ".join(reason.lower().split(":", 1)[0].split()), "other")
 
 
 class DraftReview:
