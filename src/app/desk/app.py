@@ -8,6 +8,7 @@ a lead sees the whole book. Failed sign-ins are audited and limited per email an
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -146,7 +147,10 @@ def create_app(settings: CSMSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Read new score history now, so the first book view after a big scan does not wait for it.
+        warming = asyncio.create_task(desk.book.refresh())
         yield
+        await warming
         for client in (mailbox, store):
             close = getattr(client, "aclose", None)
             if close is not None:

@@ -127,7 +127,8 @@ async def drafts_page(
         owner=user.owner_filter,
         limit=200,
     )
-    rows = [draft_row(d, desk.now()) for d in drafts]
+    names = await desk.records.names([d.account_id for d in drafts if d.account_id])
+    rows = [draft_row(d, desk.now(), names) for d in drafts]
     counts = await desk.records.draft_counts(owner=user.owner_filter)
     return render(
         request,

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from src.app.analysis.health import SIGNAL_MAX_POINTS
 from src.app.desk.app import Desk, User
 from src.app.documents.charts import score_history_svg
 from src.app.schemas import CSMHealthScore
@@ -107,8 +108,18 @@ def signal_rows(history: list[CSMHealthScore]) -> list[dict[str, Any]]:
     rows = []
     for name, points in latest.signal_breakdown.items():
         moved = None if base is None else round(points - base.signal_breakdown.get(name, 0.0), 2)
-        rows.append({"signal": name, "points": points, "week": moved, "last_scan": latest.signal_deltas.get(name)})
-    return sorted(rows, key=lambda r: (r["points"], r["signal"]))
+        best = SIGNAL_MAX_POINTS.get(name)
+        rows.append(
+            {
+                "signal": name,
+                "points": points,
+                "max": best,
+                "lost": (best or 0) - points if best else -points,
+                "week": moved,
+                "last_scan": latest.signal_deltas.get(name),
+            }
+        )
+    return sorted(rows, key=lambda r: (-r["lost"], r["signal"]))
 
 
 async def timeline(desk: Desk, account_id: str) -> list[dict[str, Any]]:
@@ -147,9 +158,10 @@ def _item(at: datetime | None, kind: str, text: str, link: str | None) -> dict[s
     return {"at": at.isoformat(timespec="minutes") if at else "", "kind": kind, "text": text, "link": link}
 
 
-def draft_row(draft: DraftRecord, now: datetime) -> dict[str, Any]:
-    """A draft as the queue lists it (no body), with its age."""
+def draft_row(draft: DraftRecord, now: datetime, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """A draft as the queue lists it (no body), with its age and its account's name."""
     age = now - draft.created_at
     hours = int(age.total_seconds() // 3600)
     data = draft.model_dump(mode="json", exclude={"body_html", "body_text"})
-    return {**data, "age": f"{hours // 24}d" if hours >= 24 else f"{hours}h"}
+    name = (names or {}).get(draft.account_id or "", draft.account_id)
+    return {**data, "account_name": name, "age": f"{hours // 24}d" if hours >= 24 else f"{hours}h" if hours else "<1h"}

@@ -1,36 +1,35 @@
-"""The book as the desk shows it, from indexed tables: each account's newest score and daily RAG counts.
+"""The book as the desk shows it, from small indexed tables: each account's newest score and daily RAG counts.
 
-`account_health` (one row per account) and `book_days` (RAG counts per day) are kept from the score history
-incrementally: `BookStore.refresh()` reads only score rows newer than the last one it read, a day at a time,
-so after a whole-book scan the first page view reads that scan once and every later view none. The book page's
-queries are then each one indexed statement over `account_health` joined to `accounts`.
+`account_health` (one small row per account: newest score, change, costliest signals, and a copy of the account's
+name, status, owner, ARR, segment and renewal) and `book_days` (RAG counts per day) are kept incrementally by
+`BookStore.refresh()`: it reads only score rows newer than the last it read, a day at a time, and copies the
+listing fields of accounts updated since its last run (by the `updated_at` index). After a whole-book scan the
+first page view reads that scan once; every other view runs a few indexed queries on `account_health` alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic_core import from_json
-from sqlalchemy import Select, Table, and_, func, or_, select
+from sqlalchemy import Select, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from src.app.schemas import CSMHealthScore
 from src.app.tools.store.sql import SQLStore
-from src.app.tools.store.sql_tables import (
-    ACCOUNT_HEALTH,
-    ACCOUNTS,
-    BOOK_DAYS,
-    HEALTH_SCORES,
-)
+from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, ACCOUNTS, BOOK_DAYS, DESK_MARKS, HEALTH_SCORES
 
 RAGS = ("RED", "AMBER", "GREEN")
-REFRESH_BATCH = 20_000
+REFRESH_BATCH = 50_000
 """Score rows read per step of a refresh."""
+ACCOUNT_FIELDS = ("name", "status", "rep_email", "arr", "segment", "renewal_date")
+"""The account columns `account_health` keeps a copy of."""
+_ACCOUNTS_MARK = "accounts_updated_at"
 _REFRESH_LOCK = threading.Lock()
 
 
@@ -50,7 +49,7 @@ class BookRow:
     """One account on the book page."""
 
     account_id: str
-    name: str
+    name: str | None
     rep_email: str | None
     arr: float | None
     segment: str | None
@@ -70,29 +69,28 @@ class BookStore:
         self._max_points = max_points
 
     async def refresh(self) -> int:
-        """Bring `account_health` and `book_days` up to date with the score history; returns rows read."""
+        """Bring `account_health` and `book_days` up to date with the scores and accounts; returns score rows read."""
         return await asyncio.to_thread(self._refresh)
 
     async def counts(self, where: BookFilter, *, today: date) -> dict[str, dict[str, float]]:
         """Accounts and ARR per RAG in the filtered book."""
-        query = select(
-            ACCOUNT_HEALTH.c.rag, func.count().label("n"), func.coalesce(func.sum(ACCOUNTS.c.arr), 0).label("arr")
-        )
-        query = _filtered(query.select_from(_joined()), where, today).group_by(ACCOUNT_HEALTH.c.rag)
-        rows = await asyncio.to_thread(self._fetch, query)
+        h = ACCOUNT_HEALTH.c
+        query = select(h.rag, func.count().label("n"), func.coalesce(func.sum(h.arr), 0).label("arr"))
+        rows = await asyncio.to_thread(self._fetch, _filtered(query, where, today).group_by(h.rag))
         found = {row["rag"]: {"accounts": int(row["n"]), "arr": float(row["arr"])} for row in rows}
         return {rag: found.get(rag, {"accounts": 0, "arr": 0.0}) for rag in RAGS}
 
     async def rows(self, where: BookFilter, *, today: date, order: str = "risk", limit: int = 25) -> list[BookRow]:
         """Accounts of the filtered book: riskiest first (`risk`), biggest fall (`down`) or rise (`up`)."""
+        h = ACCOUNT_HEALTH.c
         orders = {
-            "risk": (ACCOUNT_HEALTH.c.score.asc(), ACCOUNT_HEALTH.c.account_id),
-            "down": (ACCOUNT_HEALTH.c.delta.asc(), ACCOUNT_HEALTH.c.account_id),
-            "up": (ACCOUNT_HEALTH.c.delta.desc(), ACCOUNT_HEALTH.c.account_id),
+            "risk": (h.score.asc(), h.account_id),
+            "down": (h.delta.asc(), h.account_id),
+            "up": (h.delta.desc(), h.account_id),
         }
-        query = _filtered(select(*_row_columns()).select_from(_joined()), where, today)
+        query = _filtered(select(*(h[name] for name in BookRow.__dataclass_fields__)), where, today)
         if order != "risk":
-            query = query.where(ACCOUNT_HEALTH.c.delta < 0 if order == "down" else ACCOUNT_HEALTH.c.delta > 0)
+            query = query.where(h.delta < 0 if order == "down" else h.delta > 0)
         rows = await asyncio.to_thread(self._fetch, query.order_by(*orders[order]).limit(limit))
         return [BookRow(**row) for row in rows]
 
@@ -100,10 +98,8 @@ class BookStore:
         self, *, today: date, windows: tuple[int, ...] = (7, 30, 90)
     ) -> dict[int, dict[str, int] | None]:
         """The whole book's RAG counts now minus those at the end of the day N days ago (None: no such day)."""
-        rows = await asyncio.to_thread(
-            self._fetch, select(BOOK_DAYS.c.day, BOOK_DAYS.c.counts).order_by(BOOK_DAYS.c.day)
-        )
-        days = [(row["day"], row["counts"]) for row in rows]
+        query = select(BOOK_DAYS.c.day, BOOK_DAYS.c.counts).order_by(BOOK_DAYS.c.day)
+        days = [(row["day"], row["counts"]) for row in await asyncio.to_thread(self._fetch, query)]
         if not days:
             return dict.fromkeys(windows)
         now = days[-1][1]
@@ -115,20 +111,15 @@ class BookStore:
         return moved
 
     async def owners(self) -> list[str]:
-        """Every rep who owns an account (by the `rep_email` index)."""
-        query = (
-            select(ACCOUNTS.c.rep_email)
-            .where(ACCOUNTS.c.rep_email.is_not(None))
-            .distinct()
-            .order_by(ACCOUNTS.c.rep_email)
-        )
+        """Every rep who owns a scored account (by the `rep_email` index)."""
+        column = ACCOUNT_HEALTH.c.rep_email
+        query = select(column).where(column.is_not(None)).distinct().order_by(column)
         return [str(row["rep_email"]) for row in await asyncio.to_thread(self._fetch, query)]
 
     async def segments(self) -> list[str]:
-        """Every segment an account is in."""
-        query = (
-            select(ACCOUNTS.c.segment).where(ACCOUNTS.c.segment.is_not(None)).distinct().order_by(ACCOUNTS.c.segment)
-        )
+        """Every segment a scored account is in."""
+        column = ACCOUNT_HEALTH.c.segment
+        query = select(column).where(column.is_not(None)).distinct().order_by(column)
         return [str(row["segment"]) for row in await asyncio.to_thread(self._fetch, query)]
 
     async def artifacts(
@@ -153,67 +144,121 @@ class BookStore:
 
     def _refresh(self) -> int:
         with _REFRESH_LOCK:
+            with self._store._transaction(write=False) as connection:
+                mark = connection.execute(
+                    select(DESK_MARKS.c.value).where(DESK_MARKS.c.name == _ACCOUNTS_MARK)
+                ).scalar()
+                newest_update = connection.execute(select(func.max(ACCOUNTS.c.updated_at))).scalar()
             read = 0
             while True:
                 with self._store._transaction(write=True) as connection:
                     done = self._refresh_step(connection)
                 read += done
                 if done < REFRESH_BATCH:
-                    return read
+                    break
+            if newest_update is not None and (mark is None or newest_update.isoformat() > mark):
+                with self._store._transaction(write=True) as connection:
+                    if mark is not None:  # rows written above already carry their account's current fields
+                        _copy_account_fields(connection, datetime.fromisoformat(mark))
+                    row = {"name": _ACCOUNTS_MARK, "value": newest_update.isoformat()}
+                    _upsert(connection, DESK_MARKS, "name", [row])
+            return read
 
     def _refresh_step(self, connection: Connection) -> int:
         """Apply the next batch of score rows, one day at a time, snapshotting each day's RAG counts."""
         last = connection.execute(select(func.max(BOOK_DAYS.c.last_score_id))).scalar() or 0
+        h = HEALTH_SCORES.c
         query = (
-            select(HEALTH_SCORES.c.id, HEALTH_SCORES.c.computed_at, HEALTH_SCORES.c.payload)
-            .where(HEALTH_SCORES.c.id > last)
-            .order_by(HEALTH_SCORES.c.id)
+            select(h.id, h.account_id, h.score, h.rag, h.churn_risk_level, h.breakdown, h.computed_at)
+            .where(h.id > last)
+            .order_by(h.id)
             .limit(REFRESH_BATCH)
         )
-        rows = connection.execute(query).all()
-        by_day: dict[str, list[tuple[int, CSMHealthScore]]] = {}
-        for row_id, computed_at, payload in rows:
-            score = CSMHealthScore.model_validate(payload if isinstance(payload, dict) else from_json(payload))
-            by_day.setdefault(computed_at.date().isoformat(), []).append((row_id, score))
-        for day in sorted(by_day):
-            newest: dict[str, CSMHealthScore] = {}
-            for _, score in by_day[day]:
-                kept = newest.get(score.account_id)
-                if kept is None or score.computed_at >= kept.computed_at:
-                    newest[score.account_id] = score
-            _upsert(connection, ACCOUNT_HEALTH, "account_id", [self._health_row(s) for s in newest.values()])
-            counts = connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by(ACCOUNT_HEALTH.c.rag)).all()
-            snapshot = {
-                "day": day,
-                "counts": {rag: int(n) for rag, n in counts},
-                "last_score_id": max(i for i, _ in by_day[day]),
-            }
+        rows = connection.execute(query).mappings().all()
+        by_day: dict[str, dict[str, Mapping[str, Any]]] = {}
+        for row in rows:
+            scores = by_day.setdefault(row["computed_at"].date().isoformat(), {})
+            kept = scores.get(row["account_id"])
+            if kept is None or row["computed_at"] >= kept["computed_at"]:
+                scores[row["account_id"]] = dict(row)
+        for day, newest in sorted(by_day.items()):
+            fields = _account_fields(connection, list(newest))
+            health = [
+                {**self._health_row(row), **fields.get(account_id, dict.fromkeys(ACCOUNT_FIELDS))}
+                for account_id, row in newest.items()
+            ]
+            _upsert_health(connection, health)
+            counts = connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by(ACCOUNT_HEALTH.c.rag))
+            last_id = rows[-1]["id"] if day == max(by_day) else max(row["id"] for row in newest.values())
+            snapshot = {"day": day, "counts": {rag: int(n) for rag, n in counts}, "last_score_id": last_id}
             _upsert(connection, BOOK_DAYS, "day", [snapshot])
         return len(rows)
 
-    def _health_row(self, score: CSMHealthScore) -> dict[str, Any]:
+    def _health_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        breakdown = row["breakdown"] if isinstance(row["breakdown"], dict) else from_json(row["breakdown"])
         losing = [
-            (name, round(best - score.signal_breakdown.get(name, 0.0), 2), round(score.signal_deltas.get(name, 0.0), 2))
+            (name, round(best - float(breakdown.get(name, 0.0)), 2))
             for name, best in self._max_points.items()
-            if best - score.signal_breakdown.get(name, 0.0) > 0
+            if best - float(breakdown.get(name, 0.0)) > 0
         ]
         losing.sort(key=lambda item: (-item[1], item[0]))
         return {
-            "account_id": score.account_id,
-            "score": score.score,
-            "rag": score.rag,
-            "previous_score": score.previous_score,
-            "delta": score.score_delta,
-            "churn_risk_level": score.churn_risk_level,
+            "account_id": row["account_id"],
+            "score": row["score"],
+            "rag": row["rag"],
+            "previous_score": None,
+            "delta": None,
+            "churn_risk_level": row["churn_risk_level"],
             "top_signals": [list(item) for item in losing[:3]],
-            "computed_at": score.computed_at,
+            "computed_at": row["computed_at"],
         }
 
 
-def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
+def _account_fields(connection: Connection, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each account's listing fields, by id."""
+    found: dict[str, dict[str, Any]] = {}
+    columns = [ACCOUNTS.c.account_id, *(ACCOUNTS.c[name] for name in ACCOUNT_FIELDS)]
+    for start in range(0, len(account_ids), 900):
+        batch = account_ids[start : start + 900]
+        for row in connection.execute(select(*columns).where(ACCOUNTS.c.account_id.in_(batch))).mappings():
+            found[row["account_id"]] = {name: row[name] for name in ACCOUNT_FIELDS}
+    return found
+
+
+def _copy_account_fields(connection: Connection, since: datetime) -> None:
+    """Copy the listing fields of accounts updated after `since` (found by the `updated_at` index)."""
+    changed = (
+        select(ACCOUNTS.c.account_id, *(ACCOUNTS.c[name] for name in ACCOUNT_FIELDS))
+        .where(ACCOUNTS.c.updated_at > since)
+        .subquery("changed")
+    )
+    statement = (
+        update(ACCOUNT_HEALTH)
+        .where(ACCOUNT_HEALTH.c.account_id == changed.c.account_id)
+        .values({name: changed.c[name] for name in ACCOUNT_FIELDS})
+    )
+    connection.execute(statement)
+
+
+def _insert(connection: Connection, table: Table) -> Any:
+    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _upsert_health(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Newest scores in: a newer score moves the stored one to `previous_score` and records the change as `delta`."""
     if not rows:
         return
-    statement: Any = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
+    statement = _insert(connection, ACCOUNT_HEALTH)
+    current, fresh = ACCOUNT_HEALTH.c, statement.excluded
+    columns = {name: fresh[name] for name in rows[0] if name not in ("account_id", "previous_score", "delta")}
+    columns |= {"previous_score": current.score, "delta": fresh.score - current.score}
+    # A score read late but computed earlier (history written after a scan) never replaces a newer one.
+    newer = fresh.computed_at > current.computed_at
+    connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=columns, where=newer), rows)
+
+
+def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
+    statement = _insert(connection, table)
     columns = {name: statement.excluded[name] for name in rows[0] if name != key}
     connection.execute(statement.on_conflict_do_update(index_elements=[key], set_=columns), rows)
 
@@ -230,41 +275,19 @@ def _artifact_query(table: Table) -> Select[Any]:
     return select(*columns).select_from(table.join(ACCOUNTS, ACCOUNTS.c.account_id == table.c.account_id, isouter=True))
 
 
-def _joined() -> Any:
-    return ACCOUNT_HEALTH.join(ACCOUNTS, ACCOUNTS.c.account_id == ACCOUNT_HEALTH.c.account_id)
-
-
-def _row_columns() -> tuple[Any, ...]:
-    a, h = ACCOUNTS.c, ACCOUNT_HEALTH.c
-    return (
-        a.account_id,
-        a.name,
-        a.rep_email,
-        a.arr,
-        a.segment,
-        a.renewal_date,
-        h.score,
-        h.rag,
-        h.delta,
-        h.churn_risk_level,
-        h.top_signals,
-    )
-
-
 def _filtered(query: Select[Any], where: BookFilter, today: date) -> Select[Any]:
-    conditions: list[Any] = [ACCOUNTS.c.status == "active"]
+    h = ACCOUNT_HEALTH.c
+    conditions: list[Any] = [func.coalesce(h.status, "active") == "active"]
     if where.owner:
-        conditions.append(ACCOUNTS.c.rep_email == where.owner)
+        conditions.append(h.rep_email == where.owner)
     if where.rag:
-        conditions.append(ACCOUNT_HEALTH.c.rag == where.rag)
+        conditions.append(h.rag == where.rag)
     if where.segment:
-        conditions.append(ACCOUNTS.c.segment == where.segment)
+        conditions.append(h.segment == where.segment)
     if where.renewal_within_days is not None:
         until = (today + timedelta(days=where.renewal_within_days)).isoformat()
-        conditions.append(ACCOUNTS.c.renewal_date.between(today.isoformat(), until))
+        conditions.append(h.renewal_date.between(today.isoformat(), until))
     if where.search:
         pattern = f"%{where.search.lower()}%"
-        conditions.append(
-            or_(func.lower(ACCOUNTS.c.name).like(pattern), func.lower(ACCOUNTS.c.account_id).like(pattern))
-        )
+        conditions.append(or_(func.lower(h.name).like(pattern), func.lower(h.account_id).like(pattern)))
     return query.where(and_(*conditions))

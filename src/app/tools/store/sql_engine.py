@@ -69,6 +69,9 @@ def add_missing_columns(engine: Engine) -> None:
                 connection.exec_driver_sql(f'ALTER TABLE {column.table.name} ADD COLUMN "{column.name}" {kind}')
                 if column.table is ACCOUNTS and column.name in ACCOUNT_FIELD_COLUMNS:
                     _backfill_account_column(connection, column.name, ACCOUNT_FIELD_COLUMNS[column.name])
+        for table in {column.table for column in ADDED_COLUMNS}:
+            for index in table.indexes:  # indexes on added columns, and ones added to existing tables
+                index.create(connection, checkfirst=True)
 
 
 def _backfill_account_column(connection: Connection, column: str, key: str) -> None:

@@ -266,6 +266,15 @@ class ReviewStore:
         rows = await asyncio.to_thread(self._fetch, query)
         return [CSMHealthScore.model_validate(row["payload"]) for row in reversed(rows)]
 
+    async def names(self, account_ids: list[str]) -> dict[str, str]:
+        """Account names by id (for the ids given)."""
+        if not account_ids:
+            return {}
+        query = select(ACCOUNTS.c.account_id, ACCOUNTS.c.name).where(
+            ACCOUNTS.c.account_id.in_(sorted(set(account_ids)))
+        )
+        return {row["account_id"]: row["name"] for row in await asyncio.to_thread(self._fetch, query)}
+
     async def owner_of(self, account_id: str | None) -> str | None:
         """The rep who owns an account (None for no account or no rep)."""
         if account_id is None:

@@ -67,7 +67,7 @@ ACCOUNTS = Table(
     Column("name", Text, nullable=False),
     Column("status", String(64), nullable=False, index=True),
     Column("record", JSON, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False, index=True),
     Column("scan_record", Text, nullable=True),
     Column("rep_email", String(320), nullable=True, index=True),
     Column("arr", Float, nullable=True),
@@ -246,8 +246,23 @@ ACCOUNT_HEALTH = Table(
     Column("churn_risk_level", String(16), nullable=False),
     Column("top_signals", JSON, nullable=False),
     Column("computed_at", UTCDateTime, nullable=False),
+    Column("name", Text),
+    Column("status", String(64)),
+    Column("rep_email", String(320), index=True),
+    Column("arr", Float),
+    Column("segment", String(64)),
+    Column("renewal_date", String(32), index=True),
 )
-"""Each account's newest score, kept by the desk from the score history (one row per account, indexed)."""
+"""Each account's newest score with a copy of its name, status, owner, ARR, segment and renewal, kept by the desk
+from the score history and the accounts (one small row per account, so the book page reads one indexed table)."""
+
+DESK_MARKS = Table(
+    "desk_marks",
+    METADATA,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+"""How far the desk has read: e.g. the newest account update copied into `account_health`."""
 
 BOOK_DAYS = Table(
     "book_days",
