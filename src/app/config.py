@@ -62,7 +62,7 @@ class CSMSettings(BaseSettings):
     draft_review: DraftReview = Field(
         default="direct", description="direct: drafts land at once; hold: after approval; interrupt: the run pauses."
     )
-    desk_secret_key: SecretStr | None = Field(
+    desk_session_key: SecretStr | None = Field(
         default=None, description="Signs the review desk's session cookies (default: a key kept in data_dir)."
     )
 

@@ -23,12 +23,34 @@ HAVE_PLAYWRIGHT = (
 
 if not HAVE_PLAYWRIGHT:
     collect_ignore_glob = ["test_*.py"]
-else:
 
-    @pytest.fixture(scope="session")
-    def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-        """pytest-playwright's browser is Debian's Chromium."""
-        return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, for this module only.
+
+    Not pytest-playwright's session-scoped browser: Playwright's sync API keeps an event loop running while it
+    is started, which would stop every later asyncio test in the session from running.
+    """
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+    try:
+        yield browser
+    finally:
+        browser.close()
+        playwright.stop()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A fresh browser context and page per test (its own cookies)."""
+    context = chromium.new_context(viewport={"width": 1360, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel
 
-from src.app.desk.app import User, check_csrf, csrf_token, desk_of, signed_in
+from src.app.desk.core import User, check_csrf, csrf_token, desk_of, signed_in
 from src.app.desk.review import ReviewError, ReviewOutcome
 from src.app.desk.views import STATUSES, account_view, book_filter, book_view, draft_row, visible_draft
 

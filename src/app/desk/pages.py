@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from src.app.desk.app import Desk, User, check_csrf, csrf_token, desk_of, signed_in
 from src.app.desk.auth import authenticate
+from src.app.desk.core import Desk, User, check_csrf, csrf_token, desk_of, signed_in
 from src.app.desk.review import REJECT_REASONS, ReviewError
 from src.app.desk.views import (
     RENEWAL_WINDOWS,

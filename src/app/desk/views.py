@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from src.app.analysis.health import SIGNAL_MAX_POINTS
-from src.app.desk.app import Desk, User
+from src.app.desk.core import Desk, User
 from src.app.documents.charts import score_history_svg
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store import DraftRecord, DraftStatus
