@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -31,6 +32,8 @@ from src.app.desk.pages import pages
 from src.app.desk.review import DraftReview
 from src.app.tools.store.sql_book import BookStore
 from src.app.tools.store.sql_review import review_store
+
+log = structlog.get_logger(__name__)
 
 
 def create_app(settings: CSMSettings) -> FastAPI:
@@ -56,7 +59,7 @@ def create_app(settings: CSMSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Read new score history now, so the first book view after a big scan does not wait for it.
-        warming = asyncio.create_task(desk.book.refresh())
+        warming = asyncio.create_task(_warm(desk))
         yield
         await warming
         for client in (mailbox, store):
@@ -93,6 +96,14 @@ def create_app(settings: CSMSettings) -> FastAPI:
     app.include_router(pages)
     app.include_router(api, prefix="/api")
     return app
+
+
+async def _warm(desk: Desk) -> None:
+    """Read new score history before the first book view; a failure here is logged, the view retries it."""
+    try:
+        await desk.book.refresh()
+    except Exception as error:  # noqa: BLE001 - warming up is optional; the book page reports a real failure
+        log.warning("desk_warm_up_failed", error_type=type(error).__name__, error=str(error)[:300])
 
 
 def _money(value: float | None) -> str:
