@@ -20,6 +20,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OFFLINE_MODEL = "offline/csm"
+DraftReview = Literal["direct", "hold", "interrupt"]
+"""How drafts reach a mailbox: at once (direct), after a person approves them (hold), or after the run pauses
+for a person's decision (interrupt: LangGraph `interrupt()`; drafts written outside such runs are held)."""
 LLMResponseFormat = Literal["auto", "json_schema", "json_object", "none"]
 """How to ask for JSON: auto (the schema when litellm knows the model accepts one, else JSON mode) or forced."""
 
@@ -70,6 +73,12 @@ class CSMSettings(BaseSettings):
         default_factory=list, description="Domains drafts may be addressed to; empty allows any internal address."
     )
     tenant_id: str = Field(default="default", min_length=1, description="Tenant id stamped on every event.")
+    draft_review: DraftReview = Field(
+        default="direct", description="direct: drafts land at once; hold: after approval; interrupt: the run pauses."
+    )
+    desk_session_key: SecretStr | None = Field(
+        default=None, description="Signs the review desk's session cookies (default: a key kept in data_dir)."
+    )
 
     notion_token: SecretStr | None = Field(default=None, description="Notion integration token; enables Notion.")
     notion_accounts_database_id: str | None = None

@@ -28,6 +28,7 @@ from src.app.tools.llm.litellm_service import LiteLLMService
 from src.app.tools.llm.offline import OfflineLLMService
 from src.app.tools.llm.platform_llm import PLATFORM_LLM_METHODS, PlatformLLM
 from src.app.tools.mail import MailDrafts
+from src.app.tools.mail.held import HeldMail
 from src.app.tools.mail.outbox import LocalOutbox
 from src.app.tools.mail.platform_gmail import PLATFORM_GMAIL_METHODS, PlatformGmailDrafts
 from src.app.tools.platform import pick_shape
@@ -143,6 +144,18 @@ def llm_from_settings(settings: CSMSettings) -> LLMService:
 
 
 def mail_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:
+    """The mailbox (see `mailbox_from_settings`), behind a hold for review unless `CSM_DRAFT_REVIEW=direct`."""
+    return held_unless_direct(settings, store, mailbox_from_settings(settings, store))
+
+
+def held_unless_direct(settings: CSMSettings, store: CSMStore, mail: MailDrafts) -> MailDrafts:
+    """`mail` as given under `CSM_DRAFT_REVIEW=direct`, else behind a hold for review."""
+    if settings.draft_review == "direct" or isinstance(mail, HeldMail):
+        return mail
+    return HeldMail(store, mail)
+
+
+def mailbox_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:
     """Gmail drafts when `CSM_GMAIL_CREDENTIALS_FILE` is set, else `.eml` drafts in the local outbox."""
     if settings.gmail_credentials_file is None:
         return LocalOutbox(store, settings.data_dir / "outbox" / "drafts")
@@ -193,7 +206,7 @@ def build_context(
         settings=settings,
         store=store,
         llm=llm or llm_from_settings(settings),
-        mail=mail or mail_from_settings(settings, store),
+        mail=mail_from_settings(settings, store) if mail is None else held_unless_direct(settings, store, mail),
         chat=chat or chat_from_settings(settings),
         events=events or events_from_settings(settings),
         scorer=scorer,

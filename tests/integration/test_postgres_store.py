@@ -51,11 +51,13 @@ async def test_tables_live_in_the_test_schema_and_ids_use_the_c_collation(postgr
     )
 
     assert [table for table, _ in rows] == [
+        "account_health",
         "accounts",
         "adoption_reports",
         "alerts",
         "audit_log",
         "drafts",
+        "feedback",
         "health_scores",
         "opportunities",
         "qbr_pages",

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from src.app.cli.notion import notion_app
+from src.app.cli.review import accounts_app, drafts_app, users_app
 from src.app.cli.scorecards import backtest, scorecard_app
 
 app = typer.Typer(
@@ -24,6 +25,9 @@ app = typer.Typer(
 app.add_typer(notion_app, name="notion")
 app.add_typer(scorecard_app, name="scorecard")
 app.command("backtest")(backtest)
+app.add_typer(drafts_app, name="drafts")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(users_app, name="users")
 
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Folder for the store and outbox.")]
 _DEBUG = [False]
@@ -115,14 +119,6 @@ def adoption(account_id: str, data_dir: DataDirOption = None, as_json: JsonOptio
 
 
 @app.command()
-def drafts(data_dir: DataDirOption = None, limit: int = 20, as_json: JsonOption = False) -> None:
-    """List drafts waiting for review (nothing is ever sent)."""
-    from src.app.cli.runs import list_drafts
-
-    _emit(asyncio.run(list_drafts(data_dir=data_dir, limit=limit, quiet=as_json)), as_json)
-
-
-@app.command()
 def scheduler(
     run_now: Annotated[str | None, typer.Option("--run-now", help="Run this job once now and exit.")] = None,
     force: Annotated[bool, typer.Option(help="With --run-now: rerun an occurrence that already completed.")] = False,
@@ -177,6 +173,22 @@ def audit(
 
     entries = asyncio.run(list_audit(data_dir=data_dir, account_id=account, kind=kind, limit=limit, quiet=as_json))
     _emit(entries, as_json)
+
+
+@app.command()
+def desk(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback only by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Serve the review desk: the book, accounts, the review queue, QBRs and opportunities (sign-in required)."""
+    import uvicorn
+
+    from src.app.agents.runtime import settings_for
+    from src.app.desk.app import create_app
+
+    typer.echo(f"Review desk on http://{host}:{port}/ (add people with `csm users add EMAIL --role lead|rep`)")
+    uvicorn.run(create_app(settings_for(data_dir)), host=host, port=port, log_level="warning")
 
 
 def _emit(payload: dict[str, Any], as_json: bool) -> None:

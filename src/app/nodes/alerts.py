@@ -33,6 +33,7 @@ from src.app.schemas import (
     CSMHealthScore,
     EmailMessage,
 )
+from src.app.tools.store.sql_review import recent_false_alarms
 
 log = structlog.get_logger(__name__)
 
@@ -62,12 +63,15 @@ def alert_key(ctx: CSMContext, score: CSMHealthScore) -> str:
 async def alert_status(ctx: CSMContext, score: CSMHealthScore) -> AlertStatus:
     """Whether to alert: "done_today" (already raised today), "cooldown" (same state alerted recently) or "due"."""
     last = await ctx.store.last_alert(score.account_id)
+    if last is not None and last.idempotency_key == alert_key(ctx, score):
+        return "done_today"
+    since = ctx.clock() - timedelta(days=ctx.settings.alert_cooldown_days)
+    # A person rejected this account's alert for the same risk state as a false alarm: hold it for the cooldown.
+    if risk_state(score) in await recent_false_alarms(ctx.store, score.account_id, since=since):
+        return "cooldown"
     if last is None or last.risk_state != risk_state(score):
         return "due"
-    if last.idempotency_key == alert_key(ctx, score):
-        return "done_today"
-    within = ctx.clock() - last.alerted_at < timedelta(days=ctx.settings.alert_cooldown_days)
-    return "cooldown" if within else "due"
+    return "cooldown" if last.alerted_at > since else "due"
 
 
 TREND_DAYS = (7, 30)

@@ -9,9 +9,13 @@ from typing import Any, Literal
 from src.app.context import CSMContext
 from src.app.nodes.account_facts import load_account
 from src.app.nodes.render import Section, greeting, render_html, render_text
+from src.app.nodes.review import REVIEWER, ask_reviewer
 from src.app.schemas import AccountRecord, DraftResult, EmailMessage
 from src.app.state import WorkError, WorkState
+from src.app.tools.mail.held import delivering
+from src.app.tools.mail.outbox import queue_for_review
 from src.app.tools.store import AuditEntry
+from src.app.tools.store.sql_review import review_store
 
 RecipientRole = Literal["rep", "ae"]
 
@@ -107,7 +111,10 @@ async def draft_for_rep(
         body_html=render_html(heading, sections, intro=intro),
         body_text=render_text(heading, sections, intro=intro),
     )
-    draft = await ctx.mail.create_draft(message, idempotency_key=f"{key}:draft", account_id=account_id, kind=kind)
+    if ctx.settings.draft_review == "interrupt":
+        draft = await _draft_after_review(ctx, message, key=f"{key}:draft", account_id=account_id, kind=kind)
+    else:
+        draft = await ctx.mail.create_draft(message, idempotency_key=f"{key}:draft", account_id=account_id, kind=kind)
     await audit(
         ctx,
         artifact=f"draft:{kind}",
@@ -117,6 +124,42 @@ async def draft_for_rep(
         task_type=task_type,
         detail={"draft_id": draft.draft_id},
     )
+    return draft
+
+
+async def _draft_after_review(
+    ctx: CSMContext, message: EmailMessage, *, key: str, account_id: str, kind: str
+) -> DraftResult:
+    """Pause for a person's decision (`interrupt()`), then draft what they accepted or edited, or nothing."""
+    decision = ask_reviewer(message, kind=kind, account_id=account_id)
+    if decision.message is None:  # ignored: kept in the queue as rejected, never in a mailbox
+        draft = await queue_for_review(
+            ctx.store,
+            message,
+            idempotency_key=key,
+            account_id=account_id,
+            kind=kind,
+            location=None,
+            created_at=ctx.clock(),
+        )
+    else:
+        draft = await delivering(ctx.mail).create_draft(
+            decision.message, idempotency_key=key, account_id=account_id, kind=kind
+        )
+    records = review_store(ctx.store)
+    reason = "ignored in review" if decision.status == "rejected" else None
+    if records is not None and await records.set_review(
+        draft.draft_id, status=decision.status, by=REVIEWER, at=ctx.clock(), reason=reason
+    ):
+        await audit(
+            ctx,
+            artifact=f"review:{decision.status}",
+            target=REVIEWER,
+            key=f"review:{draft.draft_id}:{decision.status}",
+            account_id=account_id,
+            task_type="review",
+            detail={"draft_id": draft.draft_id, "kind": kind},
+        )
     return draft
 
 

@@ -214,7 +214,12 @@ class CustomerSuccessAgent(BaseAgent):
         day = ctx.clock().astimezone(ctx.settings.tz).date()
         thread_id = run_thread_id(state.task.as_dict(), subject=account_ids[0], day=day)
         return await invoke_resumable(
-            self._checkpointed_graph, state, checkpointer=self._checkpointer, thread_id=thread_id, context=ctx
+            self._checkpointed_graph,
+            state,
+            checkpointer=self._checkpointer,
+            thread_id=thread_id,
+            context=ctx,
+            resume=ctx.caller_context.get("resume"),
         )
 
     async def _run_subgraph(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -227,6 +232,9 @@ class CustomerSuccessAgent(BaseAgent):
             message = redact_secrets(str(error), self.settings)
             log.warning("task_failed", error_type=type(error).__name__, error=message)
             return {"task_type": task_type, "error": message, "confidence": "low", "partial": True}
+        if "__interrupt__" in output:  # CSM_DRAFT_REVIEW=interrupt: a draft waits for a person's decision
+            log.info("task_paused", thread_id=output["thread_id"])
+            return {"task_type": task_type, "status": "interrupted", **_paused(output)}
         result: dict[str, Any] = output["result"]
         if output.get("handoffs"):  # only emitted when no Sales executor took them in-process
             log.warning("sales_handoff_skipped", reason="no sales agent configured", count=len(output["handoffs"]))
@@ -250,3 +258,11 @@ def _platform_score(score: Any) -> Any:
         return score
     extra = {theirs: breakdown[ours] for ours, theirs in PLATFORM_BREAKDOWN_NAMES.items() if ours in breakdown}
     return {**score, "signal_breakdown": {**breakdown, **extra}}
+
+
+def _paused(output: dict[str, Any]) -> dict[str, Any]:
+    """A paused run's thread and its Agent Inbox requests; resume with `execute(task, {"resume": answer})`."""
+    requests = [
+        request for value in output["__interrupt__"] for request in (value if isinstance(value, list) else [value])
+    ]
+    return {"thread_id": output["thread_id"], "interrupts": requests}

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
-from langgraph.types import Durability
+from langgraph.types import Command, Durability
 
 from src.app.state import CSMState
 from src.app.tasks import AdoptionTask, ExpansionTask, HealthScanTask, QBRTask
@@ -51,16 +51,25 @@ async def invoke_resumable(
     checkpointer: BaseCheckpointSaver[str],
     thread_id: str,
     context: Any,
+    resume: Any = None,
 ) -> dict[str, Any]:
     """Run `graph` (compiled with `checkpointer`) on `thread_id`: resume an unfinished run there, else start one.
 
+    A run paused by `interrupt()` (a draft waiting for a person) keeps its thread and returns its `__interrupt__`
+    values with the `thread_id`; pass the person's answer as `resume` to continue it (`Command(resume=...)`).
     The thread is deleted when the run completes; a run that raises keeps its checkpoints for the next call.
     """
     config: Any = {"configurable": {"thread_id": thread_id}}
     unfinished = bool((await graph.aget_state(config)).next)
+    if resume is not None and not unfinished:
+        raise ValueError(f"Nothing to resume: no paused run on thread {thread_id!r}")
     if unfinished:
         log.info("run_resumed", thread_id=thread_id)
-    output = await graph.ainvoke(None if unfinished else graph_input, config, context=context, durability=DURABILITY)
+    start = Command(resume=resume) if resume is not None else None if unfinished else graph_input
+    output = await graph.ainvoke(start, config, context=context, durability=DURABILITY)
+    if output.get("__interrupt__"):
+        log.info("run_paused", thread_id=thread_id)
+        return {"__interrupt__": [item.value for item in output["__interrupt__"]], "thread_id": thread_id}
     await checkpointer.adelete_thread(thread_id)
     result: dict[str, Any] = output
     return result

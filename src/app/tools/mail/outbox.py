@@ -73,7 +73,7 @@ async def queue_for_review(
     idempotency_key: str,
     account_id: str | None,
     kind: str,
-    location: str,
+    location: str | None,
     created_at: datetime,
     created: bool | None = None,
 ) -> DraftResult:
@@ -101,6 +101,15 @@ async def queue_for_review(
         location=location,
         created=saved.created if created is None else created,
     )
+
+
+async def rewrite_local_draft(path: Path, message: EmailMessage, *, idempotency_key: str) -> None:
+    """Replace a local `.eml` draft's content with `message` (a person edited it in review); still unsent."""
+    reject_header_injection(message)
+    content = render_mime(
+        message, draft_id=draft_id_for(idempotency_key), idempotency_key=idempotency_key, at=datetime.now(UTC)
+    )
+    await asyncio.to_thread(_write_atomically, path, content)
 
 
 def draft_id_for(idempotency_key: str) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
 
@@ -20,8 +20,15 @@ class AlertRecord(BaseModel):
     idempotency_key: str
 
 
+DraftStatus = Literal["pending", "approved", "edited", "rejected"]
+"""A draft's review status: waiting, approved as written, approved with a person's edits, or rejected."""
+
+
 class DraftRecord(BaseModel):
-    """A draft kept in the review queue (the local outbox or a copy of a Gmail draft)."""
+    """A draft kept in the review queue (the local outbox or a copy of a Gmail draft).
+
+    `location` is where the mailbox copy is; None while a held draft waits for approval.
+    """
 
     draft_id: str
     idempotency_key: str
@@ -33,6 +40,15 @@ class DraftRecord(BaseModel):
     body_text: str | None = None
     location: str | None = None
     created_at: datetime
+    status: DraftStatus = "pending"
+    reason: str | None = None
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _pending_when_unset(cls, value: object) -> object:
+        return "pending" if value is None else value
 
 
 class AuditEntry(BaseModel):

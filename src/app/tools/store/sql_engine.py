@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from src.app.tools.store.sql_tables import ACCOUNTS, ADDED_COLUMNS, JSONText
+from src.app.tools.store.sql_tables import ACCOUNT_FIELD_COLUMNS, ACCOUNTS, ADDED_COLUMNS, JSONText
 
 WAL_CHECKPOINT_PAGES = 10_000
 """SQLite copies its write-ahead log into the database once it holds this many pages (~40 MB; SQLite's default
@@ -67,6 +67,28 @@ def add_missing_columns(engine: Engine) -> None:
             if column.name not in present:
                 kind = column.type.compile(dialect=connection.dialect)
                 connection.exec_driver_sql(f'ALTER TABLE {column.table.name} ADD COLUMN "{column.name}" {kind}')
+                if column.table is ACCOUNTS and column.name in ACCOUNT_FIELD_COLUMNS:
+                    _backfill_account_column(connection, column.name, ACCOUNT_FIELD_COLUMNS[column.name])
+        for table in {column.table for column in ADDED_COLUMNS}:
+            for index in table.indexes:  # indexes on added columns, and ones added to existing tables
+                index.create(connection, checkfirst=True)
+
+
+def _backfill_account_column(connection: Connection, column: str, key: str) -> None:
+    """Fill a newly added account column from each stored record (once, when the column is added)."""
+    if connection.dialect.name == "sqlite":
+        value = f"json_extract(record, '$.{key}')"
+    elif connection.dialect.name == "postgresql":
+        value = f"(record::jsonb ->> '{key}')"
+    else:
+        return
+    if column == "arr":
+        value = (
+            f"CAST({value} AS REAL)" if connection.dialect.name == "sqlite" else f"CAST({value} AS DOUBLE PRECISION)"
+        )
+    elif column == "renewal_date":
+        value = f"substr({value}, 1, 10)"
+    connection.exec_driver_sql(f'UPDATE accounts SET "{column}" = {value}')
 
 
 def write_accounts(connection: Connection, rows: list[dict[str, Any]]) -> None:
@@ -81,7 +103,8 @@ def write_accounts(connection: Connection, rows: list[dict[str, Any]]) -> None:
         connection.execute(delete(ACCOUNTS).where(ACCOUNTS.c.account_id.in_(ids)))
         connection.execute(insert(ACCOUNTS), rows)
         return
-    replaced = {name: statement.excluded[name] for name in ("name", "status", "record", "updated_at", "scan_record")}
+    columns = ("name", "status", "record", "updated_at", "scan_record", *ACCOUNT_FIELD_COLUMNS)
+    replaced = {name: statement.excluded[name] for name in columns}
     connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=replaced), rows)
 
 

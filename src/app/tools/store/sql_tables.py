@@ -67,11 +67,16 @@ ACCOUNTS = Table(
     Column("name", Text, nullable=False),
     Column("status", String(64), nullable=False, index=True),
     Column("record", JSON, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False, index=True),
     Column("scan_record", Text, nullable=True),
+    Column("rep_email", String(320), nullable=True, index=True),
+    Column("arr", Float, nullable=True),
+    Column("segment", String(64), nullable=True),
+    Column("renewal_date", String(32), nullable=True, index=True),
 )
 """`scan_record`: the record as JSON text without `DETAIL_FIELDS`, what a whole-book scan reads (NULL in rows
-written before the column existed; those are trimmed when read)."""
+written before the column existed; those are trimmed when read). `rep_email`, `arr`, `segment` and
+`renewal_date` copy the record's fields so the review desk filters and sorts a large book by index."""
 
 HEALTH_SCORES = Table(
     "health_scores",
@@ -91,9 +96,6 @@ HEALTH_SCORES = Table(
 )
 """`scorecard_name`/`scorecard_version`: the scorecard that computed the score (NULL in rows written before the
 columns existed: the seed scorer's, i.e. the default scorecard version 1)."""
-
-ADDED_COLUMNS = (ACCOUNTS.c.scan_record, HEALTH_SCORES.c.scorecard_name, HEALTH_SCORES.c.scorecard_version)
-"""Columns added after the first release: `create_all` leaves existing tables alone, so these are added by hand."""
 
 ALERTS = Table(
     "alerts",
@@ -118,7 +120,36 @@ DRAFTS = Table(
     Column("body_text", Text),
     Column("location", Text),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("status", String(16), index=True),
+    Column("reason", Text),
+    Column("reviewed_by", String(320)),
+    Column("reviewed_at", UTCDateTime),
 )
+"""`status` is the review status (NULL in rows written before it existed: pending); `location` is NULL while a
+held draft waits for approval (`CSM_DRAFT_REVIEW=hold`)."""
+
+ADDED_COLUMNS = (
+    ACCOUNTS.c.scan_record,
+    ACCOUNTS.c.rep_email,
+    ACCOUNTS.c.arr,
+    ACCOUNTS.c.segment,
+    ACCOUNTS.c.renewal_date,
+    DRAFTS.c.status,
+    DRAFTS.c.reason,
+    DRAFTS.c.reviewed_by,
+    DRAFTS.c.reviewed_at,
+    HEALTH_SCORES.c.scorecard_name,
+    HEALTH_SCORES.c.scorecard_version,
+)
+"""Columns added after the first release: `create_all` leaves existing tables alone, so these are added by hand."""
+
+ACCOUNT_FIELD_COLUMNS = {
+    "rep_email": "rep_email",
+    "arr": "arr",
+    "segment": "segment",
+    "renewal_date": "contract_end_date",
+}
+"""Account columns copied from the record (column -> record key), backfilled from the record when added."""
 
 QBR_PAGES = Table(
     "qbr_pages",
@@ -185,6 +216,69 @@ RUNS = Table(
     UniqueConstraint("job_id", "key", name="uq_runs_job_key"),
 )
 
+USERS = Table(
+    "users",
+    METADATA,
+    Column("email", String(320), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+"""People who may sign in to the review desk (`csm users add`): a lead sees the whole book, a rep their accounts."""
+
+FEEDBACK = Table(
+    "feedback",
+    METADATA,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("account_id", ACCOUNT_ID_TYPE, nullable=False, index=True),
+    Column("draft_id", _ID, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("risk_state", String(64)),
+    Column("by", String(320), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+"""What people said about the agent's output: a churn alert rejected as a false alarm is a label for backtests."""
+
+ACCOUNT_HEALTH = Table(
+    "account_health",
+    METADATA,
+    Column("account_id", ACCOUNT_ID_TYPE, primary_key=True),
+    Column("score", Float, nullable=False, index=True),
+    Column("rag", String(8), nullable=False, index=True),
+    Column("previous_score", Float),
+    Column("delta", Float, index=True),
+    Column("churn_risk_level", String(16), nullable=False),
+    Column("top_signals", JSON, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("name", Text),
+    Column("status", String(64)),
+    Column("rep_email", String(320), index=True),
+    Column("arr", Float),
+    Column("segment", String(64)),
+    Column("renewal_date", String(32), index=True),
+)
+"""Each account's newest score with a copy of its name, status, owner, ARR, segment and renewal, kept by the desk
+from the score history and the accounts (one small row per account, so the book page reads one indexed table)."""
+
+DESK_MARKS = Table(
+    "desk_marks",
+    METADATA,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+"""How far the desk has read: e.g. the newest account update copied into `account_health`."""
+
+BOOK_DAYS = Table(
+    "book_days",
+    METADATA,
+    Column("day", String(10), primary_key=True),
+    Column("counts", JSON, nullable=False),
+    Column("last_score_id", BigInteger, nullable=False),
+)
+"""The book's RAG counts at the end of each day with scores; `last_score_id` is how far the history was read."""
+
 
 class JSONText(str):
     """JSON text serialised already, written to a JSON column as it is."""
@@ -222,9 +316,33 @@ def account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "record": record,
             "updated_at": now,
             "scan_record": to_json({k: v for k, v in record.items() if k not in DETAIL_FIELDS}).decode(),
+            **account_field_values(record),
         }
         check_text(ACCOUNTS, rows[account_id])
     return list(rows.values())
+
+
+def account_field_values(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The desk's copies of an account record's owner, ARR, segment and renewal date (None when absent or bad)."""
+    arr = record.get("arr")
+    try:
+        arr_value = None if arr is None or isinstance(arr, bool) else float(arr)
+    except (TypeError, ValueError):
+        arr_value = None
+    renewal = record.get("contract_end_date")
+    return {
+        "rep_email": _short_text(record.get("rep_email"), 320),
+        "arr": arr_value,
+        "segment": _short_text(record.get("segment"), 64),
+        "renewal_date": _short_text(str(renewal)[:10] if renewal else None, 32),
+    }
+
+
+def _short_text(value: Any, limit: int) -> str | None:
+    if value is None or value == "":
+        return None
+    text = str(value).replace("\x00", "")
+    return text[:limit]
 
 
 def score_row(score: CSMHealthScore) -> dict[str, Any]:
