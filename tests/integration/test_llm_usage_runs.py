@@ -147,7 +147,8 @@ async def test_scripted_replies_with_known_usage_add_up_per_task(store: SQLStore
 
 
 async def test_two_overlapping_tasks_are_billed_to_their_own_results(store: SQLStore, tmp_path: Path) -> None:
-    with OpenAIServer(latency_s=0.2) as slow:
+    latency = 0.5  # each reply takes this long, so requests less than `latency` apart were in flight together
+    with OpenAIServer(latency_s=latency) as slow:
         agent = agent_for(real_llm(slow, concurrency=8), store, tmp_path)
         scan, qbr = await asyncio.gather(
             agent.execute({"type": "health_scan"}, {}),
@@ -156,7 +157,7 @@ async def test_two_overlapping_tasks_are_billed_to_their_own_results(store: SQLS
     churn = [request for request in slow.requests if schema_of(request) == "ChurnNarrative"]
     qbrs = [request for request in slow.requests if schema_of(request) == "QBRNarrative"]
     assert churn and len(qbrs) == 1
-    assert any(abs(request.received_at - qbrs[0].received_at) < 0.2 for request in churn)  # in flight together
+    assert any(abs(request.received_at - qbrs[0].received_at) < latency for request in churn)
     assert scan["llm_usage"] == billed(churn) and scan["llm_usage"]["calls"] == scan["alerts_dispatched"]
     assert qbr["llm_usage"] == billed(qbrs)
 
