@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+from src.app.documents.wording import feature_label, fmt_money, join_list, plural
 from src.app.schemas import AccountRecord, Confidence, CSMHealthSignals, ExpansionCandidate, Ticket
 
 SEATS_EXPANSION_UTILIZATION = 0.9
@@ -50,6 +51,18 @@ INTEGRATION_KEYWORDS: tuple[str, ...] = (
     "webhook",
 )
 """Words (matched case-insensitively at a word start) that mark a ticket as an integration request."""
+KEYWORD_LABELS: dict[str, str] = {
+    "api": "the API",
+    "salesforce": "Salesforce",
+    "hubspot": "HubSpot",
+    "jira": "Jira",
+    "slack": "Slack",
+    "webhook": "webhooks",
+    "integrate": "integrating",
+    "integration": "an integration",
+    "connect to": "connecting to another tool",
+}
+"""How evidence names each integration keyword ("mentions HubSpot and an integration")."""
 INTEGRATION_ARR_UPLIFT = 0.05
 """Estimated ARR impact of an integration, as a share of the account's ARR."""
 INTEGRATION_HIGH_CONFIDENCE_TICKETS = 2
@@ -97,8 +110,9 @@ def _seats_from_counts(arr: float, purchased: int, active: int) -> ExpansionCand
         opportunity_type="seats",
         evidence=[
             f"{active} of {purchased} purchased seats are active ({utilization:.0%} utilization)",
-            f"ARR {arr:,.0f} over {purchased} seats is {per_seat:,.2f} per seat",
-            f"{extra} more seat(s) leave {SEATS_HEADROOM:.0%} headroom over active users",
+            f"{fmt_money(arr)} ARR over {plural(purchased, 'seat')} is {_money_cents(per_seat)} per seat",
+            f"{plural(extra, 'more seat')} {'leaves' if extra == 1 else 'leave'} {SEATS_HEADROOM:.0%} headroom "
+            "over active users",
         ],
         estimated_arr_impact=round(per_seat * extra, 2),
         confidence=_seats_confidence(utilization),
@@ -138,8 +152,12 @@ def _module_candidate(account: AccountRecord, module: str) -> ExpansionCandidate
     return ExpansionCandidate(
         opportunity_type="module",
         evidence=[
-            f"the {account.plan!r} plan does not include the {module} module",
-            *(f"{feature} used {usage[feature]:,} times (heavy use from {HEAVY_FEATURE_USAGE:,})" for feature in heavy),
+            f"the {_plan_name(account.plan)} plan does not include the {module} module",
+            *(
+                f"{feature_label(feature)} used {plural(usage[feature], 'time')} "
+                f"(heavy use from {HEAVY_FEATURE_USAGE:,})"
+                for feature in heavy
+            ),
         ],
         estimated_arr_impact=round(account.arr * MODULE_ARR_UPLIFT, 2),
         confidence="high" if len(heavy) >= MODULE_HIGH_CONFIDENCE_FEATURES else "medium",
@@ -152,7 +170,10 @@ def _integration_candidate(account: AccountRecord) -> ExpansionCandidate | None:
         return None
     return ExpansionCandidate(
         opportunity_type="integration",
-        evidence=[f"ticket {_truncate(subject)!r} mentions {', '.join(keywords)}" for subject, keywords in requests],
+        evidence=[
+            f"ticket “{_truncate(subject)}” mentions {join_list([_keyword_label(k) for k in keywords])}"
+            for subject, keywords in requests
+        ],
         estimated_arr_impact=round(account.arr * INTEGRATION_ARR_UPLIFT, 2),
         confidence="high" if len(requests) >= INTEGRATION_HIGH_CONFIDENCE_TICKETS else "medium",
     )
@@ -161,6 +182,20 @@ def _integration_candidate(account: AccountRecord) -> ExpansionCandidate | None:
 def _integration_keywords(ticket: Ticket) -> list[str]:
     text = f"{ticket.subject}\n{ticket.body}"
     return sorted({match.group(0).lower() for match in _INTEGRATION_PATTERN.finditer(text)})
+
+
+def _keyword_label(keyword: str) -> str:
+    return KEYWORD_LABELS.get(keyword, keyword)
+
+
+def _plan_name(plan: str) -> str:
+    plan = " ".join(plan.split()) or "current"
+    return plan[:1].upper() + plan[1:]
+
+
+def _money_cents(amount: float) -> str:
+    """Money with cents only when there are any: "$600", "$2,470.50"."""
+    return fmt_money(amount) if round(amount, 2).is_integer() else f"${amount:,.2f}"
 
 
 def _truncate(subject: str) -> str:

@@ -68,8 +68,7 @@ async def send_daily_digests(
         past = history.get(account_id, [])
         yesterday = score_before(past, today, tz)
         if yesterday is not None and abs(score_delta(score.score, yesterday.score)) >= MOVER_POINTS:
-            change = describe_change(score_delta(score.score, yesterday.score))
-            movers[owner].append(f"{account.name}: {change} since yesterday, now {fmt_score(score.score)}")
+            movers[owner].append(mover_line(account, score, yesterday))
         if score.rag not in DIGEST_RAGS or account_id in alerted:
             continue
         week = score_as_of([s for s in past if s.computed_at < score.computed_at], today - timedelta(days=7), tz)
@@ -113,6 +112,31 @@ def digest_sections(rows: Sequence[DigestRow], movers: Sequence[str], held_back:
     return [*sections, Section(title="About alerts", paragraphs=[held])]
 
 
+DIGEST_WHY = "You own these accounts; each is Amber or Red today and was not alerted on its own."
+"""The one line under the digest's greeting that says why the owner gets it."""
+
+
+def digest_heading(today: date, rows: Sequence[DigestRow]) -> str:
+    """The digest's subject: the day, how many accounts and the ARR at risk."""
+    at_risk = sum(row.at_risk for row in rows)
+    return f"Daily digest, {fmt_date(today)}: {plural(len(rows), 'account')} to look at ({fmt_money(at_risk)} at risk)"
+
+
+def mover_line(account: AccountRecord, score: CSMHealthScore, yesterday: CSMHealthScore) -> str:
+    """One mover: "Acme: down 6 points since yesterday, now 48"."""
+    change = describe_change(score_delta(score.score, yesterday.score))
+    return f"{account.name}: {change} since yesterday, now {fmt_score(score.score)}"
+
+
+def digest_chat_text(heading: str, owner: str, rows: Sequence[DigestRow], held_back: int) -> str:
+    """The digest's chat message: the subject, the top three accounts and what the alert cap held back."""
+    top = "; ".join(f"{row.account.name} {fmt_score(row.score.score, out_of=True)}" for row in rows[:3])
+    text = f"*{escape_chat(heading)}* for {escape_chat(owner)}. Top: {escape_chat(top)}."
+    if held_back:
+        text += f" The alert cap held back {plural(held_back, 'alert')} today."
+    return text
+
+
 def _row_line(row: DigestRow) -> str:
     trend = "no score from a week ago" if row.week_change is None else f"{describe_change(row.week_change)} in 7 days"
     renewal = "no renewal date" if row.renewal is None else f"renews {fmt_date(row.renewal)}"
@@ -134,11 +158,7 @@ async def _send(
 ) -> bool:
     key = digest_key(owner, today)
     cap = ctx.settings.max_alerts_per_scan
-    at_risk = sum(row.at_risk for row in rows)
-    heading = (
-        f"Daily digest, {fmt_date(today)}: {plural(len(rows), 'account')} to look at ({fmt_money(at_risk)} at risk)"
-    )
-    why = "You own these accounts; each is Amber or Red today and was not alerted on its own."
+    heading, why = digest_heading(today, rows), DIGEST_WHY
     sections = digest_sections(rows, movers, held_back, cap)
     intro = [greeting(owner), why]
     message = EmailMessage(
@@ -149,10 +169,7 @@ async def _send(
     )
     draft = await ctx.mail.create_draft(message, idempotency_key=f"{key}:draft", kind="digest")
     await audit(ctx, artifact="draft:digest", target=owner, key=f"{key}:draft", account_id=None, task_type=task_type)
-    top = "; ".join(f"{row.account.name} {fmt_score(row.score.score, out_of=True)}" for row in rows[:3])
-    text = f"*{escape_chat(heading)}* for {escape_chat(owner)}. Top: {escape_chat(top)}."
-    if held_back:
-        text += f" The alert cap held back {plural(held_back, 'alert')} today."
+    text = digest_chat_text(heading, owner, rows, held_back)
     await ctx.chat.post(ChatMessage(space_name=DIGEST_CHAT_SPACE, text=text), idempotency_key=f"{key}:chat")
     await audit(
         ctx,
