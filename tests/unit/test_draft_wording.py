@@ -20,6 +20,7 @@ from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.signals import AccountDataError, days_until, parse_account, signals_from_record
 from src.app.data.sample_book import load_sample_book
 from src.app.documents.facts import build_qbr_document
+from src.app.documents.numbers import model_texts, unknown_numbers
 from src.app.documents.wording import lint_subject_body, lint_text
 from src.app.nodes.account_facts import account_brief
 from src.app.nodes.adoption import adoption_draft
@@ -178,6 +179,27 @@ def test_every_draft_kind_of_the_whole_sample_book_reads_clean() -> None:
         for problem in lint_text(subject) + lint_text(text) + lint_subject_body(subject, text)
     ]
     assert problems == [], "\n".join(problems[:40])
+
+
+def test_the_offline_churn_narrative_quotes_only_figures_among_its_facts() -> None:
+    """The churn narrative's figure check (nodes/llm.py) passes for the offline writer over the whole book."""
+    scorer, checked, problems = CSMHealthScorer(), 0, []
+    for record in load_sample_book(today=NOW.date()):
+        try:
+            signals = signals_from_record(record, now=NOW, tz=UTC_ZONE)
+        except AccountDataError:
+            continue
+        account = parse_account(record)
+        score = scorer.score(signals, account.account_id, computed_at=NOW)
+        days = days_until(account.contract_end_date, now=NOW, tz=UTC_ZONE)
+        week_ago = score.model_copy(update={"score": min(100.0, score.score + 9.5), "computed_at": NOW - timedelta(7)})
+        for history in ([], [week_ago]):
+            trend = alert_trend(history, score, account.usage_history, tz=UTC_ZONE)
+            facts = as_json(alert_facts(score, record, days) | {"trend": trend})
+            unknown = unknown_numbers(model_texts(churn_narrative(facts)), facts)
+            problems += [f"{account.account_id}: {number}" for number in unknown]
+            checked += 1
+    assert checked > 500 and problems == []
 
 
 def test_the_linter_catches_what_the_drafts_must_not_say() -> None:

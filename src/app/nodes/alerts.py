@@ -81,7 +81,7 @@ def alert_trend(
 ) -> dict[str, Any]:
     """The alert's trend facts: the score now, 7 and 30 days ago (stored history), and the change in active users."""
     today = local_day(score.computed_at, tz)
-    trend: dict[str, Any] = {"score_now": rounded_score(score.score)}
+    trend: dict[str, Any] = {"score_now": rounded_score(score.score), "days_compared": list(TREND_DAYS)}
     for days in TREND_DAYS:
         then = score_as_of([s for s in history if s.computed_at < score.computed_at], today - timedelta(days), tz)
         trend[f"score_{days}_days_ago"] = None if then is None else rounded_score(then.score)

@@ -38,7 +38,7 @@ def churn_narrative(facts: Facts) -> Answer:
         actions.append(f"Open the renewal plan with {account.name} now: confirm decision makers and timeline.")
     actions += [
         f"Hold a health check call with {possessive(account.name)} champion this week to agree priorities.",
-        f"Share a 30-day success plan with {account.name} that addresses the weakest areas.",
+        f"Share a one-month success plan with {account.name} that addresses the weakest areas.",
     ]
     return {
         "churn_narrative": " ".join(sentence for sentence in sentences if sentence),

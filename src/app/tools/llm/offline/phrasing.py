@@ -187,6 +187,15 @@ def _raw_text(value: object) -> str | None:
     return clean(value, limit=20).replace("_", " ") or None
 
 
+_INVOICE_STATUS = {
+    "current": "invoices paid on time",
+    "overdue_30": "invoices 30 days overdue",
+    "overdue_60": "invoices 60 days overdue",
+    "overdue_90_plus": "invoices more than 90 days overdue",
+}
+"""Invoice payment statuses in words."""
+
+
 def _formatted(template: str, raw: Callable[[object], str | None]) -> Callable[[object], str | None]:
     """A raw-value formatter that places the formatted value into `template`."""
 
@@ -203,7 +212,7 @@ _SIGNAL_KINDS: tuple[SignalKind, ...] = (
         "feature adoption",
         "feature_adoption_rate",
         _formatted("{} of features adopted", _raw_pct),
-        "Run an enablement session on the least-used features with {owner} admins and set a 30-day target.",
+        "Run an enablement session on the least-used features with {owner} admins and set a target for the next month.",
     ),
     SignalKind(
         ("usage", "trend"),
@@ -230,7 +239,7 @@ _SIGNAL_KINDS: tuple[SignalKind, ...] = (
         ("invoice", "payment"),
         "invoice payment status",
         "invoice_payment_status",
-        _formatted("invoices {}", _raw_text),
+        lambda value: _INVOICE_STATUS.get(str(value)) or _formatted("invoices {}", _raw_text)(value),
         "Align with Finance on {owner} outstanding invoice before the renewal conversation.",
     ),
     SignalKind(
