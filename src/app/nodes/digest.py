@@ -100,7 +100,12 @@ def digest_sections(rows: Sequence[DigestRow], movers: Sequence[str], held_back:
     lines = [_row_line(row) for row in rows[:DIGEST_ROWS]]
     if len(rows) > DIGEST_ROWS:
         lines.append(f"{plural(len(rows) - DIGEST_ROWS, 'more account')} not listed here.")
-    sections = [Section(title="Accounts that need attention, most ARR at risk first", bullets=lines)]
+    note = (
+        ["No account has a stored score from a week ago yet, so the 7-day trend starts next week."]
+        if rows and all(row.week_change is None for row in rows)
+        else []
+    )
+    sections = [Section(title="Accounts that need attention, most ARR at risk first", paragraphs=note, bullets=lines)]
     if movers:
         sections.append(Section(title="Movers since yesterday", bullets=list(movers)))
     held = (
@@ -137,13 +142,20 @@ def digest_chat_text(heading: str, owner: str, rows: Sequence[DigestRow], held_b
     return text
 
 
+def _at_risk(row: DigestRow) -> str:
+    """The ARR at risk: "$104,600 ARR at risk" when all of it is, else "$7,100 of $14,200 ARR at risk"."""
+    if row.at_risk >= row.account.arr:
+        return f"{fmt_money(row.account.arr)} ARR at risk"
+    return f"{fmt_money(row.at_risk)} of {fmt_money(row.account.arr)} ARR at risk"
+
+
 def _row_line(row: DigestRow) -> str:
-    trend = "no score from a week ago" if row.week_change is None else f"{describe_change(row.week_change)} in 7 days"
+    trend = "" if row.week_change is None else f", {describe_change(row.week_change)} in 7 days"
     renewal = "no renewal date" if row.renewal is None else f"renews {fmt_date(row.renewal)}"
     signals = [signal_line(key, points, best) for key, points, best in weakest_signals(row.score, limit=2)]
     return (
-        f"{row.account.name} ({fmt_money(row.account.arr)} ARR): {fmt_score(row.score.score, out_of=True)} "
-        f"{row.score.rag.capitalize()}, {trend}, {renewal}. Weakest: {'; '.join(signals) or 'none'}."
+        f"{row.account.name} ({_at_risk(row)}): {fmt_score(row.score.score, out_of=True)} "
+        f"{row.score.rag.capitalize()}{trend}, {renewal}. Weakest: {'; '.join(signals) or 'none'}."
     )
 
 
