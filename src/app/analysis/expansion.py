@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 
-from src.app.documents.wording import feature_label, fmt_money, join_list, plural
 from src.app.schemas import AccountRecord, Confidence, CSMHealthSignals, ExpansionCandidate, Ticket
 
 SEATS_EXPANSION_UTILIZATION = 0.9
@@ -110,8 +109,8 @@ def _seats_from_counts(arr: float, purchased: int, active: int) -> ExpansionCand
         opportunity_type="seats",
         evidence=[
             f"{active} of {purchased} purchased seats are active ({utilization:.0%} utilization)",
-            f"{fmt_money(arr)} ARR over {plural(purchased, 'seat')} is {_money_cents(per_seat)} per seat",
-            f"{plural(extra, 'more seat')} {'leaves' if extra == 1 else 'leave'} {SEATS_HEADROOM:.0%} headroom "
+            f"{_money(arr)} ARR over {_count(purchased, 'seat')} is {_money(per_seat, cents=True)} per seat",
+            f"{_count(extra, 'more seat')} {'leaves' if extra == 1 else 'leave'} {SEATS_HEADROOM:.0%} headroom "
             "over active users",
         ],
         estimated_arr_impact=round(per_seat * extra, 2),
@@ -154,7 +153,7 @@ def _module_candidate(account: AccountRecord, module: str) -> ExpansionCandidate
         evidence=[
             f"the {_plan_name(account.plan)} plan does not include the {module} module",
             *(
-                f"{feature_label(feature)} used {plural(usage[feature], 'time')} "
+                f"{_feature_name(feature)} used {_count(usage[feature], 'time')} "
                 f"(heavy use from {HEAVY_FEATURE_USAGE:,})"
                 for feature in heavy
             ),
@@ -171,7 +170,7 @@ def _integration_candidate(account: AccountRecord) -> ExpansionCandidate | None:
     return ExpansionCandidate(
         opportunity_type="integration",
         evidence=[
-            f"ticket “{_truncate(subject)}” mentions {join_list([_keyword_label(k) for k in keywords])}"
+            f"ticket “{_truncate(subject)}” mentions {_joined([_keyword_label(k) for k in keywords])}"
             for subject, keywords in requests
         ],
         estimated_arr_impact=round(account.arr * INTEGRATION_ARR_UPLIFT, 2),
@@ -193,9 +192,29 @@ def _plan_name(plan: str) -> str:
     return plan[:1].upper() + plan[1:]
 
 
-def _money_cents(amount: float) -> str:
-    """Money with cents only when there are any: "$600", "$2,470.50"."""
-    return fmt_money(amount) if round(amount, 2).is_integer() else f"${amount:,.2f}"
+def _money(amount: float, *, cents: bool = False) -> str:
+    """Money as evidence quotes it: "$60,000"; with `cents`, "$2,470.50" when there are any."""
+    return f"${amount:,.2f}" if cents and not round(amount, 2).is_integer() else f"${amount:,.0f}"
+
+
+def _count(count: int, noun: str) -> str:
+    """A count and its noun in agreement: "1 seat", "12 seats"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _feature_name(feature: str) -> str:
+    """A feature key as people name it: "bulk_actions" -> "Bulk actions", "sso" -> "SSO"."""
+    words = [word.upper() if word in _ACRONYMS else word for word in feature.split("_") if word]
+    text = " ".join(words) or feature
+    return text[:1].upper() + text[1:]
+
+
+def _joined(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+_ACRONYMS = frozenset({"api", "sso", "crm", "csv", "ai", "ui"})
+"""Feature-key words written in capitals (analysis/ keeps its own copy: it imports nothing outside schemas)."""
 
 
 def _truncate(subject: str) -> str:
