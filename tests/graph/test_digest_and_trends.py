@@ -123,3 +123,28 @@ async def test_a_simulated_week_with_a_fall_is_reported_by_the_alert_and_the_qbr
     [draft] = _drafts(mail, "qbr")
     assert "to date" in draft.subject and ".pptx" in draft.body_text
     assert lint_text(draft.body_text) == [] and lint_subject_body(draft.subject, draft.body_text) == []
+
+
+async def test_the_qbr_reports_the_change_since_last_quarters_close_after_a_simulated_week(world: Any) -> None:
+    """Last quarter's close is seeded (a scan on 30 Sep), then a week of scans ends in a fall: the QBR compares
+    the score now with the close of Q3, not with this morning's scan, in the draft, its summary and the document."""
+    agent, store, mail, clock = world
+    clock.now = datetime(2026, 9, 30, 7, 0, tzinfo=UTC)
+    closed = await agent.execute({"type": "health_scan", "account_ids": ["acct-0007"]}, {})
+    q3_close = round(closed["health_scores"][0]["score"])
+    fall = {"usage_trend": "declining", "login_frequency_days": 30, "feature_adoption_rate": 0.1, "nps_score": 2}
+    for day in range(8):
+        clock.now = NOW - timedelta(days=7 - day)
+        task: dict[str, Any] = {"type": "health_scan", "account_ids": ["acct-0007"]}
+        result = await agent.execute(task | ({"signals": fall} if day == 7 else {}), {})
+    now = round(result["health_scores"][0]["score"])
+    assert now < q3_close - 10, (q3_close, now)
+    clock.now = NOW + timedelta(hours=1)  # the 08:00 QBR, an hour after the scan
+    qbr = await agent.execute({"type": "generate_qbr", "account_id": "acct-0007", "period": "Q4 2026"}, {})
+    assert "error" not in qbr, qbr
+    [draft] = _drafts(mail, "qbr")
+    change = f"Down {q3_close - now} points in Q4 2026 to date (from {q3_close} at the close of Q3 2026)."
+    assert f"({now}/100," in draft.subject and change in draft.body_text, draft.body_text
+    assert "unchanged" not in draft.body_text.lower()
+    summary = qbr["qbr"]["health_summary"]
+    assert f"{now}/100" in summary and str(q3_close) in summary and f"{q3_close - now} points" in summary, summary

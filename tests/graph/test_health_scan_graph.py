@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -156,3 +157,32 @@ def test_graph_drawing_shows_router_and_four_subgraphs() -> None:
         "call_llm",
     ):
         assert node in mermaid
+
+
+async def test_a_churn_narrative_quoting_a_number_not_among_the_facts_is_repaired(
+    fakes: Fakes, ctx: CSMContext
+) -> None:
+    invented = {"churn_narrative": "Usage fell 73% and 412 tickets are open.", "recommended_actions": ["Call."]}
+    clean = {"churn_narrative": "Usage is falling and logins are rare.", "recommended_actions": ["Call the sponsor."]}
+    llm = ScriptedLLM({"ChurnNarrative": [json.dumps(invented), json.dumps(clean)]})
+    await ctx.store.upsert_accounts([make_account("a-risk", AT_RISK, renews_in_days=30)])
+    result = await scan(replace(ctx, llm=llm))
+    assert [name for name, _ in llm.calls] == ["ChurnNarrative", "ChurnNarrative"]
+    repair = llm.calls[1][1][-1]["content"]
+    assert "not among the facts" in repair and "73%" in repair and "412" in repair
+    [(message, _, _)] = fakes.mail.drafts.values()
+    assert "Usage is falling" in message.body_text and "412" not in message.body_text
+    assert result["errors"] == []
+
+
+async def test_a_churn_narrative_that_keeps_inventing_numbers_gives_way_to_the_rules(
+    fakes: Fakes, ctx: CSMContext
+) -> None:
+    invented = json.dumps({"churn_narrative": "Churn odds are 87%.", "recommended_actions": ["Call."]})
+    llm = ScriptedLLM({"ChurnNarrative": [invented, invented, invented]})
+    await ctx.store.upsert_accounts([make_account("a-risk", AT_RISK, renews_in_days=30)])
+    result = await scan(replace(ctx, llm=llm))
+    assert len(llm.calls) == 3
+    [(message, _, _)] = fakes.mail.drafts.values()
+    assert "87%" not in message.body_text and "could not be generated" in message.body_text
+    assert any("not among the facts" in error["message"] for error in result["errors"])

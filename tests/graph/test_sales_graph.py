@@ -106,7 +106,7 @@ async def test_without_an_ae_the_note_goes_to_the_rep_and_the_result_says_so(fak
     assert result["recipient_role"] == "rep" and result["recipient"] == "rep@example.com"
     assert "No account executive on record" in result["notice"]
     [(message, _, _)] = fakes.mail.drafts.values()
-    assert message.to == "rep@example.com" and "pass this to the right AE" in message.body_html
+    assert message.to == "rep@example.com" and "pass this to the right account executive" in message.body_html
 
 
 async def test_the_recipient_never_comes_from_the_payload(fakes: Fakes, ctx: CSMContext) -> None:

@@ -76,7 +76,7 @@ async def test_check_expansion_crosses_the_handoff_edge_to_sales_once(fakes: Fak
     assert set(handed) == expected and len(handed) >= 2
     for record in handed.values():
         assert record["type"] == "handle_expansion_opportunity" and record["evidence"]
-        assert record["reason"].startswith("The CSM expansion check found")
+        assert record["reason"].startswith("The CSM agent's expansion check found")
     results = {r["opportunity_type"]: r for r in out["sales_results"]}
     assert set(results) == expected and all(r["recipient"] == "ae@example.com" for r in results.values())
     page_ids = dict(

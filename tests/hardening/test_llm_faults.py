@@ -146,7 +146,7 @@ async def test_expansion_keeps_the_rules_findings_when_the_llm_fails(fakes: Fake
     await ctx.store.upsert_accounts([make_account("a", EXPANSION_READY)])
     result = await agent_on(ctx).execute({"type": "check_expansion", "account_id": "a"}, {})
     assert "partial" not in result and result["opportunities_found"] >= 2
-    assert all(o["recommended_talk_track"].startswith("Open with the evidence: ") for o in result["opportunities"])
+    assert all(o["recommended_talk_track"].startswith("Walk ") for o in result["opportunities"])
     assert len(await fakes.store.list_opportunities(10)) == result["opportunities_found"]
     assert result["draft_id"] is not None and len(fakes.mail.drafts) == 1
     assert len(fakes.sales.tasks) == result["dispatched_to_sales"] >= 1

@@ -50,7 +50,7 @@ async def test_the_schema_goes_out_as_json_schema_when_litellm_knows_the_model_s
     assert set(sent_schema["properties"]) == set(ChurnNarrative.model_json_schema()["properties"])
     assert sent_schema["additionalProperties"] is False
     narrative = parse_model(reply.content, ChurnNarrative)
-    assert narrative.churn_narrative.startswith("Globex ($50,000 ARR) has a health score of 35/100 (RED).")
+    assert narrative.churn_narrative.startswith("Globex ($50,000 ARR) has a health score of 35/100 (Red).")
 
 
 @pytest.mark.parametrize(

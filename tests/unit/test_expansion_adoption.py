@@ -55,8 +55,9 @@ def test_seats_candidate_leaves_ten_percent_headroom(active: int, extra_seats: i
     assert candidate.estimated_arr_impact == 600 * extra_seats
     assert candidate.confidence == confidence
     assert f"{active} of 100 purchased seats are active" in candidate.evidence[0]
-    assert "600.00 per seat" in candidate.evidence[1]
-    assert f"{extra_seats} more seat(s)" in candidate.evidence[2]
+    assert candidate.evidence[1] == "$60,000 ARR over 100 seats is $600 per seat"
+    more = "1 more seat leaves" if extra_seats == 1 else f"{extra_seats} more seats leave"
+    assert candidate.evidence[2] == f"{more} 10% headroom over active users"
 
 
 @pytest.mark.parametrize(("purchased", "active"), [(100, 89), (100, 0), (0, 0), (None, 50)])
@@ -86,10 +87,10 @@ def test_module_candidate_from_heavy_use_of_its_signal_features() -> None:
     assert candidate.opportunity_type == "module"
     assert candidate.confidence == "medium"
     assert candidate.estimated_arr_impact == 40_000 * MODULE_ARR_UPLIFT
-    assert candidate.evidence[0] == "the 'standard' plan does not include the analytics module"
+    assert candidate.evidence[0] == "the Standard plan does not include the analytics module"
     assert candidate.evidence[1:] == [
-        "reports used 900 times (heavy use from 500)",
-        "dashboards used 500 times (heavy use from 500)",
+        "Reports used 900 times (heavy use from 500)",
+        "Dashboards used 500 times (heavy use from 500)",
     ]
 
 
@@ -147,15 +148,15 @@ def test_integration_request_in_the_body_quotes_the_subject() -> None:
     (candidate,) = find_expansion_candidates(account(tickets=tickets))
     assert candidate.confidence == "high"
     assert candidate.evidence == [
-        "ticket 'Question' mentions hubspot, integration",
-        "ticket '(no subject)' mentions connect to, jira",
+        "ticket “Question” mentions HubSpot and an integration",
+        "ticket “(no subject)” mentions connecting to another tool and Jira",
     ]
 
 
 def test_ticket_subjects_are_truncated_in_evidence() -> None:
     subject = "Salesforce " + "x" * 300
     (candidate,) = find_expansion_candidates(account(tickets=[{"subject": subject}]))
-    quoted = candidate.evidence[0].split("'")[1]
+    quoted = candidate.evidence[0].split("“")[1].split("”")[0]
     assert len(quoted) == TICKET_SUBJECT_MAX_CHARS
     assert quoted.startswith("Salesforce xxx")
 

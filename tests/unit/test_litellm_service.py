@@ -225,7 +225,7 @@ async def test_offline_model_end_to_end_uses_the_schema() -> None:
     messages = [{"role": "user", "content": f"Write it.\n{FACTS_OPEN}{json.dumps(facts)}{FACTS_CLOSE}"}]
     reply = await LiteLLMService(model="offline/csm").complete(messages, schema=ChurnNarrative)
     narrative = parse_model(reply.content, ChurnNarrative).churn_narrative
-    assert narrative.startswith("Globex ($50,000 ARR) has a health score of 35/100 (RED).")
+    assert narrative.startswith("Globex ($50,000 ARR) has a health score of 35/100 (Red).")
     assert reply.model == "offline/csm" and reply.prompt_tokens > 0 and reply.completion_tokens > 0
 
 

@@ -155,7 +155,7 @@ async def answer(schema: type[BaseModel], facts: object | None, **kwargs: Any) -
 async def test_churn_narrative_is_grounded_in_the_facts() -> None:
     result = await answer(ChurnNarrative, CHURN_FACTS)
     narrative = result.churn_narrative
-    for expected in ("Acme Corp", "$120,000", "38/100", "RED", "down from 55", "critical", "45 days"):
+    for expected in ("Acme Corp", "$120,000", "38/100", "(Red)", "down from 55", "critical", "45 days"):
         assert expected in narrative
     assert "feature adoption (4/20 points; 20% of features adopted)" in narrative
     assert "login frequency (0/10 points; logins every 45 days)" in narrative
@@ -193,8 +193,10 @@ async def test_expansion_pitches_one_per_valid_candidate() -> None:
     result = await answer(ExpansionPitches, {"account": ACCOUNT, "candidates": [SEATS, bogus, INTEGRATION]})
     assert [pitch.opportunity_type for pitch in result.opportunities] == ["seats", "integration"]
     seats, integration = (pitch.recommended_talk_track for pitch in result.opportunities)
-    assert "48 of 50 seats active (96%)" in seats and "$24,000" in seats and "Acme Corp" in seats
-    assert "Salesforce sync" in integration and "$12,000" in integration and "medium" in integration
+    assert "$24,000" in seats and "Acme Corp's admin" in seats
+    assert "$12,000" in integration and "medium" in integration
+    # The draft lists the evidence right above each talk track: the track does not repeat it.
+    assert "48 of 50" not in seats and "Salesforce sync" not in integration
 
 
 async def test_adoption_insights_compare_with_the_benchmark_and_name_features() -> None:

@@ -50,6 +50,18 @@ INTEGRATION_KEYWORDS: tuple[str, ...] = (
     "webhook",
 )
 """Words (matched case-insensitively at a word start) that mark a ticket as an integration request."""
+KEYWORD_LABELS: dict[str, str] = {
+    "api": "the API",
+    "salesforce": "Salesforce",
+    "hubspot": "HubSpot",
+    "jira": "Jira",
+    "slack": "Slack",
+    "webhook": "webhooks",
+    "integrate": "integrating",
+    "integration": "an integration",
+    "connect to": "connecting to another tool",
+}
+"""How evidence names each integration keyword ("mentions HubSpot and an integration")."""
 INTEGRATION_ARR_UPLIFT = 0.05
 """Estimated ARR impact of an integration, as a share of the account's ARR."""
 INTEGRATION_HIGH_CONFIDENCE_TICKETS = 2
@@ -97,8 +109,9 @@ def _seats_from_counts(arr: float, purchased: int, active: int) -> ExpansionCand
         opportunity_type="seats",
         evidence=[
             f"{active} of {purchased} purchased seats are active ({utilization:.0%} utilization)",
-            f"ARR {arr:,.0f} over {purchased} seats is {per_seat:,.2f} per seat",
-            f"{extra} more seat(s) leave {SEATS_HEADROOM:.0%} headroom over active users",
+            f"{_money(arr)} ARR over {_count(purchased, 'seat')} is {_money(per_seat, cents=True)} per seat",
+            f"{_count(extra, 'more seat')} {'leaves' if extra == 1 else 'leave'} {SEATS_HEADROOM:.0%} headroom "
+            "over active users",
         ],
         estimated_arr_impact=round(per_seat * extra, 2),
         confidence=_seats_confidence(utilization),
@@ -138,8 +151,12 @@ def _module_candidate(account: AccountRecord, module: str) -> ExpansionCandidate
     return ExpansionCandidate(
         opportunity_type="module",
         evidence=[
-            f"the {account.plan!r} plan does not include the {module} module",
-            *(f"{feature} used {usage[feature]:,} times (heavy use from {HEAVY_FEATURE_USAGE:,})" for feature in heavy),
+            f"the {_plan_name(account.plan)} plan does not include the {module} module",
+            *(
+                f"{_feature_name(feature)} used {_count(usage[feature], 'time')} "
+                f"(heavy use from {HEAVY_FEATURE_USAGE:,})"
+                for feature in heavy
+            ),
         ],
         estimated_arr_impact=round(account.arr * MODULE_ARR_UPLIFT, 2),
         confidence="high" if len(heavy) >= MODULE_HIGH_CONFIDENCE_FEATURES else "medium",
@@ -152,7 +169,10 @@ def _integration_candidate(account: AccountRecord) -> ExpansionCandidate | None:
         return None
     return ExpansionCandidate(
         opportunity_type="integration",
-        evidence=[f"ticket {_truncate(subject)!r} mentions {', '.join(keywords)}" for subject, keywords in requests],
+        evidence=[
+            f"ticket “{_truncate(subject)}” mentions {_joined([_keyword_label(k) for k in keywords])}"
+            for subject, keywords in requests
+        ],
         estimated_arr_impact=round(account.arr * INTEGRATION_ARR_UPLIFT, 2),
         confidence="high" if len(requests) >= INTEGRATION_HIGH_CONFIDENCE_TICKETS else "medium",
     )
@@ -161,6 +181,40 @@ def _integration_candidate(account: AccountRecord) -> ExpansionCandidate | None:
 def _integration_keywords(ticket: Ticket) -> list[str]:
     text = f"{ticket.subject}\n{ticket.body}"
     return sorted({match.group(0).lower() for match in _INTEGRATION_PATTERN.finditer(text)})
+
+
+def _keyword_label(keyword: str) -> str:
+    return KEYWORD_LABELS.get(keyword, keyword)
+
+
+def _plan_name(plan: str) -> str:
+    plan = " ".join(plan.split()) or "current"
+    return plan[:1].upper() + plan[1:]
+
+
+def _money(amount: float, *, cents: bool = False) -> str:
+    """Money as evidence quotes it: "$60,000"; with `cents`, "$2,470.50" when there are any."""
+    return f"${amount:,.2f}" if cents and not round(amount, 2).is_integer() else f"${amount:,.0f}"
+
+
+def _count(count: int, noun: str) -> str:
+    """A count and its noun in agreement: "1 seat", "12 seats"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _feature_name(feature: str) -> str:
+    """A feature key as people name it: "bulk_actions" -> "Bulk actions", "sso" -> "SSO"."""
+    words = [word.upper() if word in _ACRONYMS else word for word in feature.split("_") if word]
+    text = " ".join(words) or feature
+    return text[:1].upper() + text[1:]
+
+
+def _joined(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+_ACRONYMS = frozenset({"api", "sso", "crm", "csv", "ai", "ui"})
+"""Feature-key words written in capitals (analysis/ keeps its own copy: it imports nothing outside schemas)."""
 
 
 def _truncate(subject: str) -> str:

@@ -26,8 +26,8 @@ def _collect(value: Any, found: set[float]) -> None:
         if math.isfinite(value):
             found.add(float(value))
         return
-    if isinstance(value, str):
-        found.update(number for number, _ in prose_numbers(value))
+    if isinstance(value, str):  # "overdue_60" holds the figure 60 (a key-like value, not a name)
+        found.update(number for number, _ in prose_numbers(value.replace("_", " ")))
         return
     if isinstance(value, Mapping):
         for item in value.values():

@@ -26,6 +26,13 @@ SIGNAL_LABELS: dict[str, str] = {
 }
 """A label for every key of a score's `signal_breakdown` (multiplier keys included) and every raw signal field."""
 
+OPPORTUNITY_LABELS: dict[str, str] = {
+    "seats": "Seat expansion",
+    "module": "Add-on module",
+    "integration": "Integration",
+}
+"""A label for every expansion opportunity type."""
+
 ACRONYMS = frozenset({"api", "sso", "crm", "csv", "nps", "tam", "arr", "roi", "sla", "ai", "qbr", "ui"})
 """Words written in capitals when a key is turned into a label."""
 
@@ -40,7 +47,8 @@ COUNT_NOUNS = frozenset(
 )
 """Nouns whose singular form after a count other than one is an agreement error ("6 feature")."""
 
-_CODE = re.compile(r"`[^`\n]*`")
+_CODE = re.compile(r"`[^`\n]*`|(?<!\w):[a-z0-9_+-]+:(?!\w)")
+"""Code spans and chat emoji codes (":rotating_light:"): not prose."""
 _SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 _NOT_PROSE = re.compile(r"\S*(?:/|@|://|\.\w{2,4}\b)\S*")
 _ONE_PLURAL = re.compile(r"(?<![\d.,])\b1\s+([A-Za-z]+s)\b")
@@ -67,6 +75,11 @@ def humanize_key(key: str) -> str:
 def signal_label(key: str) -> str:
     """The human label of a health signal or multiplier key ("feature_adoption_rate" -> "Feature adoption")."""
     return SIGNAL_LABELS.get(key) or humanize_key(key)
+
+
+def opportunity_label(kind: str) -> str:
+    """The human label of an expansion opportunity type ("seats" -> "Seat expansion")."""
+    return OPPORTUNITY_LABELS.get(kind) or humanize_key(kind)
 
 
 def feature_label(feature: str) -> str:
@@ -198,9 +211,10 @@ def _half_up(value: float, digits: int) -> float:
 def lint_text(text: str) -> list[str]:
     """Problems a reader would notice in a draft, one sentence each; an empty list means the text reads clean.
 
-    Finds snake_case identifiers (outside `code spans`, addresses, paths and file names), "1 features" and "6 feature"
-    agreement errors, "Labs's" possessives, counts that disagree with the list after them ("6 features (a, b
-    and c)"), and "weak" said of a signal scoring at least half its points ("weak (15/20)").
+    Finds snake_case identifiers (outside `code spans`, chat emoji codes, addresses, paths and file names),
+    "1 features" and "6 feature" agreement errors, "Labs's" possessives, counts that disagree with the list
+    after them ("6 features (a, b and c)"), and "weak" said of a signal scoring at least half its points
+    ("weak (15/20)").
     """
     text = _CODE.sub(" ", text)
     prose = _NOT_PROSE.sub(" ", text)

@@ -8,6 +8,7 @@ from langgraph.runtime import Runtime
 
 from src.app.analysis.adoption import build_adoption_facts
 from src.app.context import CSMContext
+from src.app.documents.wording import feature_label, fmt_percent, plural
 from src.app.nodes.account_facts import account_brief, load_account
 from src.app.nodes.delivery import audit, draft_for_rep, parsed_output
 from src.app.nodes.llm import prompt_requests
@@ -33,6 +34,27 @@ async def build_prompt(state: WorkState) -> dict[str, Any]:
     return {"llm_requests": prompt_requests(state["facts"], prompt, AdoptionInsights.__name__)}
 
 
+def adoption_draft(account_name: str, report: FeatureAdoptionReport, usage: dict[str, int]) -> dict[str, Any]:
+    """The rep's adoption draft: `heading`, `why` and `sections` (summary, recommendations, underused features)."""
+    underused = [
+        f"{feature_label(feature)}: used {plural(usage.get(feature, 0), 'time')}"
+        if usage.get(feature, 0)
+        else f"{feature_label(feature)}: not used yet"
+        for feature in report.underutilized_features
+    ]
+    sections = [
+        Section(title="Summary", paragraphs=[report.summary]),
+        Section(title="Recommendations", bullets=report.recommendations),
+    ]
+    if underused:
+        sections.append(Section(title="Underused features", bullets=underused))
+    return {
+        "heading": f"Feature adoption at {account_name}: {fmt_percent(report.adoption_rate)} of features in use",
+        "why": f"You own {account_name}; here is how its team uses the product and where help would pay off.",
+        "sections": sections,
+    }
+
+
 async def draft_adoption_report(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Save the adoption report (once per account and day) and draft it to the rep."""
     ctx = runtime.context
@@ -54,12 +76,7 @@ async def draft_adoption_report(state: WorkState, runtime: Runtime[CSMContext]) 
         key=key,
         kind="adoption",
         task_type="track_feature_adoption",
-        heading=f"Feature adoption: {facts['account']['name']} ({report.adoption_rate:.0%})",
-        sections=[
-            Section(title="Summary", paragraphs=[report.summary]),
-            Section(title="Recommendations", bullets=report.recommendations),
-            Section(title="Underutilised features", bullets=report.underutilized_features),
-        ],
+        **adoption_draft(facts["account"]["name"], report, facts.get("feature_usage") or {}),
     )
     saved = await ctx.store.save_adoption_report(report, idempotency_key=key)
     await audit(

@@ -85,7 +85,7 @@ def alert_trend(
 ) -> dict[str, Any]:
     """The alert's trend facts: the score now, 7 and 30 days ago (stored history), and the change in active users."""
     today = local_day(score.computed_at, tz)
-    trend: dict[str, Any] = {"score_now": rounded_score(score.score)}
+    trend: dict[str, Any] = {"score_now": rounded_score(score.score), "days_compared": list(TREND_DAYS)}
     for days in TREND_DAYS:
         then = score_as_of([s for s in history if s.computed_at < score.computed_at], today - timedelta(days), tz)
         trend[f"score_{days}_days_ago"] = None if then is None else rounded_score(then.score)
@@ -254,6 +254,18 @@ async def _draft_email(
     return to, draft.draft_id
 
 
+def alert_chat_text(
+    account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, trend: Mapping[str, Any]
+) -> str:
+    """The alert's chat message: level, account, score, the trend's moves and the narrative."""
+    moves = " ".join(line for line in trend_lines(trend) if not line.startswith("No stored"))
+    return (
+        f":rotating_light: *Churn risk {score.churn_risk_level}* for *{escape_chat(account.name)}* "
+        f"({fmt_score(score.score, out_of=True)}, {score.rag.capitalize()}). {moves + ' ' if moves else ''}"
+        f"{escape_chat(narrative.churn_narrative)}"
+    )
+
+
 async def _post_chat(
     ctx: CSMContext,
     account: AccountRecord,
@@ -263,12 +275,7 @@ async def _post_chat(
     key: str,
 ) -> tuple[str, str | None]:
     space = account.chat_space or DEFAULT_CHAT_SPACE
-    moves = " ".join(line for line in trend_lines(trend) if not line.startswith("No stored"))
-    text = (
-        f":rotating_light: *Churn risk {score.churn_risk_level}* for *{escape_chat(account.name)}* "
-        f"({fmt_score(score.score, out_of=True)}, {score.rag.capitalize()}). {moves + ' ' if moves else ''}"
-        f"{escape_chat(narrative.churn_narrative)}"
-    )
+    text = alert_chat_text(account, score, narrative, trend)
     message_id = await ctx.chat.post(
         ChatMessage(space_name=space, text=text, thread_key=account.account_id), idempotency_key=key
     )

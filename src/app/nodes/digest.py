@@ -68,8 +68,7 @@ async def send_daily_digests(
         past = history.get(account_id, [])
         yesterday = score_before(past, today, tz)
         if yesterday is not None and abs(score_delta(score.score, yesterday.score)) >= MOVER_POINTS:
-            change = describe_change(score_delta(score.score, yesterday.score))
-            movers[owner].append(f"{account.name}: {change} since yesterday, now {fmt_score(score.score)}")
+            movers[owner].append(mover_line(account, score, yesterday))
         if score.rag not in DIGEST_RAGS or account_id in alerted:
             continue
         week = score_as_of([s for s in past if s.computed_at < score.computed_at], today - timedelta(days=7), tz)
@@ -101,7 +100,12 @@ def digest_sections(rows: Sequence[DigestRow], movers: Sequence[str], held_back:
     lines = [_row_line(row) for row in rows[:DIGEST_ROWS]]
     if len(rows) > DIGEST_ROWS:
         lines.append(f"{plural(len(rows) - DIGEST_ROWS, 'more account')} not listed here.")
-    sections = [Section(title="Accounts that need attention, most ARR at risk first", bullets=lines)]
+    note = (
+        ["No account has a stored score from a week ago yet, so the 7-day trend starts next week."]
+        if rows and all(row.week_change is None for row in rows)
+        else []
+    )
+    sections = [Section(title="Accounts that need attention, most ARR at risk first", paragraphs=note, bullets=lines)]
     if movers:
         sections.append(Section(title="Movers since yesterday", bullets=list(movers)))
     held = (
@@ -113,13 +117,45 @@ def digest_sections(rows: Sequence[DigestRow], movers: Sequence[str], held_back:
     return [*sections, Section(title="About alerts", paragraphs=[held])]
 
 
+DIGEST_WHY = "You own these accounts; each is Amber or Red today and was not alerted on its own."
+"""The one line under the digest's greeting that says why the owner gets it."""
+
+
+def digest_heading(today: date, rows: Sequence[DigestRow]) -> str:
+    """The digest's subject: the day, how many accounts and the ARR at risk."""
+    at_risk = sum(row.at_risk for row in rows)
+    return f"Daily digest, {fmt_date(today)}: {plural(len(rows), 'account')} to look at ({fmt_money(at_risk)} at risk)"
+
+
+def mover_line(account: AccountRecord, score: CSMHealthScore, yesterday: CSMHealthScore) -> str:
+    """One mover: "Acme: down 6 points since yesterday, now 48"."""
+    change = describe_change(score_delta(score.score, yesterday.score))
+    return f"{account.name}: {change} since yesterday, now {fmt_score(score.score)}"
+
+
+def digest_chat_text(heading: str, owner: str, rows: Sequence[DigestRow], held_back: int) -> str:
+    """The digest's chat message: the subject, the top three accounts and what the alert cap held back."""
+    top = "; ".join(f"{row.account.name} {fmt_score(row.score.score, out_of=True)}" for row in rows[:3])
+    text = f"*{escape_chat(heading)}* for {escape_chat(owner)}. Top: {escape_chat(top)}."
+    if held_back:
+        text += f" The alert cap held back {plural(held_back, 'alert')} today."
+    return text
+
+
+def _at_risk(row: DigestRow) -> str:
+    """The ARR at risk: "$104,600 ARR at risk" when all of it is, else "$7,100 of $14,200 ARR at risk"."""
+    if row.at_risk >= row.account.arr:
+        return f"{fmt_money(row.account.arr)} ARR at risk"
+    return f"{fmt_money(row.at_risk)} of {fmt_money(row.account.arr)} ARR at risk"
+
+
 def _row_line(row: DigestRow) -> str:
-    trend = "no score from a week ago" if row.week_change is None else f"{describe_change(row.week_change)} in 7 days"
+    trend = "" if row.week_change is None else f", {describe_change(row.week_change)} in 7 days"
     renewal = "no renewal date" if row.renewal is None else f"renews {fmt_date(row.renewal)}"
     signals = [signal_line(key, points, best) for key, points, best in weakest_signals(row.score, limit=2)]
     return (
-        f"{row.account.name} ({fmt_money(row.account.arr)} ARR): {fmt_score(row.score.score, out_of=True)} "
-        f"{row.score.rag.capitalize()}, {trend}, {renewal}. Weakest: {'; '.join(signals) or 'none'}."
+        f"{row.account.name} ({_at_risk(row)}): {fmt_score(row.score.score, out_of=True)} "
+        f"{row.score.rag.capitalize()}{trend}, {renewal}. Weakest: {'; '.join(signals) or 'none'}."
     )
 
 
@@ -134,11 +170,7 @@ async def _send(
 ) -> bool:
     key = digest_key(owner, today)
     cap = ctx.settings.max_alerts_per_scan
-    at_risk = sum(row.at_risk for row in rows)
-    heading = (
-        f"Daily digest, {fmt_date(today)}: {plural(len(rows), 'account')} to look at ({fmt_money(at_risk)} at risk)"
-    )
-    why = "You own these accounts; each is Amber or Red today and was not alerted on its own."
+    heading, why = digest_heading(today, rows), DIGEST_WHY
     sections = digest_sections(rows, movers, held_back, cap)
     intro = [greeting(owner), why]
     message = EmailMessage(
@@ -149,10 +181,7 @@ async def _send(
     )
     draft = await ctx.mail.create_draft(message, idempotency_key=f"{key}:draft", kind="digest")
     await audit(ctx, artifact="draft:digest", target=owner, key=f"{key}:draft", account_id=None, task_type=task_type)
-    top = "; ".join(f"{row.account.name} {fmt_score(row.score.score, out_of=True)}" for row in rows[:3])
-    text = f"*{escape_chat(heading)}* for {escape_chat(owner)}. Top: {escape_chat(top)}."
-    if held_back:
-        text += f" The alert cap held back {plural(held_back, 'alert')} today."
+    text = digest_chat_text(heading, owner, rows, held_back)
     await ctx.chat.post(ChatMessage(space_name=DIGEST_CHAT_SPACE, text=text), idempotency_key=f"{key}:chat")
     await audit(
         ctx,

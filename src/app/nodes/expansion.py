@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.context import CSMContext
+from src.app.documents.wording import fmt_money, opportunity_label, plural, possessive
 from src.app.nodes.account_facts import account_brief, snapshot
 from src.app.nodes.delivery import audit, data_error, draft_for_rep
 from src.app.nodes.llm import prompt_requests
@@ -58,14 +59,16 @@ async def draft_opportunities(state: WorkState, runtime: Runtime[CSMContext]) ->
     pitches = ExpansionPitches.model_validate(state.get("parsed", {}).get(account_id) or {})
     opportunities = merge_pitches(account_id, facts["candidates"], pitches)
     quarter = current_quarter(ctx.clock(), ctx.settings.tz)
+    heading, why, sections = expansion_draft(facts["account"]["name"], opportunities)
     draft = await draft_for_rep(
         ctx,
         account_id=account_id,
         key=f"expansion:{account_id}:{quarter}",
         kind="expansion",
         task_type="check_expansion",
-        heading=f"Expansion opportunities: {facts['account']['name']}",
-        sections=[_section(o) for o in opportunities],
+        heading=heading,
+        sections=sections,
+        why=why,
     )
     page_ids = [
         (await save_opportunity(ctx, o, quarter=quarter, task_type="check_expansion")).artifact_id
@@ -137,8 +140,8 @@ def sales_handoff(payload: CSMHandoffRequest) -> SalesHandoff:
         estimated_arr_impact=payload.estimated_arr_impact,
         recommended_talk_track=payload.recommended_talk_track,
         confidence=payload.confidence,
-        reason=f"The CSM expansion check found a {payload.opportunity_type} expansion signal "
-        f"({payload.confidence} confidence, ~${payload.estimated_arr_impact:,.0f} ARR).",
+        reason=f"The CSM agent's expansion check found {_with_article(opportunity_label(payload.opportunity_type))} "
+        "opportunity in this quarter's account data.",
     )
 
 
@@ -150,7 +153,7 @@ def merge_pitches(
     opportunities = []
     for raw in candidates:
         candidate = ExpansionCandidate.model_validate(raw)
-        track = tracks.get(candidate.opportunity_type) or _evidence_talk_track(candidate)
+        track = tracks.get(candidate.opportunity_type) or fallback_talk_track(candidate)
         opportunities.append(
             ExpansionOpportunity(account_id=account_id, recommended_talk_track=track, **candidate.model_dump())
         )
@@ -180,17 +183,53 @@ def opportunity_key(opportunity: ExpansionOpportunity, quarter: str) -> str:
     return f"opportunity:{opportunity.account_id}:{opportunity.opportunity_type}:{quarter}"
 
 
-def _evidence_talk_track(candidate: ExpansionCandidate) -> str:
-    return f"Open with the evidence: {'; '.join(candidate.evidence)}."
+def _with_article(label: str) -> str:
+    """The label in lower case after its article: "an integration", "a seat expansion"."""
+    text = label.lower()
+    return f"{'an' if text[:1] in 'aeiou' else 'a'} {text}"
 
 
-def _section(opportunity: ExpansionOpportunity) -> Section:
-    return Section(
-        title=f"{opportunity.opportunity_type} ({opportunity.confidence} confidence, "
-        f"~${opportunity.estimated_arr_impact:,.0f} ARR)",
-        paragraphs=[opportunity.recommended_talk_track],
-        bullets=opportunity.evidence,
+FALLBACK_TALK_TRACKS = {
+    "seats": "Walk the admin through the seat usage above and propose enough seats for the team's growth.",
+    "module": "Walk the team through how heavily they use these features and offer a trial of the module.",
+    "integration": "Walk their technical owner through the requests above and offer to scope the integration.",
+}
+"""The deterministic talk track of each opportunity type, used when the LLM gave none."""
+
+
+def fallback_talk_track(candidate: ExpansionCandidate) -> str:
+    """The rules' talk track: points at the evidence listed above it instead of repeating it."""
+    return FALLBACK_TALK_TRACKS.get(
+        candidate.opportunity_type, "Walk the customer through the evidence above and agree a next step."
     )
+
+
+def expansion_draft(account_name: str, opportunities: list[ExpansionOpportunity]) -> tuple[str, str, list[Section]]:
+    """The rep's expansion draft: its subject, why the rep gets it, and one evidence and one talk-track section each."""
+    heading = f"{plural(len(opportunities), 'expansion opportunity', 'expansion opportunities')} at {account_name}"
+    why = f"You own {account_name}; this quarter's expansion check found something worth raising with the customer."
+    sections: list[Section] = []
+    for opportunity in opportunities:
+        title = (
+            f"{opportunity_label(opportunity.opportunity_type)}: {opportunity.confidence} confidence, "
+            f"about {fmt_money(opportunity.estimated_arr_impact)} in ARR"
+        )
+        sections.append(Section(title=title, paragraphs=["What the account data shows:"], bullets=opportunity.evidence))
+        sections.append(Section(title="How to raise it", paragraphs=[opportunity.recommended_talk_track]))
+    handed = sum(o.confidence != "low" for o in opportunities)
+    if handed:
+        which = (
+            ("This opportunity goes" if handed == 1 else "These opportunities go")
+            if handed == len(opportunities)
+            else f"The {plural(handed, 'opportunity', 'opportunities')} at medium or high confidence "
+            f"{'goes' if handed == 1 else 'go'}"
+        )
+        step = (
+            f"{which} to Sales, and {possessive(account_name)} account executive gets a note. "
+            "Agree a joint call before either of you contacts the customer."
+        )
+        sections.append(Section(title="Next step", paragraphs=[step]))
+    return heading, why, sections
 
 
 def _overall_confidence(opportunities: list[dict[str, Any]]) -> str:

@@ -123,7 +123,7 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
     since = now - timedelta(days=max(TREND_DAYS) + 1)
     history = await score_history(ctx.store, [s.account_id for s in chosen], since=since)
     facts = {
-        s.account_id: _alert_facts(
+        s.account_id: alert_facts(
             s, by_id[s.account_id], days_until(by_id[s.account_id].get("contract_end_date"), now=now, tz=tz)
         )
         | {"trend": alert_trend(history.get(s.account_id, []), s, _usage(by_id[s.account_id]), tz=tz)}
@@ -180,7 +180,8 @@ def _usage(record: Mapping[str, Any]) -> list[int]:
     return [int(value) for value in usage if isinstance(value, int | float) and not isinstance(value, bool)]
 
 
-def _alert_facts(score: CSMHealthScore, record: Mapping[str, Any], days_to_renewal: int | None) -> dict[str, Any]:
+def alert_facts(score: CSMHealthScore, record: Mapping[str, Any], days_to_renewal: int | None) -> dict[str, Any]:
+    """The churn narrative's facts (before the trend): identity, score, weakest signals and a few raw signals."""
     account = parse_identity(record)
     signals = {k: record.get(k) for k in ("usage_trend", "login_frequency_days", "nps_score", "invoice_payment_status")}
     return {

@@ -29,7 +29,7 @@ LLM_OUTPUT_SCHEMAS: dict[str, type[BaseModel]] = {
 }
 MAX_LLM_ROUNDS = 3
 """One call plus at most two repair rounds per key."""
-FIGURES_CHECKED = frozenset({QBRNarrative.__name__})
+FIGURES_CHECKED = frozenset({QBRNarrative.__name__, ChurnNarrative.__name__})
 """Outputs whose prose may quote only numbers among the facts (every figure is computed, never written)."""
 
 

@@ -17,6 +17,12 @@ class Section(BaseModel):
     bullets: list[str] = Field(default_factory=list)
 
 
+BODY_STYLE = (
+    "font-family: Arial, Helvetica, sans-serif; font-size: 14px; line-height: 1.5; color: #1f2933; max-width: 760px"
+)
+"""Inline style of every HTML draft (mail clients keep inline styles and drop style sheets)."""
+
+
 def greeting(address: str) -> str:
     """A greeting from an address: "maria.lopez@x.com" -> "Hi Maria,"; "Hi," when no first name shows."""
     first = re.split(r"[._+-]", address.partition("@")[0])[0]
@@ -35,7 +41,7 @@ def render_html(heading: str, sections: Sequence[Section], *, intro: Sequence[st
             items = "".join(f"<li>{html.escape(bullet)}</li>" for bullet in section.bullets)
             parts.append(f"<ul>{items}</ul>")
     parts.append("<p><em>Drafted by the CSM agent for your review. Nothing has been sent.</em></p>")
-    return "\n".join(parts)
+    return f'<div style="{BODY_STYLE}">\n' + "\n".join(parts) + "\n</div>"
 
 
 def render_text(heading: str, sections: Sequence[Section], *, intro: Sequence[str] = ()) -> str:

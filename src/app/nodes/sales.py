@@ -10,6 +10,7 @@ from langgraph.types import Command, Send
 from pydantic import ValidationError
 
 from src.app.context import CSMContext
+from src.app.documents.wording import fmt_money, opportunity_label
 from src.app.nodes.account_facts import load_account
 from src.app.nodes.delivery import draft_for_rep, internal_recipient
 from src.app.nodes.expansion import save_opportunity
@@ -72,9 +73,10 @@ async def draft_ae_note(state: OpportunityState, runtime: Runtime[CSMContext]) -
         key=ae_note_key(opportunity, state["quarter"]),
         kind="ae_note",
         task_type=SALES_TASK_TYPE,
-        heading=f"Expansion opportunity at {state['account_name']}: {opportunity.opportunity_type}",
+        heading=note_subject(opportunity, state["account_name"]),
         sections=note_sections(opportunity, reason=state["reason"], to_rep=role == "rep"),
         recipient="ae",
+        why=note_why(state["account_name"], to_rep=role == "rep"),
     )
     result: dict[str, Any] = {
         "task_type": SALES_TASK_TYPE,
@@ -99,18 +101,31 @@ def ae_note_key(opportunity: ExpansionOpportunity, quarter: str) -> str:
     return f"ae_note:{opportunity.account_id}:{opportunity.opportunity_type}:{quarter}"
 
 
+def note_subject(opportunity: ExpansionOpportunity, account_name: str) -> str:
+    """The note's subject: "Seat expansion at Acme Corp"."""
+    return f"{opportunity_label(opportunity.opportunity_type)} at {account_name}"
+
+
+def note_why(account_name: str, *, to_rep: bool) -> str:
+    """The one line under the greeting that says why the recipient gets the note."""
+    if to_rep:
+        return f"You own {account_name}, which has no account executive on record, so this note comes to you."
+    return f"You are the account executive for {account_name}, and the CSM side found an expansion opportunity there."
+
+
 def note_sections(opportunity: ExpansionOpportunity, *, reason: str, to_rep: bool) -> list[Section]:
     """The note's body, written from the hand-off fields only (rendering escapes every piece of text)."""
     why = [
         reason,
-        f"Confidence: {opportunity.confidence}. Estimated ARR impact: ~${opportunity.estimated_arr_impact:,.0f}.",
+        f"Confidence is {opportunity.confidence}, and the estimated ARR impact is about "
+        f"{fmt_money(opportunity.estimated_arr_impact)}.",
     ]
     if to_rep:
-        why.insert(0, "No account executive is on record for this account: please pass this to the right AE.")
+        why.insert(0, "Please pass this to the right account executive.")
     return [
         Section(title="Why now", paragraphs=why),
-        Section(title="Evidence", bullets=opportunity.evidence),
-        Section(title="Suggested talk track", paragraphs=[opportunity.recommended_talk_track]),
+        Section(title="What the account data shows", bullets=opportunity.evidence),
+        Section(title="How to raise it", paragraphs=[opportunity.recommended_talk_track]),
         Section(
             title="Next step", paragraphs=["Agree a joint call with the account's CSM before contacting the customer."]
         ),

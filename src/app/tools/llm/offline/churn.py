@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from src.app.documents.wording import describe_change
+from src.app.documents.wording import describe_change, possessive
 from src.app.tools.llm.offline.phrasing import (
     TRIGGERS,
     Account,
@@ -31,12 +31,14 @@ def churn_narrative(facts: Facts) -> Answer:
         _weakest_sentence(weakest, signals),
         _renewal_sentence(account.days_to_renewal),
     ]
-    actions = [kind.action.format(name=account.name) for kind, _, _ in weakest[:3] if kind is not None]
-    if account.days_to_renewal is not None and account.days_to_renewal <= 90:
+    kinds = [kind for kind, _, _ in weakest[:3] if kind is not None]
+    actions = [kind.action.format(name=account.name, owner=possessive(account.name)) for kind in kinds]
+    renewal_planned = any(kind.raw_field == "days_to_renewal" for kind in kinds)
+    if account.days_to_renewal is not None and account.days_to_renewal <= 90 and not renewal_planned:
         actions.append(f"Open the renewal plan with {account.name} now: confirm decision makers and timeline.")
     actions += [
-        f"Hold a health check call with {account.name}'s champion this week to agree priorities.",
-        f"Share a 30-day success plan with {account.name} that addresses the weakest areas.",
+        f"Hold a health check call with {possessive(account.name)} champion this week to agree priorities.",
+        f"Share a one-month success plan with {account.name} that addresses the weakest areas.",
     ]
     return {
         "churn_narrative": " ".join(sentence for sentence in sentences if sentence),
@@ -52,7 +54,7 @@ def _score_sentence(account: Account, score: Facts, trend: Facts) -> str:
     value = num(score.get("score"))
     if value is None:
         return f"{identity} has no current health score on record."
-    rag = clean(score.get("rag"), limit=8)
+    rag = clean(score.get("rag"), limit=8).capitalize()
     change = num(trend.get("change_7_days"))
     movement = "" if change is None else f", {describe_change(change)} in 7 days"
     if not trend:  # facts without a trend: the change since the previous score

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from src.app.documents.wording import possessive
 from src.app.tools.llm.offline.phrasing import (
     Account,
     Answer,
@@ -9,15 +10,16 @@ from src.app.tools.llm.offline.phrasing import (
     as_dict,
     as_list,
     fmt_money,
-    join_words,
-    names,
     num,
     read_account,
 )
 
 
 def expansion_pitches(facts: Facts) -> Answer:
-    """ExpansionPitches: one talk track per valid candidate, citing its evidence and ARR impact."""
+    """ExpansionPitches: one talk track per valid candidate: the offer, its ARR impact and how hard to push.
+
+    The draft lists each candidate's evidence right above its talk track, so the track does not repeat it.
+    """
     account = read_account(facts)
     pitches = [
         {"opportunity_type": kind, "recommended_talk_track": _talk_track(account, candidate, kind)}
@@ -28,14 +30,12 @@ def expansion_pitches(facts: Facts) -> Answer:
 
 
 def _talk_track(account: Account, candidate: Facts, kind: str) -> str:
-    """A talk track for one expansion candidate: evidence, offer, ARR impact and how hard to push."""
-    evidence = names(candidate.get("evidence"), limit=120)[:3]
+    """A talk track for one expansion candidate: an opener, the offer, ARR impact and how hard to push."""
     impact, confidence = fmt_money(num(candidate.get("estimated_arr_impact"))), candidate_confidence(candidate)
     sentences = [
-        f"{account.title} is on the {account.plan_label}"
-        + (f", and the account data shows {join_words(evidence)}." if evidence else "."),
+        _OPENERS[kind].format(name=account.name, owner=possessive(account.name)),
         OFFERS[kind][1],
-        f"The estimated impact is {impact} in additional ARR." if impact else "",
+        f"Size it at about {impact} in additional ARR." if impact else "",
         f"Confidence is {confidence}, so position it as {_FRAMING[confidence]}.",
     ]
     return " ".join(sentence for sentence in sentences if sentence)
@@ -58,6 +58,13 @@ OFFERS = {
         "Offer to scope the integration with their technical owner to remove manual work.",
     ),
 }
+
+_OPENERS = {
+    "seats": "Ask {owner} admin how the team has grown this quarter and who is still waiting for a licence.",
+    "module": "Ask how {name} gets today's results out of the features it leans on most, and where it hits limits.",
+    "integration": "Ask which systems the team at {name} still moves data between by hand.",
+}
+"""How each talk track opens: a question that lets the customer state the need the evidence points to."""
 
 _FRAMING = {
     "high": "a natural next step this quarter",

@@ -187,6 +187,15 @@ def _raw_text(value: object) -> str | None:
     return clean(value, limit=20).replace("_", " ") or None
 
 
+_INVOICE_STATUS = {
+    "current": "invoices paid on time",
+    "overdue_30": "invoices 30 days overdue",
+    "overdue_60": "invoices 60 days overdue",
+    "overdue_90_plus": "invoices more than 90 days overdue",
+}
+"""Invoice payment statuses in words."""
+
+
 def _formatted(template: str, raw: Callable[[object], str | None]) -> Callable[[object], str | None]:
     """A raw-value formatter that places the formatted value into `template`."""
 
@@ -203,14 +212,14 @@ _SIGNAL_KINDS: tuple[SignalKind, ...] = (
         "feature adoption",
         "feature_adoption_rate",
         _formatted("{} of features adopted", _raw_pct),
-        "Run an enablement session on the least-used features with {name}'s admins and set a 30-day target.",
+        "Run an enablement session on the least-used features with {owner} admins and set a target for the next month.",
     ),
     SignalKind(
         ("usage", "trend"),
         "product usage",
         "usage_trend",
         _formatted("usage {}", _raw_text),
-        "Review the usage trend with {name}'s champion and agree a plan to restore weekly active usage.",
+        "Review the usage trend with {owner} champion and agree a plan to restore weekly active usage.",
     ),
     SignalKind(
         ("login",),
@@ -224,21 +233,21 @@ _SIGNAL_KINDS: tuple[SignalKind, ...] = (
         "recent CSM contact",
         "days_since_last_interaction",
         _formatted("{} days since the last touchpoint", _raw_int),
-        "Book a check-in with {name}'s primary stakeholder within five business days.",
+        "Book a check-in with {owner} primary stakeholder within five business days.",
     ),
     SignalKind(
         ("invoice", "payment"),
         "invoice payment status",
         "invoice_payment_status",
-        _formatted("invoices {}", _raw_text),
-        "Align with Finance on {name}'s outstanding invoice before the renewal conversation.",
+        lambda value: _INVOICE_STATUS.get(str(value)) or _formatted("invoices {}", _raw_text)(value),
+        "Align with Finance on {owner} outstanding invoice before the renewal conversation.",
     ),
     SignalKind(
         ("support", "ticket", "sentiment"),
         "support experience",
         "open_ticket_count",
         _formatted("{} open tickets", _raw_int),
-        "Review {name}'s open support tickets with the support lead and share resolution dates.",
+        "Review {owner} open support tickets with the support lead and share resolution dates.",
     ),
     SignalKind(
         ("renewal",),
@@ -252,7 +261,7 @@ _SIGNAL_KINDS: tuple[SignalKind, ...] = (
         "seat utilisation",
         "seats_utilization_rate",
         _formatted("{} of seats in use", _raw_pct),
-        "Audit seat usage with {name}'s admin and reassign unused licences to active teams.",
+        "Audit seat usage with {owner} admin and reassign unused licences to active teams.",
     ),
     SignalKind(
         ("stakeholder", "engagement"),
@@ -266,7 +275,7 @@ _SIGNAL_KINDS: tuple[SignalKind, ...] = (
         "customer sentiment (NPS)",
         "nps_score",
         _formatted("NPS {}", _raw_int),
-        "Close the loop on {name}'s latest NPS feedback with a follow-up call.",
+        "Close the loop on {owner} latest NPS feedback with a follow-up call.",
     ),
     SignalKind(
         ("escalation",),
