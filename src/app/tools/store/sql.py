@@ -21,6 +21,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -34,7 +35,15 @@ from src.app.schemas import (
     FeatureAdoptionReport,
     QBRContent,
 )
-from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, PageBounds, RunClaim, SavedArtifact
+from src.app.tools.store import (
+    AlertRecord,
+    AuditEntry,
+    DraftRecord,
+    OutboxEntry,
+    PageBounds,
+    RunClaim,
+    SavedArtifact,
+)
 from src.app.tools.store.sql_engine import (
     add_missing_columns,
     create_store_engine,
@@ -54,6 +63,7 @@ from src.app.tools.store.sql_tables import (
     HEALTH_SCORES,
     METADATA,
     OPPORTUNITIES,
+    OUTBOX,
     QBR_PAGES,
     RUNS,
     account_rows,
@@ -247,6 +257,34 @@ class SQLStore(HistoryReads):
             query = query.where((kind == artifact) | kind.startswith(f"{artifact}:", autoescape=True))
         rows = await asyncio.to_thread(self._fetch_mappings, query)
         return [AuditEntry.model_validate(row) for row in rows]
+
+    async def outbox_add(self, entry: OutboxEntry) -> OutboxEntry:
+        """Record a pending remote write once per key; returns the stored entry (maybe delivered already)."""
+        row = {**entry.model_dump(), "status": "pending", "attempts": 0, "created_at": utc_now()}
+        await asyncio.to_thread(self._insert_once, OUTBOX, row)
+        rows = await asyncio.to_thread(
+            self._fetch_mappings, select(OUTBOX).where(OUTBOX.c.idempotency_key == entry.idempotency_key)
+        )
+        return OutboxEntry.model_validate(rows[0])
+
+    async def outbox_pending(self, *, limit: int = 100) -> list[OutboxEntry]:
+        """Remote writes not delivered yet, oldest first."""
+        query = select(OUTBOX).where(OUTBOX.c.status == "pending").order_by(OUTBOX.c.id).limit(limit)
+        return [OutboxEntry.model_validate(row) for row in await asyncio.to_thread(self._fetch_mappings, query)]
+
+    async def outbox_settle(self, idempotency_key: str, *, result: str | None = None, error: str | None = None) -> None:
+        """Mark a write delivered (`error` None, with its `result`) or count a failed attempt (`error`)."""
+        where = OUTBOX.c.idempotency_key == idempotency_key
+        if error is None:
+            values: dict[str, Any] = {"status": "done", "result": result, "delivered_at": utc_now(), "last_error": None}
+        else:
+            values = {"last_error": error[:2000]}
+        statement = update(OUTBOX).where(where).values(**values, attempts=OUTBOX.c.attempts + 1)
+        await asyncio.to_thread(self._execute, statement)
+
+    def _execute(self, statement: Executable) -> None:
+        with self._transaction(write=True) as connection:
+            connection.execute(statement)
 
     async def claim_run(
         self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
