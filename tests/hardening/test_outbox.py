@@ -18,8 +18,15 @@ from src.app.tools.events.redis_streams import IDEMPOTENCY_PREFIX, RedisEventBus
 from src.app.tools.store.sql import SQLStore
 from tests.conftest import NOW
 from tests.hardening.conftest import fresh_store, offline_settings
-from tests.support.fakes import AT_RISK, HEALTHY, RecordingChat, RecordingEvents, RecordingMail, ScriptedLLM
-from tests.support.fakes import make_account
+from tests.support.fakes import (
+    AT_RISK,
+    HEALTHY,
+    RecordingChat,
+    RecordingEvents,
+    RecordingMail,
+    ScriptedLLM,
+    make_account,
+)
 from tests.support.servers import REDIS_URL, require_redis
 
 graph = build_customer_success_graph()

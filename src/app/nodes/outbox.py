@@ -2,7 +2,7 @@
 
 A remote write is first recorded as a pending outbox row in the store, then made; the row is marked done (and
 the artifact audited) only after the write succeeded. A write that failed stays pending and is retried by the
-next run (`deliver_pending`, called before a scan or an alert dispatches anything new), until it succeeds. Every sender is
+next run (`deliver_pending`, called before a scan dispatches anything new), until it succeeds. Every sender is
 idempotent by the row's key, so a run killed between the remote write and the settle delivers nothing twice.
 On a store without an outbox the write is made directly.
 """
