@@ -297,8 +297,18 @@ class SQLStore(HistoryReads):
         return await asyncio.to_thread(claim_run, self._transaction, job_id, key, owner, lease_until, now, force)
 
     async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
-        """Ids of accounts that already have a QBR for `period` (and `trigger`, when given)."""
-        query = select(QBR_PAGES.c.account_id).where(QBR_PAGES.c.period == period).distinct()
+        """Ids of accounts that already have a finished QBR for `period` (and `trigger`, when given).
+
+        A QBR is finished once its `page:qbr` audit row exists, the last thing `draft_qbr` writes after the draft
+        and the page (on Notion too): a run that failed or was killed before leaves the QBR to the next run.
+        """
+        audited = (AUDIT_LOG.c.idempotency_key == QBR_PAGES.c.idempotency_key) & (AUDIT_LOG.c.artifact == "page:qbr")
+        query = (
+            select(QBR_PAGES.c.account_id)
+            .select_from(QBR_PAGES.join(AUDIT_LOG, audited))
+            .where(QBR_PAGES.c.period == period)
+            .distinct()
+        )
         if trigger is not None:
             query = query.where(QBR_PAGES.c.trigger == trigger)
         return {str(row["account_id"]) for row in await asyncio.to_thread(self._fetch_mappings, query)}

@@ -298,10 +298,14 @@ class NotionStore:
             (n for n, t in schema.items() if n.casefold() == KEY_PROPERTY.casefold() and t == "rich_text"), None
         )
         find = None if key_name is None else partial(self._api.find_page, source, _key_filter(key_name, key))
-        if not saved.created and (find is None or await find() is not None):
+        existing = None if saved.created or find is None else await find()
+        if not saved.created and find is None:
             return
-        properties = build_properties(schema, title, {**values, KEY_PROPERTY: key})
-        page = await self._create_page(kind, source, properties, blocks, find)
+        if existing is None:  # new, or saved locally by a run whose page creation failed or was killed
+            properties = build_properties(schema, title, {**values, KEY_PROPERTY: key})
+            page = await self._create_page(kind, source, properties, blocks, find)
+        else:  # created by an earlier run, maybe killed before its audit row: the (idempotent) audit is redone
+            page = existing
         await self._inner.record_audit(
             AuditEntry(
                 artifact=f"notion_page:{kind}",
