@@ -160,10 +160,10 @@ class NotionStore:
         accounts: dict[str, NotionAccount] = {}
         errors: list[NotionPageError] = []
         async for page in self._api.query(source):
-            if page.get("in_trash") or page.get("archived"):
-                continue
+            if page.get("in_trash") or page.get("archived") or page.get("is_archived"):
+                continue  # a page in the trash or archived is not part of the book
             try:
-                account = account_from_page(page)
+                account = account_from_page(await self._complete_relations(page))
                 account_id = str(account.record["account_id"])
                 if account_id in accounts:
                     other = accounts[account_id].page_id
@@ -175,6 +175,19 @@ class NotionStore:
             accounts[account_id] = account
         self._accounts, self.load_errors, self._loaded_at = accounts, errors, self._clock()
         log.info("notion_accounts_read", accounts=len(accounts), skipped=len(errors))
+
+    async def _complete_relations(self, page: dict[str, Any]) -> dict[str, Any]:
+        """The page with every relation Notion truncated (`has_more`) read in full from the property items."""
+        properties = dict(page.get("properties") or {})
+        truncated = [
+            name for name, value in properties.items() if value.get("type") == "relation" and value.get("has_more")
+        ]
+        for name in truncated:
+            value = properties[name]
+            items = await self._api.property_items(str(page["id"]), str(value["id"]))
+            related = [item["relation"] for item in items if isinstance(item.get("relation"), dict)]
+            properties[name] = {**value, "relation": related, "has_more": False}
+        return {**page, "properties": properties} if truncated else page
 
     # -- scores ------------------------------------------------------------------------------------------------
 
