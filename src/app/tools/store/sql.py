@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.sql import Executable
 
 from src.app.analysis.signals import DETAIL_FIELDS
@@ -336,7 +337,7 @@ class SQLStore(HistoryReads):
         with self._init_lock:
             if self._engine is None:
                 engine = create_store_engine(self._url)
-                METADATA.create_all(engine)
+                _create_tables(engine)
                 add_missing_columns(engine)
                 self._engine = engine
             return self._engine
@@ -519,6 +520,23 @@ def _record_without(keys: tuple[str, ...], dialect: str) -> ColumnElement[str]:
         return case((func.json_valid(ACCOUNTS.c.record) == 1, removed), else_=cast(ACCOUNTS.c.record, Text))
     subtracted = cast(ACCOUNTS.c.record, postgresql.JSONB).op("-")(postgresql.array(keys, type_=Text))
     return cast(subtracted, Text)
+
+
+def _create_tables(engine: Engine, *, attempts: int = 5) -> None:
+    """`create_all`, tolerating another process creating the same tables at the same moment (first run).
+
+    `create_all` checks, then creates: two processes starting on a fresh database can both see a table missing
+    and one of them then fails with "already exists". That process retries; the second check finds the tables.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            METADATA.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as error:
+            raced = "already exists" in str(error) or "duplicate" in str(error).lower()
+            if not raced or attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)
 
 
 def _id_for_key(connection: Connection, table: Table, idempotency_key: str) -> str | None:
