@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -22,11 +21,10 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
 from src.app.analysis.signals import DETAIL_FIELDS
@@ -36,23 +34,17 @@ from src.app.schemas import (
     FeatureAdoptionReport,
     QBRContent,
 )
-from src.app.tools.store import (
-    AlertRecord,
-    AuditEntry,
-    DraftRecord,
-    OutboxEntry,
-    PageBounds,
-    RunClaim,
-    SavedArtifact,
-)
+from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, PageBounds, RunClaim, SavedArtifact
 from src.app.tools.store.sql_engine import (
     add_missing_columns,
     create_store_engine,
+    create_tables,
     insert_bound_rows,
     is_memory_sqlite,
     write_accounts,
 )
-from src.app.tools.store.sql_history import HistoryReads
+from src.app.tools.store.sql_history import HistoryReads, finished_qbrs_query
+from src.app.tools.store.sql_outbox import OutboxRows
 from src.app.tools.store.sql_runs import RunRecord, claim_run, finish_run
 from src.app.tools.store.sql_scores import history_by_account, history_query, latest_scores_query
 from src.app.tools.store.sql_tables import (
@@ -64,7 +56,6 @@ from src.app.tools.store.sql_tables import (
     HEALTH_SCORES,
     METADATA,
     OPPORTUNITIES,
-    OUTBOX,
     QBR_PAGES,
     RUNS,
     account_rows,
@@ -98,7 +89,7 @@ class ArtifactRow(Generic[ContentT]):
     content: ContentT
 
 
-class SQLStore(HistoryReads):
+class SQLStore(HistoryReads, OutboxRows):
     """`CSMStore` on SQLAlchemy Core; construction does no I/O, the engine and tables are made on first use.
 
     Every blocking call runs in a worker thread (`asyncio.to_thread`), so the event loop is never blocked.
@@ -259,34 +250,6 @@ class SQLStore(HistoryReads):
         rows = await asyncio.to_thread(self._fetch_mappings, query)
         return [AuditEntry.model_validate(row) for row in rows]
 
-    async def outbox_add(self, entry: OutboxEntry) -> OutboxEntry:
-        """Record a pending remote write once per key; returns the stored entry (maybe delivered already)."""
-        row = {**entry.model_dump(), "status": "pending", "attempts": 0, "created_at": utc_now()}
-        await asyncio.to_thread(self._insert_once, OUTBOX, row)
-        rows = await asyncio.to_thread(
-            self._fetch_mappings, select(OUTBOX).where(OUTBOX.c.idempotency_key == entry.idempotency_key)
-        )
-        return OutboxEntry.model_validate(rows[0])
-
-    async def outbox_pending(self, *, limit: int = 100) -> list[OutboxEntry]:
-        """Remote writes not delivered yet, oldest first."""
-        query = select(OUTBOX).where(OUTBOX.c.status == "pending").order_by(OUTBOX.c.id).limit(limit)
-        return [OutboxEntry.model_validate(row) for row in await asyncio.to_thread(self._fetch_mappings, query)]
-
-    async def outbox_settle(self, idempotency_key: str, *, result: str | None = None, error: str | None = None) -> None:
-        """Mark a write delivered (`error` None, with its `result`) or count a failed attempt (`error`)."""
-        where = OUTBOX.c.idempotency_key == idempotency_key
-        if error is None:
-            values: dict[str, Any] = {"status": "done", "result": result, "delivered_at": utc_now(), "last_error": None}
-        else:
-            values = {"last_error": error[:2000]}
-        statement = update(OUTBOX).where(where).values(**values, attempts=OUTBOX.c.attempts + 1)
-        await asyncio.to_thread(self._execute, statement)
-
-    def _execute(self, statement: Executable) -> None:
-        with self._transaction(write=True) as connection:
-            connection.execute(statement)
-
     async def claim_run(
         self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
     ) -> RunClaim:
@@ -298,20 +261,8 @@ class SQLStore(HistoryReads):
         return await asyncio.to_thread(claim_run, self._transaction, job_id, key, owner, lease_until, now, force)
 
     async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
-        """Ids of accounts that already have a finished QBR for `period` (and `trigger`, when given).
-
-        A QBR is finished once its `page:qbr` audit row exists, the last thing `draft_qbr` writes after the draft
-        and the page (on Notion too): a run that failed or was killed before leaves the QBR to the next run.
-        """
-        audited = (AUDIT_LOG.c.idempotency_key == QBR_PAGES.c.idempotency_key) & (AUDIT_LOG.c.artifact == "page:qbr")
-        query = (
-            select(QBR_PAGES.c.account_id)
-            .select_from(QBR_PAGES.join(AUDIT_LOG, audited))
-            .where(QBR_PAGES.c.period == period)
-            .distinct()
-        )
-        if trigger is not None:
-            query = query.where(QBR_PAGES.c.trigger == trigger)
+        """Ids of accounts that already have a finished QBR for `period` (and `trigger`): see `finished_qbrs_query`."""
+        query = finished_qbrs_query(period, trigger)
         return {str(row["account_id"]) for row in await asyncio.to_thread(self._fetch_mappings, query)}
 
     async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
@@ -337,7 +288,7 @@ class SQLStore(HistoryReads):
         with self._init_lock:
             if self._engine is None:
                 engine = create_store_engine(self._url)
-                _create_tables(engine)
+                create_tables(engine)
                 add_missing_columns(engine)
                 self._engine = engine
             return self._engine
@@ -520,23 +471,6 @@ def _record_without(keys: tuple[str, ...], dialect: str) -> ColumnElement[str]:
         return case((func.json_valid(ACCOUNTS.c.record) == 1, removed), else_=cast(ACCOUNTS.c.record, Text))
     subtracted = cast(ACCOUNTS.c.record, postgresql.JSONB).op("-")(postgresql.array(keys, type_=Text))
     return cast(subtracted, Text)
-
-
-def _create_tables(engine: Engine, *, attempts: int = 5) -> None:
-    """`create_all`, tolerating another process creating the same tables at the same moment (first run).
-
-    `create_all` checks, then creates: two processes starting on a fresh database can both see a table missing
-    and one of them then fails with "already exists". That process retries; the second check finds the tables.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            METADATA.create_all(engine)
-            return
-        except (OperationalError, ProgrammingError, IntegrityError) as error:
-            raced = "already exists" in str(error) or "duplicate" in str(error).lower()
-            if not raced or attempt == attempts:
-                raise
-            time.sleep(0.05 * attempt)
 
 
 def _id_for_key(connection: Connection, table: Table, idempotency_key: str) -> str | None:
