@@ -60,6 +60,7 @@ async def test_tables_live_in_the_test_schema_and_ids_use_the_c_collation(postgr
         "feedback",
         "health_scores",
         "opportunities",
+        "outbox",
         "qbr_pages",
     ]
     assert {collation for _, collation in rows} == {"C"}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 NOTION_VERSION = "2025-09-03"
 MAX_PAGE_SIZE = 100
@@ -102,6 +103,8 @@ class NotionServer:
         self.blocks: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[LoggedRequest] = []
         self.faults: list[Fault] = []
+        self.loop_cursor = False
+        """When set, every query says there is more and hands out the same cursor again (a misbehaving server)."""
         self._accepted: list[float] = []
         self._lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -238,6 +241,8 @@ class NotionServer:
                     return self._update_page(self._page(page_id), body)
                 case ("PATCH", "blocks", block_id, "children"):
                     return self._append(self._page(block_id)["id"], body)
+                case ("GET", "pages", page_id, "properties", property_id):
+                    return self._property_items(self._page(page_id), property_id, body)
                 case ("GET", "blocks", block_id, "children"):
                     return {"object": "list", "results": self.blocks[self._page(block_id)["id"]], "has_more": False}
         raise NotionError(400, "invalid_request_url", f"Invalid request URL: {method} {path}")
@@ -285,13 +290,16 @@ class NotionServer:
         pages = [self.pages[page_id] for page_id in source.page_ids if not self.pages[page_id]["in_trash"]]
         if body.get("filter"):
             pages = [page for page in pages if _matches(page, body["filter"], source)]
+        if self.loop_cursor:
+            results = [_truncated(page) for page in pages[:page_size]]
+            return {"object": "list", "results": results, "has_more": True, "next_cursor": "loop-cursor"}
         start = 0
         if body.get("start_cursor"):
             ids = [page["id"] for page in pages]
             if body["start_cursor"] not in ids:
                 raise _invalid(f"start_cursor {body['start_cursor']!r} is not valid.")
             start = ids.index(body["start_cursor"])
-        chunk = pages[start : start + page_size]
+        chunk = [_truncated(page) for page in pages[start : start + page_size]]
         more = start + page_size < len(pages)
         return {
             "object": "list",
@@ -299,6 +307,25 @@ class NotionServer:
             "results": chunk,
             "has_more": more,
             "next_cursor": pages[start + page_size]["id"] if more else None,
+        }
+
+    def _property_items(self, page: dict[str, Any], property_id: str, query: dict[str, Any]) -> dict[str, Any]:
+        """The property items endpoint for a relation, RELATION_LIMIT items per request."""
+        found = [value for value in page["properties"].values() if value.get("id") == property_id]
+        if not found:
+            raise _not_found("property", property_id)
+        related = found[0].get("relation") or []
+        start = int(query.get("start_cursor") or 0)
+        chunk = related[start : start + RELATION_LIMIT]
+        more = start + RELATION_LIMIT < len(related)
+        return {
+            "object": "list",
+            "type": "property_item",
+            "results": [
+                {"object": "property_item", "id": property_id, "type": "relation", "relation": r} for r in chunk
+            ],
+            "has_more": more,
+            "next_cursor": str(start + RELATION_LIMIT) if more else None,
         }
 
     def _create_page(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -372,23 +399,31 @@ class _Handler(BaseHTTPRequestHandler):
         body: dict[str, Any] | None = None
         try:
             body = json.loads(raw) if raw else None
+            if method == "GET" and "?" in self.path:  # query parameters (start_cursor, page_size) of a GET
+                body = {key: values[0] for key, values in parse_qs(self.path.split("?", 1)[1]).items()}
             status, payload = 200, self.notion.handle(method, path, headers, body, arrived=arrived)
         except json.JSONDecodeError:
             status, payload = 400, _error_body(400, "invalid_json", "Error parsing JSON body.")
         except NotionError as error:
             status, payload = error.status, _error_body(error.status, error.code, error.message)
+            if error.status == 200:  # an injected 200 whose body is not JSON (a proxy's page)
+                payload = _NotJSON(error.message)
             if error.retry_after is not None:
                 extra["Retry-After"] = error.retry_after
         with self.notion._lock:
             self.notion.requests.append(LoggedRequest(method, path, arrived, status, body))
-        data = json.dumps(payload).encode()
+        data = payload.encode() if isinstance(payload, _NotJSON) else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if isinstance(payload, _NotJSON) else "application/json")
         self.send_header("Content-Length", str(len(data)))
         for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+class _NotJSON(str):
+    """A response body sent as it is, not as JSON."""
 
 
 def _error_body(status: int, code: str, message: str) -> dict[str, Any]:
@@ -414,6 +449,21 @@ def _invalid(message: str) -> NotionError:
 
 def _now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+RELATION_LIMIT = 25
+"""Notion returns at most 25 related pages in a page object (`has_more: true` past that)."""
+
+
+def _truncated(page: dict[str, Any]) -> dict[str, Any]:
+    """The page as Notion returns it: relations longer than RELATION_LIMIT cut, with `has_more`."""
+    properties = {
+        name: {**value, "relation": value["relation"][:RELATION_LIMIT], "has_more": True}
+        if value.get("type") == "relation" and len(value.get("relation") or []) > RELATION_LIMIT
+        else value
+        for name, value in page["properties"].items()
+    }
+    return {**page, "properties": properties}
 
 
 def _property_id(name: str) -> str:

@@ -421,8 +421,11 @@ async def test_accounts_with_qbr_filter_by_period_and_trigger(store: SQLStore) -
             feature_adoption_scorecard={},
             expansion_next_steps=[],
         )
-        await store.save_qbr(qbr, idempotency_key=f"qbr:{account_id}:{period}:{trigger}")
-    assert await store.accounts_with_qbr("Q1 2026") == {"a", "b"}
+        key = f"qbr:{account_id}:{period}:{trigger}"
+        await store.save_qbr(qbr, idempotency_key=key)
+        await store.record_audit(AuditEntry(artifact="page:qbr", target="store:qbr_pages", idempotency_key=key))
+    await store.save_qbr(qbr.model_copy(update={"account_id": "d", "period": "Q1 2026"}), idempotency_key="qbr:d")
+    assert await store.accounts_with_qbr("Q1 2026") == {"a", "b"}  # d has no page:qbr audit row: not finished
     assert await store.accounts_with_qbr("Q1 2026", "quarterly") == {"a"}
 
 

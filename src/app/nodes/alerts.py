@@ -24,6 +24,7 @@ from src.app.documents.wording import (
     strength_word,
 )
 from src.app.nodes.delivery import audit, check_recipient
+from src.app.nodes.outbox import deliver
 from src.app.nodes.render import Section, escape_chat, greeting, render_html, render_text
 from src.app.schemas import (
     AccountRecord,
@@ -148,47 +149,58 @@ async def dispatch_churn_alert(
     trend = trend or {}
     key = alert_key(ctx, score)
     result = CSMAlertResult(account_id=account.account_id)
-    # The mark on the record goes last: it starts the cooldown, so a run killed before it redoes the alert,
-    # and every other channel is idempotent by key (nothing is duplicated by the redo).
-    channels: dict[str, Callable[[str], Awaitable[tuple[str, str | None]]]] = {
-        "event_bus": lambda artifact_key: _publish_event(ctx, account, score, narrative, artifact_key),
-        "email_alert": lambda artifact_key: _draft_email(ctx, account, score, narrative, trend, artifact_key),
-        "chat_alert": lambda artifact_key: _post_chat(ctx, account, score, narrative, trend, artifact_key),
-        "notion": lambda artifact_key: _mark_record(ctx, score, artifact_key),
+    # The mark on the record goes last: it starts the cooldown, so a run killed before it redoes the alert.
+    # Events, drafts and chat messages go through the outbox: recorded as pending before the remote write, done
+    # only after it, and retried by the next run (`deliver_pending`) when it failed, so a channel that is down
+    # loses nothing.
+    channels: dict[str, Callable[[str], Awaitable[str | None]]] = {
+        "event_bus": lambda artifact_key: _publish_event(ctx, account, score, narrative, artifact_key, task_type),
+        "email_alert": lambda artifact_key: _draft_email(
+            ctx, account, score, narrative, trend, artifact_key, task_type
+        ),
+        "chat_alert": lambda artifact_key: _post_chat(ctx, account, score, narrative, trend, artifact_key, task_type),
+        "notion": lambda artifact_key: _mark_record(ctx, score, artifact_key, task_type),
     }
     for channel, send in channels.items():
-        artifact, suffix = AUDIT_ARTIFACTS[channel]
+        _, suffix = AUDIT_ARTIFACTS[channel]
         try:
-            target, artifact_id = await send(key + suffix)
+            artifact_id = await send(key + suffix)
         except Exception as error:  # noqa: BLE001 - one channel failing must not stop the others
             message = redact_secrets(f"{type(error).__name__}: {error}", ctx.settings)
             log.warning("alert_channel_failed", account_id=account.account_id, channel=channel, error=message)
-            result.errors[channel] = message
+            result.errors[channel] = message + (" (pending: retried by the next run)" if channel != "notion" else "")
             continue
         result.channels[channel] = True
         if channel == "email_alert":
             result.draft_id = artifact_id
-        await audit(
-            ctx,
-            artifact=artifact,
-            target=target,
-            key=key + suffix,
-            account_id=account.account_id,
-            task_type=task_type,
-            detail={"artifact_id": artifact_id},
-        )
     result.alerts_sent = sum(result.channels.values())
     return result
 
 
-async def _mark_record(ctx: CSMContext, score: CSMHealthScore, key: str) -> tuple[str, str | None]:
+async def _mark_record(ctx: CSMContext, score: CSMHealthScore, key: str, task_type: str) -> str | None:
     await ctx.store.record_alert(score.account_id, risk_state(score), idempotency_key=key, at=ctx.clock())
-    return "store:alerts", None
+    artifact, _ = AUDIT_ARTIFACTS["notion"]
+    detail: dict[str, Any] = {"artifact_id": None}
+    await audit(
+        ctx,
+        artifact=artifact,
+        target="store:alerts",
+        key=key,
+        account_id=score.account_id,
+        task_type=task_type,
+        detail=detail,
+    )
+    return None
 
 
 async def _publish_event(
-    ctx: CSMContext, account: AccountRecord, score: CSMHealthScore, narrative: ChurnNarrative, key: str
-) -> tuple[str, str | None]:
+    ctx: CSMContext,
+    account: AccountRecord,
+    score: CSMHealthScore,
+    narrative: ChurnNarrative,
+    key: str,
+    task_type: str,
+) -> str | None:
     event = {
         "alert_type": ALERT_TYPE,
         "account_id": account.account_id,
@@ -200,8 +212,17 @@ async def _publish_event(
         "churn_narrative": narrative.churn_narrative,
         "computed_at": score.computed_at.isoformat(),
     }
-    event_id = await ctx.events.publish(CHURN_STREAM, event, idempotency_key=key)
-    return f"stream:{CHURN_STREAM}", event_id
+    payload = {"stream": CHURN_STREAM, "event": event}
+    artifact, _ = AUDIT_ARTIFACTS["event_bus"]
+    return await deliver(
+        ctx,
+        channel="event",
+        key=key,
+        artifact=artifact,
+        payload=payload,
+        account_id=account.account_id,
+        task_type=task_type,
+    )
 
 
 def alert_subject(account: AccountRecord, score: CSMHealthScore) -> str:
@@ -238,7 +259,8 @@ async def _draft_email(
     narrative: ChurnNarrative,
     trend: Mapping[str, Any],
     key: str,
-) -> tuple[str, str | None]:
+    task_type: str,
+) -> str | None:
     to = check_recipient(ctx, account)
     heading = alert_subject(account, score)
     sections = alert_sections(score, narrative, trend)
@@ -250,8 +272,17 @@ async def _draft_email(
         body_html=render_html(heading, sections, intro=intro),
         body_text=render_text(heading, sections, intro=intro),
     )
-    draft = await ctx.mail.create_draft(message, idempotency_key=key, account_id=account.account_id, kind="churn_alert")
-    return to, draft.draft_id
+    artifact, _ = AUDIT_ARTIFACTS["email_alert"]
+    payload = {"message": message.model_dump(mode="json"), "kind": "churn_alert"}
+    return await deliver(
+        ctx,
+        channel="mail",
+        key=key,
+        artifact=artifact,
+        payload=payload,
+        account_id=account.account_id,
+        task_type=task_type,
+    )
 
 
 def alert_chat_text(
@@ -273,10 +304,19 @@ async def _post_chat(
     narrative: ChurnNarrative,
     trend: Mapping[str, Any],
     key: str,
-) -> tuple[str, str | None]:
+    task_type: str,
+) -> str | None:
     space = account.chat_space or DEFAULT_CHAT_SPACE
     text = alert_chat_text(account, score, narrative, trend)
-    message_id = await ctx.chat.post(
-        ChatMessage(space_name=space, text=text, thread_key=account.account_id), idempotency_key=key
+    message = ChatMessage(space_name=space, text=text, thread_key=account.account_id)
+    artifact, _ = AUDIT_ARTIFACTS["chat_alert"]
+    payload = {"message": message.model_dump(mode="json")}
+    return await deliver(
+        ctx,
+        channel="chat",
+        key=key,
+        artifact=artifact,
+        payload=payload,
+        account_id=account.account_id,
+        task_type=task_type,
     )
-    return f"chat:{space}", message_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -12,16 +11,13 @@ from src.app.nodes.render import Section, greeting, render_html, render_text
 from src.app.nodes.review import REVIEWER, ask_reviewer
 from src.app.schemas import AccountRecord, DraftResult, EmailMessage
 from src.app.state import WorkError, WorkState
+from src.app.tools.mail.address import AddressError, is_allowed, parse_address
 from src.app.tools.mail.held import delivering
 from src.app.tools.mail.outbox import queue_for_review
 from src.app.tools.store import AuditEntry
 from src.app.tools.store.sql_review import review_store
 
 RecipientRole = Literal["rep", "ae"]
-
-
-_ADDRESS_BREAKERS = re.compile(r"[\s,;<>\"()\[\]\\]")
-"""Characters that would turn one address into several, a display name or a header injection."""
 
 
 class RecipientRefused(ValueError):
@@ -71,18 +67,20 @@ def check_recipient(ctx: CSMContext, account: AccountRecord, wanted: RecipientRo
 
 
 def _allowed(account: AccountRecord, address: str, field: str, allowed_domains: Sequence[str]) -> str:
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain or _ADDRESS_BREAKERS.search(address):
+    """The canonical form of the record's address (`parse_address`, the parser the draft builder uses too)."""
+    try:
+        canonical = parse_address(address)
+    except AddressError as error:
         raise RecipientRefused(
-            f"Account '{account.account_id}' has {field}={address!r}, which is not one plain email address; "
-            "nothing was drafted"
-        )
-    if allowed_domains and domain.lower() not in allowed_domains:
+            f"Account '{account.account_id}' has {field}={address!r}, which is not one plain email address "
+            f"({error}); nothing was drafted"
+        ) from error
+    if allowed_domains and not is_allowed(canonical, allowed_domains):
         raise RecipientRefused(
             f"Account '{account.account_id}' has {field}={address!r}, outside CSM_ALLOWED_RECIPIENT_DOMAINS "
             f"({', '.join(allowed_domains)}); nothing was drafted"
         )
-    return address
+    return canonical
 
 
 async def draft_for_rep(

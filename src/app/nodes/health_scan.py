@@ -19,6 +19,7 @@ from src.app.nodes.account_facts import account_brief, require_scorer
 from src.app.nodes.alerts import TREND_DAYS, alert_status, alert_trend, dispatch_churn_alert, fallback_narrative
 from src.app.nodes.digest import send_daily_digests
 from src.app.nodes.llm import prompt_requests
+from src.app.nodes.outbox import deliver_pending
 from src.app.prompts import health_scan as prompt
 from src.app.scan.book import in_pages, whole_book
 from src.app.scan.page import ScanSpec, score_page
@@ -147,6 +148,7 @@ async def build_prompt(state: WorkState) -> dict[str, Any]:
 async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Dispatch each chosen alert on its four channels and assemble the scan result."""
     ctx = runtime.context
+    redelivered = await deliver_pending(ctx)  # what earlier runs could not deliver goes first
     chosen = list(state.get("facts", {}))
     scores = {s["account_id"]: CSMHealthScore.model_validate(s) for s in state.get("alert_scores", [])}
     records = {str(r["account_id"]): r for r in await ctx.store.load_accounts(chosen, active_only=False)}
@@ -166,6 +168,7 @@ async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[s
             )
         )
     result = _scan_result(state, [a.model_dump(mode="json") for a in alerts])
+    result["redelivered"] = redelivered
     if as_task(state["task"], HealthScanTask).digest:
         alerted = {alert.account_id for alert in alerts}
         result |= await send_daily_digests(ctx, alerted=alerted, held_back=result["alerts_held_back"])

@@ -17,6 +17,7 @@ import structlog
 
 from src.app.schemas import DraftResult, EmailMessage
 from src.app.tools.delivery import key_digest
+from src.app.tools.mail.address import parse_address
 from src.app.tools.store import CSMStore, DraftRecord
 
 MESSAGE_ID_DOMAIN = "csm.local"
@@ -171,9 +172,9 @@ def render_mime(
     mime = MIMEMessage(policy=policy.SMTP)
     if sender is not None:
         mime["From"] = sender
-    mime["To"] = message.to
+    mime["To"] = parse_address(message.to)  # the parser the recipient allow-list checked the address with
     if message.cc:
-        mime["Cc"] = ", ".join(message.cc)
+        mime["Cc"] = ", ".join(parse_address(address) for address in message.cc)
     mime["Subject"] = " ".join(message.subject.split())
     mime["Date"] = format_datetime(at)
     mime["Message-ID"] = f"<{draft_id}@{MESSAGE_ID_DOMAIN}>"

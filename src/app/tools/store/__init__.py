@@ -78,6 +78,47 @@ class RunClaim(BaseModel):
     reason: str | None = None
 
 
+class OutboxEntry(BaseModel):
+    """One remote write of the outbox: what to send on which channel, and whether it was delivered."""
+
+    idempotency_key: str
+    channel: str = Field(description='"event", "chat" or "mail": which sender delivers the payload.')
+    artifact: str = Field(description="The audit log's artifact kind once delivered (e.g. `event:churn_alert`).")
+    account_id: str | None = None
+    task_type: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    status: str = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+    result: str | None = Field(default=None, description="The delivered artifact's id (event id, message id).")
+
+
+@runtime_checkable
+class Outbox(Protocol):
+    """Optional store capability: remote writes recorded before they are made and settled after (outbox pattern)."""
+
+    async def outbox_add(self, entry: OutboxEntry) -> OutboxEntry:
+        """Record a pending remote write once per key; returns the stored entry (maybe delivered already)."""
+        ...
+
+    async def outbox_pending(self, *, limit: int = 100) -> list[OutboxEntry]:
+        """Remote writes not delivered yet, oldest first."""
+        ...
+
+    async def outbox_settle(self, idempotency_key: str, *, result: str | None = None, error: str | None = None) -> None:
+        """Mark a write delivered (`error` None, with its `result`) or count a failed attempt (`error`)."""
+        ...
+
+
+def outbox_of(store: object) -> Outbox | None:
+    """The outbox behind `store`: the store itself, or what a wrapping store's `outbox()` passes through."""
+    if isinstance(store, Outbox):
+        return store
+    inner = getattr(store, "outbox", None)
+    found = inner() if callable(inner) else None
+    return found if isinstance(found, Outbox) else None
+
+
 class CheckpointerError(RuntimeError):
     """The checkpoint database could not be opened (the message never contains a password)."""
 

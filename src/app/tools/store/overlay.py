@@ -19,10 +19,12 @@ from src.app.tools.store import (
     AuditEntry,
     CSMStore,
     DraftRecord,
+    Outbox,
     RunClaim,
     SavedArtifact,
     UnreadableAccount,
     UnreadableAccounts,
+    outbox_of,
 )
 
 
@@ -108,6 +110,10 @@ class AccountOverlay:
     async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
         """The inner store's QBR'd accounts."""
         return await self._inner.accounts_with_qbr(period, trigger)
+
+    def outbox(self) -> Outbox | None:
+        """The inner store's outbox of pending remote writes (see `outbox_of`)."""
+        return outbox_of(self._inner)
 
     async def claim_run(
         self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False

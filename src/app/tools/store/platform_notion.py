@@ -38,9 +38,11 @@ from src.app.tools.store import (
     AuditEntry,
     CSMStore,
     DraftRecord,
+    Outbox,
     RunClaim,
     SavedArtifact,
     UnreadableAccount,
+    outbox_of,
 )
 
 log = structlog.get_logger(__name__)
@@ -219,6 +221,10 @@ class PlatformNotionStore:
     async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
         """Accounts that already have a QBR for the period (inner store)."""
         return await self._inner.accounts_with_qbr(period, trigger)
+
+    def outbox(self) -> Outbox | None:
+        """The inner store's outbox of pending remote writes (see `outbox_of`)."""
+        return outbox_of(self._inner)
 
     async def claim_run(
         self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False

@@ -38,11 +38,13 @@ from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, PageBounds
 from src.app.tools.store.sql_engine import (
     add_missing_columns,
     create_store_engine,
+    create_tables,
     insert_bound_rows,
     is_memory_sqlite,
     write_accounts,
 )
-from src.app.tools.store.sql_history import HistoryReads
+from src.app.tools.store.sql_history import HistoryReads, finished_qbrs_query
+from src.app.tools.store.sql_outbox import OutboxRows
 from src.app.tools.store.sql_runs import RunRecord, claim_run, finish_run
 from src.app.tools.store.sql_scores import history_by_account, history_query, latest_scores_query
 from src.app.tools.store.sql_tables import (
@@ -87,7 +89,7 @@ class ArtifactRow(Generic[ContentT]):
     content: ContentT
 
 
-class SQLStore(HistoryReads):
+class SQLStore(HistoryReads, OutboxRows):
     """`CSMStore` on SQLAlchemy Core; construction does no I/O, the engine and tables are made on first use.
 
     Every blocking call runs in a worker thread (`asyncio.to_thread`), so the event loop is never blocked.
@@ -259,10 +261,8 @@ class SQLStore(HistoryReads):
         return await asyncio.to_thread(claim_run, self._transaction, job_id, key, owner, lease_until, now, force)
 
     async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
-        """Ids of accounts that already have a QBR for `period` (and `trigger`, when given)."""
-        query = select(QBR_PAGES.c.account_id).where(QBR_PAGES.c.period == period).distinct()
-        if trigger is not None:
-            query = query.where(QBR_PAGES.c.trigger == trigger)
+        """Ids of accounts that already have a finished QBR for `period` (and `trigger`): see `finished_qbrs_query`."""
+        query = finished_qbrs_query(period, trigger)
         return {str(row["account_id"]) for row in await asyncio.to_thread(self._fetch_mappings, query)}
 
     async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
@@ -288,7 +288,7 @@ class SQLStore(HistoryReads):
         with self._init_lock:
             if self._engine is None:
                 engine = create_store_engine(self._url)
-                METADATA.create_all(engine)
+                create_tables(engine)
                 add_missing_columns(engine)
                 self._engine = engine
             return self._engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,9 +12,10 @@ from pydantic_core import from_json, to_json
 from sqlalchemy import Table, create_engine, delete, event, insert, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
-from src.app.tools.store.sql_tables import ACCOUNT_FIELD_COLUMNS, ACCOUNTS, ADDED_COLUMNS, JSONText
+from src.app.tools.store.sql_tables import ACCOUNT_FIELD_COLUMNS, ACCOUNTS, ADDED_COLUMNS, METADATA, JSONText
 
 WAL_CHECKPOINT_PAGES = 10_000
 """SQLite copies its write-ahead log into the database once it holds this many pages (~40 MB; SQLite's default
@@ -131,3 +133,20 @@ def _bind_each(bind: Callable[[Any], Any], values: list[Any]) -> list[Any]:
         return list(map(bind, values))
     bound: dict[Any, Any] = {}
     return [bound[value] if value in bound else bound.setdefault(value, bind(value)) for value in values]
+
+
+def create_tables(engine: Engine, *, attempts: int = 5) -> None:
+    """`create_all`, tolerating another process creating the same tables at the same moment (first run).
+
+    `create_all` checks, then creates: two processes starting on a fresh database can both see a table missing
+    and one of them then fails with "already exists". That process retries; the second check finds the tables.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            METADATA.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as error:
+            raced = "already exists" in str(error) or "duplicate" in str(error).lower()
+            if not raced or attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)

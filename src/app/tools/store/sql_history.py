@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Text, cast, select
 
 from src.app.schemas import CSMHealthScore, QBRContent
-from src.app.tools.store.sql_tables import HEALTH_SCORES, QBR_PAGES, as_utc
+from src.app.tools.store.sql_tables import AUDIT_LOG, HEALTH_SCORES, QBR_PAGES, as_utc
 
 BATCH = 500
 """Account ids per query."""
@@ -47,6 +47,18 @@ def latest_qbr_query(account_id: str, period: str | None) -> Select[Any]:
     if period is not None:
         query = query.where(QBR_PAGES.c.period == period)
     return query.order_by(QBR_PAGES.c.created_at.desc(), QBR_PAGES.c.id.desc()).limit(1)
+
+
+def finished_qbrs_query(period: str, trigger: str | None) -> Select[Any]:
+    """Ids of accounts with a finished QBR for `period` (and `trigger`, when given).
+
+    A QBR is finished once its `page:qbr` audit row exists, the last thing `draft_qbr` writes after the draft
+    and the page (on Notion too): a run that failed or was killed before leaves the QBR to the next run.
+    """
+    audited = (AUDIT_LOG.c.idempotency_key == QBR_PAGES.c.idempotency_key) & (AUDIT_LOG.c.artifact == "page:qbr")
+    query = select(QBR_PAGES.c.account_id).select_from(QBR_PAGES.join(AUDIT_LOG, audited))
+    query = query.where(QBR_PAGES.c.period == period).distinct()
+    return query if trigger is None else query.where(QBR_PAGES.c.trigger == trigger)
 
 
 class HistoryReads:

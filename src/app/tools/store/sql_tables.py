@@ -279,6 +279,27 @@ BOOK_DAYS = Table(
 )
 """The book's RAG counts at the end of each day with scores; `last_score_id` is how far the history was read."""
 
+OUTBOX = Table(
+    "outbox",
+    METADATA,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
+    Column("channel", String(32), nullable=False),
+    Column("artifact", String(64), nullable=False),
+    Column("account_id", ACCOUNT_ID_TYPE, index=True),
+    Column("task_type", String(64)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("result", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+)
+"""Pending remote writes (events, chat messages, mail drafts): a row is written before the remote write and
+marked `done` only after it succeeded; `pending` rows are retried by the next run. A new table: `create_all`
+adds it to a database made by an earlier version."""
+
 
 class JSONText(str):
     """JSON text serialised already, written to a JSON column as it is."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ import structlog
 from aiolimiter import AsyncLimiter
 from notion_client import AsyncClient
 from notion_client.errors import HTTPResponseError, RequestTimeoutError
-from notion_client.helpers import async_iterate_paginated_api, extract_notion_id
+from notion_client.helpers import extract_notion_id
 
 from src.app.tools.retry_after import retry_after_seconds
 
@@ -160,16 +161,46 @@ class NotionAPI:
         return result
 
     async def query(self, data_source_id: str, *, filter: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
-        """Every page of a data source (matching `filter`), PAGE_SIZE per request, following `next_cursor`."""
+        """Every page of a data source (matching `filter`), PAGE_SIZE per request, following `next_cursor`.
 
-        async def one_page(**kwargs: Any) -> Any:
-            return await self._call(f"data source {data_source_id}", self._client.data_sources.query, **kwargs)
-
+        A cursor Notion hands out a second time would loop forever: NotionError says so instead.
+        """
+        what = f"data source {data_source_id}"
         extra = {} if filter is None else {"filter": dict(filter)}
-        async for page in async_iterate_paginated_api(
-            one_page, data_source_id=data_source_id, page_size=PAGE_SIZE, **extra
+        async for page in self._paginate(
+            what, self._client.data_sources.query, data_source_id=data_source_id, page_size=PAGE_SIZE, **extra
         ):
             yield page
+
+    async def property_items(self, page_id: str, property_id: str) -> list[dict[str, Any]]:
+        """Every item of one page property (the property items endpoint), for a relation Notion truncated."""
+        return [
+            dict(item)
+            async for item in self._paginate(
+                f"property {property_id} of page {page_id}",
+                self._client.pages.properties.retrieve,
+                page_id=page_id,
+                property_id=property_id,
+            )
+        ]
+
+    async def _paginate(self, what: str, endpoint: Callable[..., Awaitable[Any]], **kw: Any) -> AsyncIterator[Any]:
+        seen: set[str] = set()
+        cursor: str | None = None
+        while True:
+            args: dict[str, Any] = dict(kw) if cursor is None else {**kw, "start_cursor": cursor}
+            response = await self._call(what, endpoint, **args)
+            for item in response.get("results") or []:
+                yield item
+            cursor = response.get("next_cursor") if response.get("has_more") else None
+            if not cursor:
+                return
+            if cursor in seen:
+                raise NotionError(
+                    f"Notion returned the pagination cursor {cursor!r} twice for {what}; stopped reading instead "
+                    "of looping (retry later; if it persists, report it to Notion)"
+                )
+            seen.add(cursor)
 
     async def find_page(self, data_source_id: str, filter: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first page matching `filter`, if any (one request)."""
@@ -258,6 +289,12 @@ class NotionAPI:
                     await self._back_off(what, f"{error.status} {error.code}", attempt)
                     continue
                 raise self._failure(what, error, attempt) from error
+            except json.JSONDecodeError as error:  # a 2xx whose body is not JSON (a proxy's page): like a 5xx
+                if retry_server_errors and not last:
+                    await self._back_off(what, "reply is not JSON", attempt)
+                    continue
+                message = f"Notion answered {what} with a body that is not JSON after {attempt} attempt(s)"
+                raise NotionServerError(message) from error
             except (RequestTimeoutError, httpx.TransportError) as error:
                 if retry_server_errors and not last:
                     await self._back_off(what, type(error).__name__, attempt)

@@ -34,10 +34,12 @@ from src.app.tools.store import (
     AuditEntry,
     CSMStore,
     DraftRecord,
+    Outbox,
     RunClaim,
     SavedArtifact,
     ScoreHistory,
     UnreadableAccount,
+    outbox_of,
 )
 from src.app.tools.store.notion.api import NotionAPI, NotionError, NotionServerError, RetryPolicy, notion_id
 from src.app.tools.store.notion.blocks import Block, batches, opportunity_blocks, qbr_blocks
@@ -158,10 +160,10 @@ class NotionStore:
         accounts: dict[str, NotionAccount] = {}
         errors: list[NotionPageError] = []
         async for page in self._api.query(source):
-            if page.get("in_trash") or page.get("archived"):
-                continue
+            if page.get("in_trash") or page.get("archived") or page.get("is_archived"):
+                continue  # a page in the trash or archived is not part of the book
             try:
-                account = account_from_page(page)
+                account = account_from_page(await self._complete_relations(page))
                 account_id = str(account.record["account_id"])
                 if account_id in accounts:
                     other = accounts[account_id].page_id
@@ -173,6 +175,19 @@ class NotionStore:
             accounts[account_id] = account
         self._accounts, self.load_errors, self._loaded_at = accounts, errors, self._clock()
         log.info("notion_accounts_read", accounts=len(accounts), skipped=len(errors))
+
+    async def _complete_relations(self, page: dict[str, Any]) -> dict[str, Any]:
+        """The page with every relation Notion truncated (`has_more`) read in full from the property items."""
+        properties = dict(page.get("properties") or {})
+        truncated = [
+            name for name, value in properties.items() if value.get("type") == "relation" and value.get("has_more")
+        ]
+        for name in truncated:
+            value = properties[name]
+            items = await self._api.property_items(str(page["id"]), str(value["id"]))
+            related = [item["relation"] for item in items if isinstance(item.get("relation"), dict)]
+            properties[name] = {**value, "relation": related, "has_more": False}
+        return {**page, "properties": properties} if truncated else page
 
     # -- scores ------------------------------------------------------------------------------------------------
 
@@ -296,10 +311,14 @@ class NotionStore:
             (n for n, t in schema.items() if n.casefold() == KEY_PROPERTY.casefold() and t == "rich_text"), None
         )
         find = None if key_name is None else partial(self._api.find_page, source, _key_filter(key_name, key))
-        if not saved.created and (find is None or await find() is not None):
+        existing = None if saved.created or find is None else await find()
+        if not saved.created and find is None:
             return
-        properties = build_properties(schema, title, {**values, KEY_PROPERTY: key})
-        page = await self._create_page(kind, source, properties, blocks, find)
+        if existing is None:  # new, or saved locally by a run whose page creation failed or was killed
+            properties = build_properties(schema, title, {**values, KEY_PROPERTY: key})
+            page = await self._create_page(kind, source, properties, blocks, find)
+        else:  # created by an earlier run, maybe killed before its audit row: the (idempotent) audit is redone
+            page = existing
         await self._inner.record_audit(
             AuditEntry(
                 artifact=f"notion_page:{kind}",
@@ -378,6 +397,10 @@ class NotionStore:
     async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
         """Accounts that already have a QBR for the period (inner store)."""
         return await self._inner.accounts_with_qbr(period, trigger)
+
+    def outbox(self) -> Outbox | None:
+        """The inner store's outbox of pending remote writes (see `outbox_of`)."""
+        return outbox_of(self._inner)
 
     async def claim_run(
         self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
