@@ -222,8 +222,9 @@ class CSMHealthScorer:
         breakdown = self._points(signals)
         raw = sum(breakdown.values())
         final = self._apply_multipliers(signals, raw, breakdown)
-        score = round(min(max(final, SCORE_MIN), SCORE_MAX), 2)
-        rag = self._rag(score)
+        clamped = min(max(final, SCORE_MIN), SCORE_MAX)
+        score = round(clamped, 2)
+        rag = self._rag(clamped)  # thresholds apply to the unrounded score: 39.997 is RED, not AMBER
         churn_level, trigger = self._churn(signals, rag)
         rounded = {key: self._round(points) for key, points in breakdown.items()}
         card = self.default_scorecard
