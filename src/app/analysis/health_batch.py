@@ -94,35 +94,39 @@ class _Columns:
         if not set(map(type, raw)) <= {*kinds, type(None)}:  # a bool, a string...: that account scores per account
             self.ok &= np.fromiter((value is None or type(value) in kinds for value in raw), np.bool_, len(raw))
             raw = [value if type(value) in kinds else None for value in raw]
-        present = np.fromiter((value is not None for value in raw), dtype=np.bool_, count=len(raw))
-        default = _DEFAULTS.get(name)
-        filled = [(default if value is None else value) for value in raw]
         try:
-            numbers = np.array([np.nan if value is None else value for value in filled], dtype=np.float64)
+            numbers = np.array(raw, dtype=np.float64)  # None becomes NaN
         except OverflowError:  # an integer beyond float64: that account scores per account
-            numbers = np.array([np.nan if v is None or abs(v) >= EXACT_INT else v for v in filled], dtype=np.float64)
+            numbers = np.array([None if v is not None and abs(v) >= EXACT_INT else v for v in raw], dtype=np.float64)
+        present = ~np.isnan(numbers)  # a NaN given for a float signal is out of range: it scores per account
         within = np.abs(numbers) < EXACT_INT  # False for NaN and infinities
         if low is not None:
             within &= numbers >= low
         if high is not None:
             within &= numbers <= high
-        known = present if default is None else np.ones_like(present)
-        self.ok &= np.where(known, within, not required)
+        default = _DEFAULTS.get(name)
+        if default is not None:
+            numbers = np.where(present, numbers, float(default))
+        self.ok &= np.where(present, within, not required)
         self.observed[name] = present
         self.numbers[name] = numbers
 
     def _category(self, name: str, raw: list[Any], allowed: tuple[str, ...], *, required: bool) -> None:
-        index = {value: code for code, value in enumerate(allowed)}
-        default = _DEFAULTS.get(name)
-        missing = index[default] if default is not None else len(allowed)  # the absent code: one past the values
-        codes = [missing if value is None else index.get(value, -1) if type(value) is str else -1 for value in raw]
-        array = np.array(codes, dtype=np.intp)
-        present = np.fromiter((value is not None for value in raw), dtype=np.bool_, count=len(raw))
-        self.ok &= array >= 0
+        absent = len(allowed)
+        index: dict[Any, int] = {value: code for code, value in enumerate(allowed)} | {None: absent}
+        try:
+            codes = np.array([index.get(value, -1) for value in raw], dtype=np.intp)
+        except TypeError:  # an unhashable value: that account scores per account
+            codes = np.array([index.get(v, -1) if v is None or type(v) is str else -1 for v in raw], dtype=np.intp)
+        present = codes != absent
+        self.ok &= codes >= 0
         if required:
             self.ok &= present
+        default = _DEFAULTS.get(name)
         self.observed[name] = present
-        self.codes[name] = np.where(array >= 0, array, missing)
+        self.codes[name] = np.where(codes >= 0, codes, absent)
+        if default is not None:
+            self.codes[name] = np.where(present, self.codes[name], allowed.index(default))
 
 
 def _with_renewal_from_contract(
@@ -130,13 +134,19 @@ def _with_renewal_from_contract(
 ) -> list[Any]:
     """`days_to_renewal` as `signals_from_record` derives it from `contract_end_date` when the record has none."""
     derived = list(raw)
+    known: dict[Any, int | None] = {}  # a page's accounts share many contract end dates
     for row, (value, record) in enumerate(zip(raw, records, strict=True)):
         end = record.get("contract_end_date")
-        if value is None and end is not None:
-            try:
-                derived[row] = days_until(end, now=now, tz=tz)
-            except (TypeError, ValueError):
-                ok[row] = False  # the per-account path names the bad date
+        if value is not None or end is None:
+            continue
+        try:
+            days = known[end] if type(end) is str and end in known else days_until(end, now=now, tz=tz)
+        except (TypeError, ValueError):
+            ok[row] = False  # the per-account path names the bad date
+            continue
+        if type(end) is str:
+            known[end] = days
+        derived[row] = days
     return derived
 
 

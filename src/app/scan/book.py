@@ -18,6 +18,7 @@ import structlog
 from src.app.analysis.signals import DETAIL_FIELDS
 from src.app.scan.helper import ScanHelper, ScanHelperError
 from src.app.scan.page import PageResult, ScanSpec, score_page
+from src.app.scan.progress import page_done
 from src.app.tools.store import AccountPages, AccountRanges, CSMStore, PageBounds
 
 log = structlog.get_logger(__name__)
@@ -40,9 +41,9 @@ async def whole_book(store: CSMStore, spec: ScanSpec, *, processes: int | None) 
     """
     if not isinstance(store, AccountRanges):
         if not isinstance(store, AccountPages):
-            return [await score_page(store, spec, await store.load_accounts(None, active_only=True))]
+            return [_reported(await score_page(store, spec, await store.load_accounts(None, active_only=True)))]
         pages = store.iter_accounts(active_only=True, page_size=SCAN_PAGE_SIZE, omit=DETAIL_FIELDS)
-        return [await score_page(store, spec, records) async for records in pages]
+        return [_reported(await score_page(store, spec, records)) async for records in pages]
     bounds = await store.page_bounds(page_size=SCAN_PAGE_SIZE)
     helpers = await _start_helpers(store, spec, _helper_count(processes, len(bounds)))
     todo = deque(enumerate(bounds))
@@ -52,7 +53,7 @@ async def whole_book(store: CSMStore, spec: ScanSpec, *, processes: int | None) 
         while todo:
             index, (after, upto) = todo.popleft()
             records = await store.accounts_in_range(after, upto, omit=DETAIL_FIELDS)
-            results[index] = await score_page(store, spec, records)
+            results[index] = _reported(await score_page(store, spec, records))
 
     async def there(helper: ScanHelper) -> None:
         sent: deque[tuple[int, PageBounds]] = deque()  # the next page waits in the helper while it scores one
@@ -61,7 +62,7 @@ async def whole_book(store: CSMStore, spec: ScanSpec, *, processes: int | None) 
                 while todo and len(sent) < (HELPER_PAGES_IN_FLIGHT if len(todo) > HELPER_PAGES_IN_FLIGHT else 1):
                     sent.append(todo.popleft())
                     await helper.submit(sent[-1][1])
-                results[sent[0][0]] = await helper.collect()
+                results[sent[0][0]] = _reported(await helper.collect())
                 sent.popleft()
         except ScanHelperError as error:
             log.warning("scan_helper_failed", error=str(error), pages=[index for index, _ in sent])
@@ -76,6 +77,11 @@ async def whole_book(store: CSMStore, spec: ScanSpec, *, processes: int | None) 
             worker.cancel()
         await asyncio.gather(*(helper.close() for helper in helpers))
     return [results[index] for index in sorted(results)]
+
+
+def _reported(page: PageResult) -> PageResult:
+    page_done(page.scanned)
+    return page
 
 
 def in_pages(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
