@@ -118,9 +118,6 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None, help="Write a pyinstrument profile of one scan here.")
     parser.add_argument("--full", action="store_true", help="Measure the scan that returns every account's score.")
     parser.add_argument("--template", type=Path, default=None, help="Keep the prepared store here and reuse it.")
-    parser.add_argument(
-        "--processes", type=int, default=None, help="CSM_SCAN_PROCESSES for the scan (default: the app's own)."
-    )
     parser.add_argument("--no-loop", action="store_true", help="Skip the in-memory scoring loop (the ratio).")
     args = parser.parse_args()
     if args.accounts < 1 or args.runs < 1:
@@ -139,9 +136,8 @@ def main() -> None:
             child_args.append("--full")
         if args.profile is not None:
             child_args += ["--profile", str(args.profile.resolve())]
-        env = {} if args.processes is None else {"CSM_SCAN_PROCESSES": str(args.processes)}
-        measured = run_child("bench.scan_run", *child_args, env=env)
-    emit("scan", {**figures(args.accounts, measured), "scan_processes": args.processes or "auto"})
+        measured = run_child("bench.scan_run", *child_args)
+    emit("scan", {**figures(args.accounts, measured), "scan_processes": 1})
 
 
 if __name__ == "__main__":

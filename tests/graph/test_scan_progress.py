@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ async def test_pages_advance_the_listener_to_the_counted_total(
     with scan_progress(pages.append):
         out = await graph.ainvoke(
             {"task": {"type": "health_scan", "summary": True}},
-            context=replace(ctx, settings=ctx.settings.model_copy(update={"scan_processes": 1})),
+            context=ctx,
         )
     assert total == 9 == out["result"]["scanned_count"]
     assert pages == [4, 4, 1]
