@@ -23,7 +23,7 @@ from bench.common import MIN_RUNS, emit, run_child
 from bench.scan_run import bench_settings
 from src.app.analysis.scan import score_book
 from src.app.context import scorer_from_settings
-from src.app.data.sample_book import generate_accounts
+from src.app.data.sample_book import SAMPLE_BOOK_SEED, generate_accounts
 from src.app.logging_setup import configure_logging
 from src.app.tools.store.sql import SQLStore
 
@@ -31,6 +31,8 @@ TARGET_ACCOUNTS = 100_000
 TARGET_SECONDS_PER_100K = 5.0
 TARGET_BASELINE_RATIO = 20.0
 TARGET_RSS_MB = 500.0
+PREPARE_CHUNK = 100_000
+"""Accounts generated and stored at a time while preparing a book (the first chunk: the sample-book generator's)."""
 TARGET_RSS_MB_1M = 1024.0
 """Peak RSS allowed for a book of a million accounts (issue 17)."""
 TARGET_LOOP_RATIO = 0.5
@@ -42,16 +44,20 @@ async def prepare(data_dir: Path, accounts: int) -> None:
     """A store holding `accounts` generated active accounts, each with a score from yesterday's scan."""
     settings = bench_settings(data_dir)
     now = datetime.now(UTC)
-    records = generate_accounts(accounts, as_of=now.date())
-    for record in records:
-        record["status"] = "active"
     store = SQLStore(settings.resolved_database_url)
     try:
-        await store.upsert_accounts(records)
-        yesterday = score_book(
-            records, scorer=scorer_from_settings(settings), previous={}, now=now - timedelta(days=1), tz=settings.tz
-        )
-        await store.save_scores(yesterday.scores)
+        for start in range(0, accounts, PREPARE_CHUNK):  # a million accounts never sit in memory at once
+            size = min(PREPARE_CHUNK, accounts - start)
+            records = generate_accounts(size, seed=SAMPLE_BOOK_SEED + start // PREPARE_CHUNK, as_of=now.date())
+            for index, record in enumerate(records):
+                record["status"] = "active"
+                if start:
+                    record["account_id"] = f"acct-{start + index + 1:07d}"
+            await store.upsert_accounts(records)
+            yesterday = score_book(
+                records, scorer=scorer_from_settings(settings), previous={}, now=now - timedelta(days=1), tz=settings.tz
+            )
+            await store.save_scores(yesterday.scores)
     finally:
         await store.aclose()
 
