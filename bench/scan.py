@@ -31,6 +31,8 @@ TARGET_ACCOUNTS = 100_000
 TARGET_SECONDS_PER_100K = 5.0
 TARGET_BASELINE_RATIO = 20.0
 TARGET_RSS_MB = 500.0
+CHILD_S_PER_ACCOUNT = 0.001
+"""Seconds the measuring child may take per account and run, beyond 600 s (copies of the store, the scans)."""
 PREPARE_CHUNK = 100_000
 """Accounts generated and stored at a time while preparing a book (the first chunk: the sample-book generator's)."""
 TARGET_RSS_MB_1M = 1024.0
@@ -142,7 +144,8 @@ def main() -> None:
             child_args.append("--full")
         if args.profile is not None:
             child_args += ["--profile", str(args.profile.resolve())]
-        measured = run_child("bench.scan_run", *child_args)
+        timeout_s = 600 + CHILD_S_PER_ACCOUNT * args.accounts * (args.runs + 1)  # a million takes a while
+        measured = run_child("bench.scan_run", *child_args, timeout_s=timeout_s)
     emit("scan", {**figures(args.accounts, measured), "scan_processes": 1})
 
 
