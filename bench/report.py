@@ -96,13 +96,13 @@ def _scan(records: list[dict[str, Any]]) -> str:
     lines += [
         "",
         "“accounts/s” counts accounts scored and persisted (3 sample-book records are deliberately malformed and",
-        "reported as errors). Peak RSS is the scan process's own high-water mark (`VmHWM`) plus the sum of its",
-        "helper processes' high-water marks (an upper bound of what they held at once). “ready” is the scan",
+        "reported as errors). Peak RSS is the scan process's own high-water mark (`VmHWM`). “ready” is the scan",
         "process's RSS before the first scan: it has imported the app and litellm (used for the alerts'",
-        "narratives) and opened the store. Books of 10 pages (20,000 accounts) or more are scored by this process",
-        "and one helper process per further CPU (`CSM_SCAN_PROCESSES`). The baseline is one `health_scan` graph",
-        "invocation per account id on an evenly spaced sample, extrapolated per account; it also dispatches every",
-        "alert its accounts trigger (the batch scan caps alerts at 5), as the per-account pattern would.",
+        "narratives) and opened the store. Every book is scored in one process, a page of 2,000 at a time, each",
+        "page at once with numpy (the helper processes of earlier versions are gone). The baseline is one",
+        "`health_scan` graph invocation per account id on an evenly spaced sample, extrapolated per account; it",
+        "also dispatches every alert its accounts trigger (the batch scan caps alerts at 5), as the per-account",
+        "pattern would.",
     ]
     return "\n".join(lines)
 

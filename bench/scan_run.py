@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from bench.common import ChildPeaks, current_rss_mb, emit, peak_rss_mb, stats
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
 from src.app.agents.runtime import open_agent
+from src.app.analysis.health import CSMHealthScorer
+from src.app.analysis.signals import DETAIL_FIELDS, AccountDataError, signals_from_record
 from src.app.config import OFFLINE_MODEL, CSMSettings
 from src.app.logging_setup import configure_logging
 from src.app.tools.llm.litellm_service import load_litellm
@@ -67,12 +72,42 @@ async def timed(call: Callable[[], Awaitable[T]]) -> tuple[float, T]:
     return perf_counter() - start, value
 
 
+async def loop_run(template: Path) -> dict[str, float]:
+    """The parent implementation's pattern on the same accounts, already in memory, nothing persisted.
+
+    A plain Python loop calling the reference `CSMHealthScorer().score` once per account: `signals_s` times the
+    calls on signals already validated; `records_s` also validates each record's signals
+    (`signals_from_record`), which a loop over raw records must do to call `score`. CPU seconds of this process.
+    """
+    async with ready_agent(template) as (_, store):
+        records = [r async for page in store.iter_accounts(page_size=10_000, omit=DETAIL_FIELDS) for r in page]
+    scorer, now, tz = CSMHealthScorer(), datetime.now(UTC), ZoneInfo("UTC")
+    gc.freeze()
+    try:
+        started = process_time()
+        signals = []
+        for record in records:
+            try:
+                signals.append((signals_from_record(record, now=now, tz=tz), str(record["account_id"])))
+            except AccountDataError:
+                continue
+        validated = process_time()
+        for values, account_id in signals:
+            scorer.score(values, account_id)
+        done = process_time()
+    finally:
+        gc.unfreeze()
+    return {"accounts": len(signals), "signals_s": done - validated, "records_s": done - started}
+
+
 async def batch_run(template: Path, task: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     """One daily scan (the scheduler's `health_scan` over the whole book): seconds, and what it did."""
     async with ready_agent(template) as (agent, store):
         before = await store.count("health_scores")
         with ChildPeaks() as helpers:
+            cpu = process_time()
             seconds, result = await timed(lambda: agent.execute(dict(task), dict(JOB_CONTEXT)))
+            cpu = process_time() - cpu
         if "error" in result:
             raise RuntimeError(f"the batch scan failed: {result['error']}")
         persisted = await store.count("health_scores") - before
@@ -82,6 +117,7 @@ async def batch_run(template: Path, task: dict[str, Any]) -> tuple[float, dict[s
         "errors": len(result["errors"]),
         "alerts": result["alerts_dispatched"],
         "helpers_peak_rss_mb": helpers.total_mb,
+        "cpu_s": cpu,
     }
 
 
@@ -115,7 +151,9 @@ async def profile_run(template: Path, task: dict[str, Any], output: Path) -> Non
     output.write_text(profiler.output_text(unicode=True, color=False, show_all=False), encoding="utf-8")
 
 
-async def measure(template: Path, runs: int, sample: int, profile: Path | None, full: bool) -> dict[str, Any]:
+async def measure(
+    template: Path, runs: int, sample: int, profile: Path | None, full: bool, loop: bool = True
+) -> dict[str, Any]:
     """All figures of one book size, measured in this process."""
     task = FULL_SCAN if full else DAILY_SCAN
     configure_logging(level="ERROR")
@@ -123,14 +161,29 @@ async def measure(template: Path, runs: int, sample: int, profile: Path | None, 
     await baseline_run(template, WARM_UP_SAMPLE)  # first-call costs (LLM path, drafts, validators) stay untimed
     rss_ready = current_rss_mb()
     seconds: list[float] = []
+    cpu: list[float] = []
+    loops: list[dict[str, float]] = []
     facts: dict[str, Any] = {}
     helpers_peak = 0.0
-    for _ in range(runs):
+    peak_before_loops = 0.0
+    for _ in range(runs):  # scan and loop alternate, so both see the same load on a shared machine
         elapsed, facts = await batch_run(template, task)
         seconds.append(elapsed)
+        cpu.append(facts.pop("cpu_s"))
         helpers_peak = max(helpers_peak, facts.pop("helpers_peak_rss_mb"))
+        if loop:
+            if not loops:  # the first scan's peak: the loop holds the whole book in memory, which the scan does not
+                peak_before_loops = peak_rss_mb()
+            loops.append(await loop_run(template))
     figures: dict[str, Any] = {"task": task, "batch_s": stats(seconds), **facts, "rss_ready_mb": rss_ready}
-    figures["peak_rss_main_mb"] = peak_rss_mb()
+    figures["batch_cpu_s"] = stats(cpu)
+    if loops:
+        figures["loop"] = {
+            "accounts": loops[0]["accounts"],
+            "signals_cpu_s": stats([run["signals_s"] for run in loops]),
+            "records_cpu_s": stats([run["records_s"] for run in loops]),
+        }
+    figures["peak_rss_main_mb"] = peak_before_loops if loops else peak_rss_mb()
     figures["peak_rss_helpers_mb"] = helpers_peak
     figures["peak_rss_mb"] = round(figures["peak_rss_main_mb"] + helpers_peak, 1)
     if sample:
@@ -148,8 +201,11 @@ def main() -> None:
     parser.add_argument("--baseline-sample", type=int, default=1000)
     parser.add_argument("--profile", type=Path, default=None, help="Write a pyinstrument profile of one scan here.")
     parser.add_argument("--full", action="store_true", help="Return every account's score, not the summary.")
+    parser.add_argument("--no-loop", action="store_true", help="Skip the in-memory scoring loop of each run.")
     args = parser.parse_args()
-    figures = asyncio.run(measure(args.template, args.runs, args.baseline_sample, args.profile, args.full))
+    figures = asyncio.run(
+        measure(args.template, args.runs, args.baseline_sample, args.profile, args.full, loop=not args.no_loop)
+    )
     emit("scan_run", figures)
 
 

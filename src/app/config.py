@@ -63,12 +63,6 @@ class CSMSettings(BaseSettings):
     )
     alert_cooldown_days: int = Field(default=7, ge=0)
     max_alerts_per_scan: int = Field(default=5, ge=0)
-    scan_processes: int | None = Field(
-        default=None,
-        ge=1,
-        le=64,
-        description="Processes a large whole-book scan scores in (1: this one only; unset: one per CPU, at most 4).",
-    )
     allowed_recipient_domains: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Domains drafts may be addressed to; empty allows any internal address."
     )

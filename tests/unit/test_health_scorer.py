@@ -18,6 +18,7 @@ from src.app.analysis.health import (
     Scorecard,
     weakest_signals,
 )
+from src.app.analysis.scorecards import load_default_scorecard, score_with_scorecard
 from src.app.schemas import CSMHealthScore, CSMHealthSignals
 
 PERFECT: dict[str, Any] = {
@@ -522,3 +523,12 @@ def test_scoring_is_fast() -> None:
     for item in inputs:
         scorer.score(item, "acct-1", computed_at=NOW)
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(("target", "rag", "shown"), [(39.997, "RED", 40.0), (69.996, "AMBER", 70.0)])
+def test_thresholds_apply_to_the_unrounded_score(target: float, rag: str, shown: float) -> None:
+    signals = _signals_scoring(target)
+    seed = CSMHealthScorer().score(signals, "acct-1")
+    card = score_with_scorecard(signals.model_dump(), load_default_scorecard(), "acct-1")
+    assert (seed.score, seed.rag) == (shown, rag)
+    assert (card.score, card.rag) == (shown, rag)

@@ -222,12 +222,13 @@ class CSMHealthScorer:
         breakdown = self._points(signals)
         raw = sum(breakdown.values())
         final = self._apply_multipliers(signals, raw, breakdown)
-        score = round(min(max(final, SCORE_MIN), SCORE_MAX), 2)
-        rag = self._rag(score)
+        clamped = min(max(final, SCORE_MIN), SCORE_MAX)
+        score = round(clamped, 2)
+        rag = self._rag(clamped)  # thresholds apply to the unrounded score: 39.997 is RED, not AMBER
         churn_level, trigger = self._churn(signals, rag)
         rounded = {key: self._round(points) for key, points in breakdown.items()}
         card = self.default_scorecard
-        previous = _comparable(previous, card)
+        previous = comparable_previous(previous, card)
         missing = self._missing(signals)
         return trusted_score(
             {
@@ -237,9 +238,9 @@ class CSMHealthScorer:
                 "churn_risk_level": churn_level,
                 "churn_triggered_by": trigger,
                 "signal_breakdown": rounded,
-                "computed_at": _as_utc(computed_at),
+                "computed_at": utc_moment(computed_at),
                 "previous_score": None if previous is None else previous.score,
-                "signal_deltas": {} if previous is None else _deltas(rounded, previous.signal_breakdown),
+                "signal_deltas": {} if previous is None else score_deltas(rounded, previous.signal_breakdown),
                 "coverage": round(1 - sum(share for _, name, share in self._weights if name in missing), 4),
                 "missing_signals": missing,
                 "scorecard_name": card.name,
@@ -282,11 +283,11 @@ class CSMHealthScorer:
                 f"({card.coverage_floor:.0%}); missing signals: {', '.join(result.missing_signals)}"
             )
             raise AccountDataError(account_id, [problem], kind="insufficient_data")
-        score = result.to_health_score(computed_at=_as_utc(computed_at))
-        previous = _comparable(previous, card)
+        score = result.to_health_score(computed_at=utc_moment(computed_at))
+        previous = comparable_previous(previous, card)
         if previous is not None:
             score.previous_score = previous.score
-            score.signal_deltas = _deltas(score.signal_breakdown, previous.signal_breakdown)
+            score.signal_deltas = score_deltas(score.signal_breakdown, previous.signal_breakdown)
         return score
 
     def _missing(self, signals: CSMHealthSignals) -> list[str]:
@@ -408,7 +409,7 @@ def _fields_read(scorecards: ScorecardSet) -> set[str]:
     }
 
 
-def _comparable(previous: CSMHealthScore | None, card: ScorecardSpec) -> CSMHealthScore | None:
+def comparable_previous(previous: CSMHealthScore | None, card: ScorecardSpec) -> CSMHealthScore | None:
     """The previous score when the same scorecard (name and version) computed it; scores of others never compare."""
     if previous is None or previous.scorecard != (card.name, card.version):
         return None
@@ -448,7 +449,8 @@ def _multiply(total: float, multiplier: float, key: str, breakdown: dict[str, fl
     return reduced
 
 
-def _as_utc(moment: datetime | None) -> datetime:
+def utc_moment(moment: datetime | None) -> datetime:
+    """`moment` as an aware UTC datetime (naive means UTC; None means now)."""
     if moment is None:
         return datetime.now(UTC)
     if moment.tzinfo is UTC:
@@ -456,7 +458,8 @@ def _as_utc(moment: datetime | None) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _deltas(current: Mapping[str, float], previous: Mapping[str, float]) -> dict[str, float]:
+def score_deltas(current: Mapping[str, float], previous: Mapping[str, float]) -> dict[str, float]:
+    """The per-signal change of a breakdown since the previous one, rounded; signals that did not move left out."""
     if current == previous:  # the common case of a daily scan: nothing moved
         return {}
     moved = sorted(key for key in current.keys() | previous.keys() if current.get(key) != previous.get(key))

@@ -14,6 +14,9 @@ from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.signals import AccountDataError, observed_signals, signals_from_record
 from src.app.schemas import CSMHealthScore
 
+BATCH_MIN_RECORDS = 32
+"""Fewest scorable records for which a page is scored at once with numpy rather than account by account."""
+
 
 class AccountError(BaseModel):
     """Why one account could not be scored."""
@@ -50,14 +53,43 @@ def score_book(
         tz: The time zone in which contract end dates are read.
         history: Each account's recent scores, when a scorecard reads the score trend.
     """
+    records = list(records)
+    batched = _batched(records, scorer=scorer, previous=previous, now=now, tz=tz)
     outcome = ScanOutcome()
     for index, record in enumerate(records):
-        result = _score_one(record, index, scorer=scorer, previous=previous, now=now, tz=tz, history=history or {})
+        result = batched[index] or _score_one(
+            record, index, scorer=scorer, previous=previous, now=now, tz=tz, history=history or {}
+        )
         if isinstance(result, AccountError):
             outcome.errors.append(result)
         else:
             outcome.scores.append(result)
     return outcome
+
+
+def _batched(
+    records: list[Mapping[str, Any]],
+    *,
+    scorer: CSMHealthScorer,
+    previous: Mapping[str, CSMHealthScore],
+    now: datetime,
+    tz: ZoneInfo,
+) -> list[CSMHealthScore | None]:
+    """The default scorecard's scores of a page at once (`health_batch`); None where a record scores per account.
+
+    A configured scorecard set, and a page too small to repay numpy's fixed cost, score every record per account.
+    """
+    plain = [isinstance(r, Mapping) and isinstance(r.get("account_id"), str) and bool(r["account_id"]) for r in records]
+    if scorer.scorecards is not None or sum(plain) < BATCH_MIN_RECORDS:
+        return [None] * len(records)
+    from src.app.analysis.health_batch import score_batch  # numpy: imported by the first page worth it
+
+    scored = iter(
+        score_batch(
+            [r for r, ok in zip(records, plain, strict=True) if ok], scorer=scorer, previous=previous, now=now, tz=tz
+        )
+    )
+    return [next(scored) if ok else None for ok in plain]
 
 
 def _score_one(

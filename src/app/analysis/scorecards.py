@@ -145,8 +145,9 @@ def score_with_scorecard(signals: Mapping[str, Any], scorecard: ScorecardSpec, a
         factor = scorecard.total_weight() / available
         kept = {name: value * factor for name, value in kept.items()}
     final = _apply_multipliers(signals, scorecard, sum(kept.values()), kept)
-    score = round(min(max(final, SCORE_MIN), SCORE_MAX), 2)
-    rag = rag_of(score, scorecard)
+    clamped = min(max(final, SCORE_MIN), SCORE_MAX)
+    score = round(clamped, 2)
+    rag = rag_of(clamped, scorecard)  # thresholds apply to the unrounded score: 39.997 is RED, not AMBER
     outcome = churn_outcome(signals, scorecard, rag)
     level = scorecard.churn.levels[outcome][rag]
     return ScorecardScore(

@@ -26,7 +26,7 @@ from src.app.schemas import CSMHealthScore
 RAG_STYLE = {"GREEN": "bold green", "AMBER": "bold yellow", "RED": "bold red"}
 TABLE_ROWS = 15
 
-__all__ = ["Console", "progress", "render_drafts", "render_result", "render_scan"]
+__all__ = ["Console", "accounts_progress", "progress", "render_drafts", "render_result", "render_scan"]
 
 
 @contextmanager
@@ -37,6 +37,25 @@ def progress(console: Console, description: str, total: int | None = None) -> It
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
         bar.update(task, total=total or 1, completed=total or 1)
+
+
+@contextmanager
+def accounts_progress(console: Console, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A bar of accounts done / total with accounts per second; yields `advance(accounts)` (a page at a time)."""
+    started = time.perf_counter()
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(description, total=total, rate="")
+        done = 0
+
+        def advance(accounts: int) -> None:
+            nonlocal done
+            done += accounts
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=done, rate=f"{rate:,.0f} accounts/s")
+
+        yield advance
+        bar.update(task, total=max(total or done, done, 1), completed=max(total or done, done, 1))
 
 
 @contextmanager

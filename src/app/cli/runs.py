@@ -16,7 +16,7 @@ from src.app.agents.runtime import open_agent, scheduler_for, settings_for
 from src.app.analysis.adoption import build_adoption_facts
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.analysis.signals import AccountDataError, parse_account
-from src.app.cli.render import Console, progress, render_drafts, render_result, render_scan
+from src.app.cli.render import Console, accounts_progress, progress, render_drafts, render_result, render_scan
 from src.app.config import CSMSettings
 from src.app.data.sample_book import load_sample_book
 from src.app.nodes.qbr_documents import DocumentFormat, document_path, qbr_document, write_document
@@ -38,8 +38,11 @@ async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) 
     console = Console(quiet=quiet)
     async with open_agent(settings) as (agent, store):
         await ensure_accounts(store, settings, console)
-        with progress(console, f"Running {task['type']}"):
-            result = await agent.execute(task, {})
+        if _whole_book_scan(task) and isinstance(store, SQLStore):
+            result = await _scan_with_progress(agent, store, task, console)
+        else:
+            with progress(console, f"Running {task['type']}"):
+                result = await agent.execute(task, {})
         render_result(console, result)
         if "llm_usage" in result:
             console.print(usage_line(result["llm_usage"]))
@@ -78,6 +81,21 @@ async def run_qbr(
     }
     render_result(console, summary)
     return summary
+
+
+def _whole_book_scan(task: dict[str, Any]) -> bool:
+    return task.get("type") == "health_scan" and not task.get("account_id") and task.get("account_ids") is None
+
+
+async def _scan_with_progress(
+    agent: CustomerSuccessAgent, store: SQLStore, task: dict[str, Any], console: Console
+) -> dict[str, Any]:
+    """A whole-book scan showing accounts done / total (counted first) and the rate, advanced page by page."""
+    from src.app.scan.progress import scan_progress
+
+    total = await store.count_accounts(active_only=True)
+    with accounts_progress(console, "Health scan", total) as advance, scan_progress(advance):
+        return await agent.execute(task, {})
 
 
 async def ensure_accounts(store: CSMStore, settings: CSMSettings, console: Console) -> None:
@@ -148,8 +166,13 @@ async def _demo_day(settings: CSMSettings, console: Console, timings: dict[str, 
     async with open_agent(settings) as (agent, store):
         book = load_sample_book(today=datetime.now(settings.tz).date())
         await _timed(timings, "load", store.upsert_accounts(book))
-        with progress(console, f"Health scan of {len(book)} accounts"):
-            scan = await _timed(timings, "health_scan", agent.execute({"type": "health_scan"}, {}))
+        if isinstance(store, SQLStore):
+            scan = await _timed(
+                timings, "health_scan", _scan_with_progress(agent, store, {"type": "health_scan"}, console)
+            )
+        else:
+            with progress(console, f"Health scan of {len(book)} accounts"):
+                scan = await _timed(timings, "health_scan", agent.execute({"type": "health_scan"}, {}))
         scheduler = scheduler_for(agent, store, settings)
         with progress(console, "Contract check (renewals within 60 days)"):
             contract = await _timed(timings, "contract_check", scheduler.run_job("csm_daily_contract_check"))

@@ -34,9 +34,8 @@ log = structlog.get_logger(__name__)
 async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Score every requested account, page by page, and append the new scores to the history.
 
-    A whole-book scan of a large book on a database other processes can open splits its pages between this
-    process and helper processes (`CSM_SCAN_PROCESSES`). A task with `"summary": true` keeps only counts and
-    the alert candidates, so the scan neither holds nor returns every account's breakdown.
+    Each page is scored at once with array operations and saved in bulk. A task with `"summary": true` keeps only
+    counts and the alert candidates, so the scan neither holds nor returns every account's breakdown.
     """
     ctx = runtime.context
     task = as_task(state["task"], HealthScanTask)
@@ -44,7 +43,7 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
     account_ids = task.account_scope()
     with _older_objects_left_alone():
         if account_ids is None:
-            pages = await whole_book(ctx.store, spec, processes=ctx.settings.scan_processes)
+            pages = await whole_book(ctx.store, spec)
             errors = _unreadable_errors(ctx.store, None)
         else:
             records = await ctx.store.load_accounts(account_ids, active_only=False)

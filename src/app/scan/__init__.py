@@ -1,1 +1,1 @@
-"""The whole-book scan engine: pages of accounts scored and saved, in this process or in helper processes."""
+"""The whole-book scan engine: pages of accounts scored and saved, scored at once and saved in bulk."""

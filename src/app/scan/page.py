@@ -1,7 +1,7 @@
 """One page of a health scan: score the records, save what is new to the history, and report it compactly.
 
-The same function runs in the scan's own process and in its helper processes (`tools.scan_helper`), so it
-imports only the analysis, the schemas and the store protocol: no graph, no LLM client.
+It imports only the analysis, the schemas and the store protocol (no graph, no LLM client), so a distributed
+executor can run it on a page range in a worker of its own.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ AlertCandidate = tuple[int, float, str]
 
 @dataclass(frozen=True)
 class ScanSpec:
-    """Everything a page needs besides its records and the store; plain data, so a helper process can get it."""
+    """Everything a page needs besides its records and the store; plain data, so it pickles."""
 
     scorer: CSMHealthScorer
     now: datetime
@@ -60,7 +60,7 @@ class ScanSpec:
 
 @dataclass
 class PageResult:
-    """What scoring one page did, small enough to send back from a helper process."""
+    """What scoring one page did, small enough to send back from another process."""
 
     scanned: int = 0
     rag_counts: Counter[str] = field(default_factory=Counter)

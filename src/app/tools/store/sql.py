@@ -284,6 +284,14 @@ class SQLStore(HistoryReads, OutboxRows):
         rows = await asyncio.to_thread(self._fetch_mappings, query)
         return int(rows[0]["n"])
 
+    async def count_accounts(self, *, active_only: bool = True) -> int:
+        """How many accounts (active ones by default) a whole-book scan covers: one COUNT, no record read."""
+        query = select(func.count().label("n")).select_from(ACCOUNTS)
+        if active_only:
+            query = query.where(_is_active())
+        rows = await asyncio.to_thread(self._fetch_mappings, query)
+        return int(rows[0]["n"])
+
     def _ready_engine(self) -> Engine:
         with self._init_lock:
             if self._engine is None:
