@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from src.app.tools.store import RunClaim
-from src.app.tools.store.sql_tables import RUNS, check_text, new_id, utc_now
+from src.app.tools.store import RunClaim, RunProgress
+from src.app.tools.store.sql_tables import RUN_TASKS, RUNS, check_text, new_id, utc_now
 
 
 class Transaction(Protocol):
@@ -85,3 +85,92 @@ def finish_run(transaction: Transaction, run_id: str, status: str, summary: Mapp
         result = connection.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(values))
         if result.rowcount == 0:
             raise KeyError(f"Unknown run id {run_id!r}")
+
+
+MAX_RECORDED_ERRORS = 100
+"""Failed tasks named (account and reason) in a finished run's summary; the rest are counted."""
+
+
+def dispatched(transaction: Transaction, run_id: str, summary: Mapping[str, Any]) -> None:
+    """Record what a run sent to the workers (`summary["sent"]`); the run stays `running` until they are done."""
+    with transaction(write=True) as connection:
+        result = connection.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(summary=dict(summary)))
+        if result.rowcount == 0:
+            raise KeyError(f"Unknown run id {run_id!r}")
+
+
+def record_task(
+    transaction: Transaction, run_id: str, task_key: str, *, account_id: str | None, status: str, reason: str | None
+) -> bool:
+    """Record one task's outcome; False when it was recorded already (a redelivered task counts once)."""
+    row: dict[str, Any] = {"run_id": run_id, "task_key": task_key, "account_id": account_id, "status": status}
+    row |= {"reason": reason, "finished_at": utc_now()}
+    check_text(RUN_TASKS, row)
+    try:
+        with transaction(write=True) as connection:
+            connection.execute(insert(RUN_TASKS), row)
+    except IntegrityError:
+        return False
+    return True
+
+
+def task_recorded(transaction: Transaction, run_id: str, task_key: str) -> bool:
+    """Whether a task of the run has its outcome recorded."""
+    where = (RUN_TASKS.c.run_id == run_id) & (RUN_TASKS.c.task_key == task_key)
+    with transaction(write=False) as connection:
+        return connection.execute(select(RUN_TASKS.c.task_key).where(where)).first() is not None
+
+
+def progress(transaction: Transaction, run_id: str) -> RunProgress | None:
+    """How far the workers are with a run: sent, finished, failed and skipped counts (None: unknown run)."""
+    with transaction(write=False) as connection:
+        return _progress(connection, run_id)
+
+
+def complete_if_done(transaction: Transaction, run_id: str) -> RunProgress | None:
+    """Finish a dispatched run once every task it sent has an outcome; the progress, or None if not finished now.
+
+    The row is updated only while it is `running`, so of two workers finishing the last tasks at once exactly
+    one completes the run.
+    """
+    with transaction(write=True) as connection:
+        state = _progress(connection, run_id)
+        if state is None or state.status != "running" or state.sent is None or state.done < state.sent:
+            return None
+        summary = state.summary()
+        taken = connection.execute(
+            update(RUNS)
+            .where(RUNS.c.run_id == run_id, RUNS.c.status == "running")
+            .values(status="succeeded", finished_at=utc_now(), summary=summary)
+        )
+    return state if taken.rowcount == 1 else None
+
+
+def _progress(connection: Connection, run_id: str) -> RunProgress | None:
+    run = connection.execute(select(RUNS.c.status, RUNS.c.summary).where(RUNS.c.run_id == run_id)).first()
+    if run is None:
+        return None
+    counts = {
+        str(status): int(n)
+        for status, n in connection.execute(
+            select(RUN_TASKS.c.status, func.count()).where(RUN_TASKS.c.run_id == run_id).group_by(RUN_TASKS.c.status)
+        )
+    }
+    failures = connection.execute(
+        select(RUN_TASKS.c.account_id, RUN_TASKS.c.reason)
+        .where(RUN_TASKS.c.run_id == run_id, RUN_TASKS.c.status == "failed")
+        .order_by(RUN_TASKS.c.account_id)
+        .limit(MAX_RECORDED_ERRORS)
+    )
+    dispatched_summary = dict(run.summary or {})
+    sent = dispatched_summary.get("sent")
+    return RunProgress(
+        run_id=run_id,
+        status=str(run.status),
+        sent=int(sent) if isinstance(sent, int) else None,
+        finished=counts.get("ok", 0),
+        failed=counts.get("failed", 0),
+        skipped=counts.get("skipped", 0),
+        errors=[{"account_id": str(a), "message": str(r)} for a, r in failures],
+        dispatched=dispatched_summary,
+    )

@@ -185,6 +185,18 @@ RUNS = Table(
     UniqueConstraint("job_id", "key", name="uq_runs_job_key"),
 )
 
+RUN_TASKS = Table(
+    "run_tasks",
+    METADATA,
+    Column("run_id", _ID, primary_key=True),
+    Column("task_key", _KEY, primary_key=True),
+    Column("account_id", ACCOUNT_ID_TYPE),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text),
+    Column("finished_at", UTCDateTime, nullable=False),
+)
+"""The outcome of each task a run sent to the workers: written once per (run, task), the first outcome wins."""
+
 
 class JSONText(str):
     """JSON text serialised already, written to a JSON column as it is."""
