@@ -226,7 +226,8 @@ class CustomerSuccessAgent(BaseAgent):
         except Exception as error:  # noqa: BLE001 - fail-open contract of SPEC §3
             message = redact_secrets(str(error), self.settings)
             log.warning("task_failed", error_type=type(error).__name__, error=message)
-            return {"task_type": task_type, "error": message, "confidence": "low", "partial": True}
+            failure = {"task_type": task_type, "error": message, "error_type": type(error).__name__}
+            return failure | {"confidence": "low", "partial": True}
         result: dict[str, Any] = output["result"]
         if output.get("handoffs"):  # only emitted when no Sales executor took them in-process
             log.warning("sales_handoff_skipped", reason="no sales agent configured", count=len(output["handoffs"]))
