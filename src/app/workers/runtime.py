@@ -18,7 +18,7 @@ import structlog
 
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
 from src.app.agents.runtime import open_agent
-from src.app.config import CSMSettings
+from src.app.config import OFFLINE_MODEL, CSMSettings
 from src.app.tools.store import RunLedger
 
 T = TypeVar("T")
@@ -47,6 +47,12 @@ class WorkerRuntime:
         loop = self._ready()
         assert self._agent is not None and self._ledger is not None
         return asyncio.run_coroutine_threadsafe(work(self._agent, self._ledger), loop).result()
+
+    def warm(self) -> None:
+        """Build the loop and agent now, and import the LLM client, so the first task pays for neither."""
+        loop = self._ready()
+        if self._agent is not None and self._agent.settings.llm_model != OFFLINE_MODEL:
+            asyncio.run_coroutine_threadsafe(asyncio.to_thread(_load_llm_client), loop).result()
 
     def close(self) -> None:
         """Close the agent's clients and stop the loop (idempotent; only in the process that built them)."""
@@ -85,3 +91,9 @@ class WorkerRuntime:
             )
         self._stack, self._agent, self._ledger = stack, agent, store
         log.info("worker_runtime_ready", pid=os.getpid(), llm=repr(agent.settings.llm_model))
+
+
+def _load_llm_client() -> None:
+    from src.app.tools.llm.litellm_service import load_litellm
+
+    load_litellm()

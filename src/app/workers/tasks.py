@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 from celery import Task
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
@@ -101,6 +101,18 @@ async def run_recorded(
     if completed is not None:
         bound.info("run_completed", sent=completed.sent, ok=completed.finished, failed=completed.failed)
     return {"run_id": run_id, "task_key": key, "status": status}
+
+
+@worker_ready.connect
+def _warm_in_worker(sender: Any = None, **_: Any) -> None:
+    """threads/solo pools: build the runtime before the worker says it is ready (prefork children do their own)."""
+    if "prefork" not in type(getattr(sender, "pool", None)).__module__:
+        RUNTIME.warm()
+
+
+@worker_process_init.connect
+def _warm_in_child(**_: Any) -> None:
+    RUNTIME.warm()
 
 
 @worker_process_shutdown.connect
