@@ -2,7 +2,8 @@
 
 `limits` answers yes or no atomically (a Lua script); the waiting is ours: a refused request sleeps until the
 oldest entry of the full window expires, then asks again. The Redis connection belongs to the event loop that
-made it, so each loop gets its own limiter.
+made it, so each loop gets its own limiter. redis is imported here, at module import: `limits` imports it on
+first use and reads its `__version__`, which a second thread can see missing while the first is still importing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 import weakref
 from collections.abc import Sequence
 
+import redis.asyncio  # noqa: F401 - imported whole before `limits` looks for it lazily (see below)
 import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
