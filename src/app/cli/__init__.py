@@ -134,11 +134,12 @@ def worker(
     ),
     name: Annotated[str | None, typer.Option("--name", "-n", help="Celery node name.")] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    events: Annotated[bool, typer.Option("--events", "-E", help="Send task events (celery events, Flower).")] = False,
 ) -> None:
     """Start a Celery worker for CSM_EXECUTOR=celery (broker CSM_BROKER_URL); SIGTERM stops it warm."""
     from src.app.cli.cluster import run_worker
 
-    run_worker(concurrency=concurrency, queues=queues, pool=pool, name=name, loglevel=loglevel)
+    run_worker(concurrency=concurrency, queues=queues, pool=pool, name=name, loglevel=loglevel, events=events)
 
 
 @app.command()

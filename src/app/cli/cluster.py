@@ -16,24 +16,30 @@ from src.app.tools.store import RunLedger
 WAIT_POLL_S = 1.0
 
 
-def worker_argv(*, concurrency: int, queues: list[str] | None, pool: str, name: str | None, loglevel: str) -> list[str]:
+def worker_argv(
+    *, concurrency: int, queues: list[str] | None, pool: str, name: str | None, loglevel: str, events: bool = False
+) -> list[str]:
     """The `celery worker` arguments `csm worker` runs with."""
     from src.app.workers.app import app
 
     queue_names = queues or [str(app.conf.task_default_queue)]
     node = name or f"csm-{os.getpid()}@%h"
     argv = ["worker", "--pool", pool, "--concurrency", str(concurrency), "--queues", ",".join(queue_names)]
-    return argv + ["--hostname", node, "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+    argv += ["--hostname", node, "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+    return argv + ["--task-events"] if events else argv
 
 
-def run_worker(*, concurrency: int, queues: list[str] | None, pool: str, name: str | None, loglevel: str) -> None:
+def run_worker(
+    *, concurrency: int, queues: list[str] | None, pool: str, name: str | None, loglevel: str, events: bool = False
+) -> None:
     """Start a Celery worker in this process until SIGTERM (warm stop) or SIGQUIT (cold)."""
     from src.app.config import CSMSettings
     from src.app.workers.app import app
 
     if CSMSettings().broker_url is None:
         raise ValueError("csm worker needs CSM_BROKER_URL (amqp://... or redis://...)")
-    app.worker_main(worker_argv(concurrency=concurrency, queues=queues, pool=pool, name=name, loglevel=loglevel))
+    argv = worker_argv(concurrency=concurrency, queues=queues, pool=pool, name=name, loglevel=loglevel, events=events)
+    app.worker_main(argv)
 
 
 async def list_runs(*, data_dir: Path | None, limit: int, quiet: bool) -> dict[str, Any]:
