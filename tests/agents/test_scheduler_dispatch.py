@@ -115,3 +115,28 @@ async def test_nothing_to_send_completes_the_run_at_once(book: Any) -> None:
     outcome = await scheduler.run_job("csm_quarterly_qbr", force=True)
     assert dispatcher.sent == [] and outcome["sent"] == 0
     assert (await store.list_runs())[0].status == "succeeded"
+
+
+async def test_a_run_taken_over_after_its_lease_counts_each_account_once(book: Any) -> None:
+    agent, store = book
+    first = RecordingDispatcher()
+    scheduler = CSMScheduler(agent, store=store, clock=lambda: QUARTER_START, owner="s1", dispatcher=first)
+    run_id = (await scheduler.run_job("csm_quarterly_qbr"))["run_id"]
+    failing = FailingAgent(agent, first.sent[0][2]["account_id"], "ValueError")
+    for _, job, task in first.sent[:5]:  # the first scheduler's workers got through five, then everything died
+        await run_recorded(failing, store, run_id, job, task, worker="w1")
+
+    later = datetime(2027, 1, 1, 7, tzinfo=UTC)
+    second = RecordingDispatcher()
+    taken = await CSMScheduler(agent, store=store, clock=lambda: later, owner="s2", dispatcher=second).run_job(
+        "csm_quarterly_qbr"
+    )
+    assert taken["run_id"] == run_id and taken["resumed"] and taken["sent"] == BOOK_SIZE
+    assert len(second.sent) == BOOK_SIZE - 4  # the failed account is sent again: a no-op when delivered
+    for _, job, task in second.sent:
+        await run_recorded(failing, store, run_id, job, task, worker="w2")
+    run = (await store.list_runs())[0]
+    assert run.status == "succeeded" and run.summary is not None
+    counts = (run.summary["sent"], run.summary["ok"], run.summary["failed"], run.summary["skipped"])
+    assert counts == (BOOK_SIZE, BOOK_SIZE - 1, 1, 0)
+    assert failing.calls == 1

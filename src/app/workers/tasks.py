@@ -96,7 +96,8 @@ async def run_recorded(
     if error is not None and result.get("error_type") in TRANSIENT_ERROR_TYPES and not last_try:
         raise TransientTaskError(f"{result.get('error_type')}: {error}")
     status = "ok" if error is None else "failed"
-    await ledger.record_task(run_id, key, account_id=account_id, status=status, reason=error)
+    usage = result.get("llm_usage")
+    await ledger.record_task(run_id, key, account_id=account_id, status=status, reason=error, llm_usage=usage)
     completed = await ledger.complete_if_done(run_id)
     if completed is not None:
         bound.info("run_completed", sent=completed.sent, ok=completed.finished, failed=completed.failed)

@@ -221,7 +221,8 @@ class CSMScheduler:
             if (done := await cast(RunLedger, store).complete_if_done(claim.run_id)) is not None:
                 summary = done.summary()
             log.info("job_dispatched", job_id=job_id, key=key, resumed=claim.resumed, **summary)
-            return {"job_id": job_id, "key": key, "status": "dispatched", "run_id": claim.run_id, **summary}
+            outcome = {"job_id": job_id, "key": key, "status": "dispatched", "run_id": claim.run_id}
+            return outcome | {"resumed": claim.resumed, **summary}
         await store.finish_run(claim.run_id, "succeeded", summary)
         log.info("job_summary", job_id=job_id, key=key, resumed=claim.resumed, **summary)
         return {"job_id": job_id, "key": key, "status": "succeeded", "resumed": claim.resumed, **summary}
@@ -310,8 +311,13 @@ class CSMScheduler:
         if not isinstance(self._store(), RunLedger):
             raise TypeError("CSM_EXECUTOR=celery records run progress in the SQL store (set CSM_DATABASE_URL)")
         run_id, sent = current
-        sent.append(await self._dispatcher.send(run_id, job_id, tasks) if tasks else 0)
-        return {"ok": 0, "failed": 0, "skipped": skipped}
+        ledger = cast(RunLedger, self._store())
+        # A run taken over after its lease: the QBRs its workers made count as its own, not as skipped, and the
+        # accounts they failed (no QBR, so among `tasks` again) are no-ops when delivered: they count once.
+        earlier = await ledger.run_progress(run_id)
+        earlier_ok = earlier.finished if earlier is not None else 0
+        sent.append((await self._dispatcher.send(run_id, job_id, tasks) if tasks else 0) + earlier_ok)
+        return {"ok": 0, "failed": 0, "skipped": skipped - earlier_ok}
 
     async def _execute(self, task: dict[str, Any], job_id: str) -> dict[str, Any]:
         return await self._agent.execute(task, {**self._caller, "job_id": job_id, "scheduler": self._owner})

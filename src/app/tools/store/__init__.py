@@ -76,6 +76,8 @@ class RunProgress(BaseModel):
     """Failed tasks (first 100): account and reason."""
     dispatched: dict[str, Any] = {}
     """The summary recorded when the tasks were sent."""
+    llm_usage: dict[str, Any] = {}
+    """Calls, tokens and cost of the scheduler's part and every recorded task together."""
 
     @property
     def done(self) -> int:
@@ -88,6 +90,7 @@ class RunProgress(BaseModel):
         summary["ok"] = int(summary.get("ok", 0)) + self.finished
         summary["failed"] = int(summary.get("failed", 0)) + self.failed
         summary["skipped"] = int(summary.get("skipped", 0)) + self.skipped
+        summary["llm_usage"] = self.llm_usage
         if self.errors:
             summary["errors"] = [*summary.get("errors", []), *self.errors]
         return summary
@@ -106,9 +109,16 @@ class RunLedger(Protocol):
         ...
 
     async def record_task(
-        self, run_id: str, task_key: str, *, account_id: str | None, status: str, reason: str | None = None
+        self,
+        run_id: str,
+        task_key: str,
+        *,
+        account_id: str | None,
+        status: str,
+        reason: str | None = None,
+        llm_usage: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Record one task's outcome once; False when it was recorded already."""
+        """Record one task's outcome (and its LLM usage) once; False when it was recorded already."""
         ...
 
     async def run_progress(self, run_id: str) -> RunProgress | None:

@@ -287,9 +287,16 @@ class SQLStore:
         return await asyncio.to_thread(sql_runs_ledger.task_recorded, self._transaction, run_id, task_key)
 
     async def record_task(
-        self, run_id: str, task_key: str, *, account_id: str | None, status: str, reason: str | None = None
+        self,
+        run_id: str,
+        task_key: str,
+        *,
+        account_id: str | None,
+        status: str,
+        reason: str | None = None,
+        llm_usage: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Record one task's outcome once; False when it was recorded already."""
+        """Record one task's outcome (and its LLM usage) once; False when it was recorded already."""
         return await asyncio.to_thread(
             sql_runs_ledger.record_task,
             self._transaction,
@@ -298,6 +305,7 @@ class SQLStore:
             account_id=account_id,
             status=status,
             reason=reason,
+            llm_usage=llm_usage,
         )
 
     async def run_progress(self, run_id: str) -> RunProgress | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -100,11 +100,18 @@ def dispatched(transaction: Transaction, run_id: str, summary: Mapping[str, Any]
 
 
 def record_task(
-    transaction: Transaction, run_id: str, task_key: str, *, account_id: str | None, status: str, reason: str | None
+    transaction: Transaction,
+    run_id: str,
+    task_key: str,
+    *,
+    account_id: str | None,
+    status: str,
+    reason: str | None,
+    llm_usage: Mapping[str, Any] | None = None,
 ) -> bool:
     """Record one task's outcome; False when it was recorded already (a redelivered task counts once)."""
     row: dict[str, Any] = {"run_id": run_id, "task_key": task_key, "account_id": account_id, "status": status}
-    row |= {"reason": reason, "finished_at": utc_now()}
+    row |= {"reason": reason, "finished_at": utc_now(), "llm_usage": dict(llm_usage) if llm_usage else None}
     check_text(RUN_TASKS, row)
     try:
         with transaction(write=True) as connection:
@@ -162,6 +169,9 @@ def _progress(connection: Connection, run_id: str) -> RunProgress | None:
         .order_by(RUN_TASKS.c.account_id)
         .limit(MAX_RECORDED_ERRORS)
     )
+    usages = connection.execute(
+        select(RUN_TASKS.c.llm_usage).where(RUN_TASKS.c.run_id == run_id, RUN_TASKS.c.llm_usage.is_not(None))
+    ).scalars()
     dispatched_summary = dict(run.summary or {})
     sent = dispatched_summary.get("sent")
     return RunProgress(
@@ -173,4 +183,19 @@ def _progress(connection: Connection, run_id: str) -> RunProgress | None:
         skipped=counts.get("skipped", 0),
         errors=[{"account_id": str(a), "message": str(r)} for a, r in failures],
         dispatched=dispatched_summary,
+        llm_usage=add_usage([dispatched_summary.get("llm_usage") or {}, *usages]),
     )
+
+
+USAGE_COUNTS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def add_usage(usages: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The sum of `llm_usage` blocks: calls, tokens and cost (per-model detail is not kept across workers)."""
+    total: dict[str, Any] = dict.fromkeys(USAGE_COUNTS, 0) | {"cost_usd": 0.0}
+    for usage in usages:
+        for name in USAGE_COUNTS:
+            total[name] += int((usage or {}).get(name) or 0)
+        total["cost_usd"] += float((usage or {}).get("cost_usd") or 0.0)
+    total["cost_usd"] = round(total["cost_usd"], 6)
+    return total

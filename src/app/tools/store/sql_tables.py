@@ -193,6 +193,7 @@ RUN_TASKS = Table(
     Column("account_id", ACCOUNT_ID_TYPE),
     Column("status", String(32), nullable=False),
     Column("reason", Text),
+    Column("llm_usage", JSON(none_as_null=True)),
     Column("finished_at", UTCDateTime, nullable=False),
 )
 """The outcome of each task a run sent to the workers: written once per (run, task), the first outcome wins."""
