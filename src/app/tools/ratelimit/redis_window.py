@@ -20,7 +20,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from src.app.tools.ratelimit import Window
+from src.app.tools.ratelimit.windows import Window
 
 _log = structlog.get_logger(__name__)
 

@@ -40,10 +40,8 @@ from src.app.tools.store import (
     DraftRecord,
     PageBounds,
     RunClaim,
-    RunProgress,
     SavedArtifact,
 )
-from src.app.tools.store import sql_runs as sql_runs_ledger
 from src.app.tools.store.sql_engine import (
     add_missing_columns,
     create_store_engine,
@@ -51,7 +49,7 @@ from src.app.tools.store.sql_engine import (
     is_memory_sqlite,
     write_accounts,
 )
-from src.app.tools.store.sql_runs import RunRecord, claim_run, finish_run
+from src.app.tools.store.sql_runs import RunLedgerMethods, RunRecord, claim_run, finish_run
 from src.app.tools.store.sql_scores import history_by_account, history_query, latest_scores_query
 from src.app.tools.store.sql_tables import (
     ACCOUNTS,
@@ -95,7 +93,7 @@ class ArtifactRow(Generic[ContentT]):
     content: ContentT
 
 
-class SQLStore:
+class SQLStore(RunLedgerMethods):
     """`CSMStore` on SQLAlchemy Core; construction does no I/O, the engine and tables are made on first use.
 
     Every blocking call runs in a worker thread (`asyncio.to_thread`), so the event loop is never blocked.
@@ -277,44 +275,6 @@ class SQLStore:
     async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
         """Record how a run ended; raises KeyError for an unknown run id."""
         await asyncio.to_thread(finish_run, self._transaction, run_id, status, summary)
-
-    async def record_dispatch(self, run_id: str, summary: Mapping[str, Any]) -> None:
-        """Record what a run sent to the workers; it stays running until they are done."""
-        await asyncio.to_thread(sql_runs_ledger.dispatched, self._transaction, run_id, summary)
-
-    async def task_recorded(self, run_id: str, task_key: str) -> bool:
-        """Whether a task of the run has its outcome already."""
-        return await asyncio.to_thread(sql_runs_ledger.task_recorded, self._transaction, run_id, task_key)
-
-    async def record_task(
-        self,
-        run_id: str,
-        task_key: str,
-        *,
-        account_id: str | None,
-        status: str,
-        reason: str | None = None,
-        llm_usage: Mapping[str, Any] | None = None,
-    ) -> bool:
-        """Record one task's outcome (and its LLM usage) once; False when it was recorded already."""
-        return await asyncio.to_thread(
-            sql_runs_ledger.record_task,
-            self._transaction,
-            run_id,
-            task_key,
-            account_id=account_id,
-            status=status,
-            reason=reason,
-            llm_usage=llm_usage,
-        )
-
-    async def run_progress(self, run_id: str) -> RunProgress | None:
-        """Sent, finished, failed and skipped counts of a run."""
-        return await asyncio.to_thread(sql_runs_ledger.progress, self._transaction, run_id)
-
-    async def complete_if_done(self, run_id: str) -> RunProgress | None:
-        """Finish the run when every task it sent has an outcome (exactly one caller gets its progress)."""
-        return await asyncio.to_thread(sql_runs_ledger.complete_if_done, self._transaction, run_id)
 
     async def list_runs(self, limit: int = 100) -> list[RunRecord]:
         """Job runs, newest first."""

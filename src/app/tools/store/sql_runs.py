@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -199,3 +200,49 @@ def add_usage(usages: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
         total["cost_usd"] += float((usage or {}).get("cost_usd") or 0.0)
     total["cost_usd"] = round(total["cost_usd"], 6)
     return total
+
+
+class RunLedgerMethods:
+    """`RunLedger` for the SQL store: each method runs one of this module's functions off the event loop."""
+
+    def _transaction(self, *, write: bool) -> AbstractContextManager[Connection]:
+        """One transaction on the store's database (the store provides it)."""
+        raise NotImplementedError
+
+    async def record_dispatch(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Record what a run sent to the workers; it stays running until they are done."""
+        await asyncio.to_thread(dispatched, self._transaction, run_id, summary)
+
+    async def task_recorded(self, run_id: str, task_key: str) -> bool:
+        """Whether a task of the run has its outcome already."""
+        return await asyncio.to_thread(task_recorded, self._transaction, run_id, task_key)
+
+    async def record_task(
+        self,
+        run_id: str,
+        task_key: str,
+        *,
+        account_id: str | None,
+        status: str,
+        reason: str | None = None,
+        llm_usage: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record one task's outcome (and its LLM usage) once; False when it was recorded already."""
+        return await asyncio.to_thread(
+            record_task,
+            self._transaction,
+            run_id,
+            task_key,
+            account_id=account_id,
+            status=status,
+            reason=reason,
+            llm_usage=llm_usage,
+        )
+
+    async def run_progress(self, run_id: str) -> RunProgress | None:
+        """Sent, finished, failed and skipped counts of a run."""
+        return await asyncio.to_thread(progress, self._transaction, run_id)
+
+    async def complete_if_done(self, run_id: str) -> RunProgress | None:
+        """Finish the run when every task it sent has an outcome (exactly one caller gets its progress)."""
+        return await asyncio.to_thread(complete_if_done, self._transaction, run_id)
