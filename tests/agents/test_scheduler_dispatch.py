@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from src.app.agents.base import AgentRegistration
-from src.app.agents.customer_success.agent import CustomerSuccessAgent
+from src.app.agents.customer_success.agent import FAILED_WITH, CustomerSuccessAgent
 from src.app.agents.customer_success.scheduler import CSMScheduler
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
@@ -28,7 +28,7 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def send(self, run_id: str, job_id: str, tasks: Sequence[dict[str, Any]]) -> int:
+    async def enqueue(self, run_id: str, job_id: str, tasks: Sequence[dict[str, Any]]) -> int:
         self.sent.extend((run_id, job_id, task) for task in tasks)
         return len(tasks)
 
@@ -42,7 +42,8 @@ class FailingAgent:
     async def execute(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         if task.get("account_id") == self.account_id:
             self.calls += 1
-            return {"task_type": task["type"], "error": "no usable reply", "error_type": self.error_type}
+            FAILED_WITH.set(self.error_type)
+            return {"task_type": task["type"], "error": "no usable reply", "confidence": "low", "partial": True}
         return await self.agent.execute(task, context)
 
 

@@ -27,7 +27,7 @@ class CeleryDispatcher:
         self._app = app or make_celery(settings)
         self._queue = settings.worker_queue
 
-    async def send(self, run_id: str, job_id: str, tasks: Sequence[dict[str, Any]]) -> int:
+    async def enqueue(self, run_id: str, job_id: str, tasks: Sequence[dict[str, Any]]) -> int:
         """Send one message per task (args: run id, job id, task); the number sent."""
         return await asyncio.to_thread(self._send, run_id, job_id, list(tasks))
 

@@ -17,7 +17,7 @@ from celery import Task
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from src.app.agents.customer_success.agent import CustomerSuccessAgent
+from src.app.agents.customer_success.agent import FAILED_WITH, CustomerSuccessAgent
 from src.app.tools.store import RunLedger
 from src.app.workers.app import ACCOUNT_TASK, app
 from src.app.workers.dispatch import task_key
@@ -91,10 +91,11 @@ async def run_recorded(
     if await ledger.task_recorded(run_id, key):
         bound.info("task_already_recorded")
         return {"run_id": run_id, "task_key": key, "status": "duplicate"}
+    FAILED_WITH.set(None)
     result = await agent.execute(task, {"job_id": job_id, "run_id": run_id, "scheduler": worker})
-    error = result.get("error")
-    if error is not None and result.get("error_type") in TRANSIENT_ERROR_TYPES and not last_try:
-        raise TransientTaskError(f"{result.get('error_type')}: {error}")
+    error, error_type = result.get("error"), FAILED_WITH.get()
+    if error is not None and error_type in TRANSIENT_ERROR_TYPES and not last_try:
+        raise TransientTaskError(f"{error_type}: {error}")
     status = "ok" if error is None else "failed"
     usage = result.get("llm_usage")
     await ledger.record_task(run_id, key, account_id=account_id, status=status, reason=error, llm_usage=usage)

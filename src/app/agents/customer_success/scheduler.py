@@ -49,7 +49,7 @@ wider only delays the first LLM call while every task loads its account at once.
 class TaskDispatcher(Protocol):
     """Sends a run's per-account tasks to workers (`CSM_EXECUTOR=celery`) instead of running them here."""
 
-    async def send(self, run_id: str, job_id: str, tasks: Sequence[dict[str, Any]]) -> int:
+    async def enqueue(self, run_id: str, job_id: str, tasks: Sequence[dict[str, Any]]) -> int:
         """Send every task for run `run_id`; the number sent."""
         ...
 
@@ -316,7 +316,7 @@ class CSMScheduler:
         # accounts they failed (no QBR, so among `tasks` again) are no-ops when delivered: they count once.
         earlier = await ledger.run_progress(run_id)
         earlier_ok = earlier.finished if earlier is not None else 0
-        sent.append((await self._dispatcher.send(run_id, job_id, tasks) if tasks else 0) + earlier_ok)
+        sent.append((await self._dispatcher.enqueue(run_id, job_id, tasks) if tasks else 0) + earlier_ok)
         return {"ok": 0, "failed": 0, "skipped": skipped - earlier_ok}
 
     async def _execute(self, task: dict[str, Any], job_id: str) -> dict[str, Any]:
