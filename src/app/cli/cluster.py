@@ -33,11 +33,13 @@ def run_worker(
     *, concurrency: int, queues: list[str] | None, pool: str, name: str | None, loglevel: str, events: bool = False
 ) -> None:
     """Start a Celery worker in this process until SIGTERM (warm stop) or SIGQUIT (cold)."""
-    from src.app.config import CSMSettings
     from src.app.workers.app import app
+    from src.app.workers.runtime import worker_settings
 
-    if CSMSettings().broker_url is None:
+    settings = worker_settings()
+    if settings.broker_url is None:
         raise ValueError("csm worker needs CSM_BROKER_URL (amqp://... or redis://...)")
+    build_context(settings)  # refuses now, not on the first task, a configuration it cannot run (e.g. no Redis)
     argv = worker_argv(concurrency=concurrency, queues=queues, pool=pool, name=name, loglevel=loglevel, events=events)
     app.worker_main(argv)
 

@@ -32,8 +32,8 @@ Work = Callable[[CustomerSuccessAgent, RunLedger], Coroutine[Any, Any, T]]
 class WorkerRuntime:
     """A process's event loop thread and fully wired agent, built once, closed on worker shutdown."""
 
-    def __init__(self, settings: Callable[[], CSMSettings] = CSMSettings) -> None:
-        self._settings = settings
+    def __init__(self, settings: Callable[[], CSMSettings] | None = None) -> None:
+        self._settings = settings or worker_settings
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,3 +97,8 @@ def _load_llm_client() -> None:
     from src.app.tools.llm.litellm_service import load_litellm
 
     load_litellm()
+
+
+def worker_settings() -> CSMSettings:
+    """The environment's settings as a worker uses them: limits always shared, whatever `CSM_EXECUTOR` says."""
+    return CSMSettings(executor="celery")
