@@ -27,6 +27,10 @@ LLMResponseFormat = Literal["auto", "json_schema", "json_object", "none"]
 """How to ask for JSON: auto (the schema when litellm knows the model accepts one, else JSON mode) or forced."""
 
 
+Executor = Literal["local", "celery"]
+"""Where scheduled per-account work runs: in the scheduler's process, or on Celery workers."""
+
+
 class CSMSettings(BaseSettings):
     """All configuration in one place; every value can be set with a `CSM_`-prefixed environment variable."""
 
@@ -99,6 +103,33 @@ class CSMSettings(BaseSettings):
     redis_url: SecretStr | None = Field(default=None, description="Redis URL; enables Redis Streams events.")
     events_stream_maxlen: int = Field(default=100_000, ge=1)
 
+    executor: Executor = Field(
+        default="local", description="local: jobs run in the scheduler's process; celery: they go to Celery workers."
+    )
+    broker_url: SecretStr | None = Field(
+        default=None, description="Celery broker (amqp://... or redis://...); required with CSM_EXECUTOR=celery."
+    )
+    worker_queue: str = Field(default="csm", min_length=1, description="The Celery queue per-account tasks go to.")
+    rate_limit_url: SecretStr | None = Field(
+        default=None,
+        description="Redis for the rate limits every worker shares (default: CSM_REDIS_URL, else a redis:// broker).",
+    )
+    llm_rate_window_s: int = Field(
+        default=60, ge=1, le=3600, description="The window over which the provider enforces its request cap."
+    )
+    broker_visibility_timeout_s: int = Field(
+        default=3600, ge=1, description="Redis broker only: an unacknowledged task is delivered again after this."
+    )
+
+    @property
+    def shared_limits_url(self) -> str | None:
+        """The Redis URL for limits shared by every worker, or None when none is configured."""
+        for candidate in (self.rate_limit_url, self.redis_url, self.broker_url):
+            url = candidate.get_secret_value() if candidate is not None else ""
+            if url.startswith(("redis://", "rediss://")):
+                return url
+        return None
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -134,6 +165,7 @@ class CSMSettings(BaseSettings):
                 "slack_bot_token": None,
                 "google_chat_webhook_url": None,
                 "redis_url": None,
+                "executor": "local",
             }
         )
 

@@ -32,6 +32,7 @@ from src.app.tools.mail.held import HeldMail
 from src.app.tools.mail.outbox import LocalOutbox
 from src.app.tools.mail.platform_gmail import PLATFORM_GMAIL_METHODS, PlatformGmailDrafts
 from src.app.tools.platform import pick_shape
+from src.app.tools.ratelimit import llm_windows, shared_pacer
 from src.app.tools.store import CSMStore
 from src.app.tools.store.overlay import AccountOverlay
 from src.app.tools.store.platform_notion import PLATFORM_NOTION_METHODS, PlatformNotionStore
@@ -140,7 +141,11 @@ def llm_from_settings(settings: CSMSettings) -> LLMService:
     """The offline writer in process for `offline/...` models (no litellm import), else litellm for any model."""
     if settings.llm_model.partition("/")[0] == OFFLINE_MODEL.partition("/")[0]:
         return OfflineLLMService(settings.llm_model)
-    return LiteLLMService.from_settings(settings)
+    cap = settings.llm_requests_per_min
+    windows = None if cap is None else llm_windows(cap, settings.llm_rate_window_s)
+    return LiteLLMService.from_settings(
+        settings, shared_pacer=shared_pacer(settings, "llm", windows) if windows else None
+    )
 
 
 def mail_from_settings(settings: CSMSettings, store: CSMStore) -> MailDrafts:

@@ -62,6 +62,7 @@ async def test_tables_live_in_the_test_schema_and_ids_use_the_c_collation(postgr
         "opportunities",
         "outbox",
         "qbr_pages",
+        "run_tasks",
     ]
     assert {collation for _, collation in rows} == {"C"}
 

@@ -53,10 +53,19 @@ def with_sales(context: CSMContext, sales: SalesAgent) -> CSMContext:
 
 
 def scheduler_for(agent: CustomerSuccessAgent, store: CSMStore, settings: CSMSettings) -> CSMScheduler:
-    """The scheduler for `agent`, with enough QBRs in flight to keep every LLM slot busy."""
+    """The scheduler for `agent`, with enough QBRs in flight to keep every LLM slot busy.
+
+    With `CSM_EXECUTOR=celery` its jobs send their per-account tasks to the workers instead of running them.
+    """
+    dispatcher = None
+    if settings.executor == "celery":
+        from src.app.workers.dispatch import CeleryDispatcher
+
+        dispatcher = CeleryDispatcher(settings)
     return CSMScheduler(
         agent,
         store=store,
         timezone=settings.timezone,
         qbr_concurrency=max(QBR_CONCURRENCY, 2 * settings.llm_concurrency),
+        dispatcher=dispatcher,
     )

@@ -122,6 +122,7 @@ def adoption(account_id: str, data_dir: DataDirOption = None, as_json: JsonOptio
 def scheduler(
     run_now: Annotated[str | None, typer.Option("--run-now", help="Run this job once now and exit.")] = None,
     force: Annotated[bool, typer.Option(help="With --run-now: rerun an occurrence that already completed.")] = False,
+    wait: Annotated[bool, typer.Option(help="With --run-now and CSM_EXECUTOR=celery: wait for the workers.")] = False,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -135,9 +136,38 @@ def scheduler(
         asyncio.run(serve(data_dir=data_dir))
         return
     outcome = asyncio.run(run_job_now(run_now, data_dir=data_dir, force=force, quiet=as_json))
+    if wait and outcome["status"] == "dispatched":
+        from src.app.cli.cluster import wait_for_run
+
+        outcome["progress"] = asyncio.run(wait_for_run(outcome["run_id"], data_dir=data_dir, timeout_s=None))
     _emit(outcome, as_json)
     if outcome["status"] == "failed":
         raise typer.Exit(code=1)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight in this worker process.")] = 8,
+    queues: Annotated[list[str] | None, typer.Option("--queues", "-Q", help="Queues to consume.")] = None,
+    pool: Annotated[str, typer.Option(help="threads: one event loop per process; prefork, solo also work.")] = (
+        "threads"
+    ),
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Celery node name.")] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    events: Annotated[bool, typer.Option("--events", "-E", help="Send task events (celery events, Flower).")] = False,
+) -> None:
+    """Start a Celery worker for CSM_EXECUTOR=celery (broker CSM_BROKER_URL); SIGTERM stops it warm."""
+    from src.app.cli.cluster import run_worker
+
+    run_worker(concurrency=concurrency, queues=queues, pool=pool, name=name, loglevel=loglevel, events=events)
+
+
+@app.command()
+def runs(data_dir: DataDirOption = None, limit: int = 20, as_json: JsonOption = False) -> None:
+    """Scheduled job runs, newest first, with the progress of runs the workers are still on."""
+    from src.app.cli.cluster import list_runs
+
+    _emit(asyncio.run(list_runs(data_dir=data_dir, limit=limit, quiet=as_json)), as_json)
 
 
 @app.command("import")

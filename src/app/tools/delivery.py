@@ -15,6 +15,7 @@ from pathlib import Path
 import structlog
 from aiolimiter import AsyncLimiter
 
+from src.app.tools.ratelimit import SharedPacer
 from src.app.tools.retry_after import retry_after_seconds
 
 DELIVERED = "delivered"
@@ -90,19 +91,22 @@ class DeliveryLedger:
 
 
 class ChannelPacer:
-    """At most `messages_per_s` messages per channel, evenly spaced (no bursts)."""
+    """At most `messages_per_s` messages per channel, evenly spaced (no bursts); `shared` holds it across workers."""
 
-    def __init__(self, messages_per_s: float) -> None:
+    def __init__(self, messages_per_s: float, *, shared: SharedPacer | None = None) -> None:
         if messages_per_s <= 0:
             raise ValueError(f"messages_per_s must be positive, got {messages_per_s!r}")
         self._period_s = 1 / messages_per_s
         self._limiters: dict[str, AsyncLimiter] = {}
+        self._shared = shared
 
     @asynccontextmanager
     async def turn(self, channel: str) -> AsyncIterator[None]:
         """Wait for this channel's next free slot."""
         limiter = self._limiters.setdefault(channel, AsyncLimiter(1, self._period_s))
         async with limiter:
+            if self._shared is not None:
+                await self._shared.wait(channel)
             yield
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import copy
 from typing import Any
 
@@ -31,6 +32,11 @@ from src.app.tools.store import CSMStore
 PLATFORM_BREAKDOWN_NAMES: dict[str, str] = {"support_tickets": "support"}
 """Our `signal_breakdown` keys that the platform's schema names differently; results carry both names."""
 COLLECTIONS_BANDS: tuple[CollectionsRisk, ...] = ("GREEN", "AMBER", "RED", "CRITICAL")
+
+
+FAILED_WITH: contextvars.ContextVar[str | None] = contextvars.ContextVar("csm_failed_with", default=None)
+"""The exception class of a task that failed open in this context (the fail-open result keeps the seed's shape),
+so a Celery worker can tell a transient failure, worth a retry, from a permanent one."""
 
 
 class CustomerSuccessAgent(BaseAgent):
@@ -231,6 +237,7 @@ class CustomerSuccessAgent(BaseAgent):
         except Exception as error:  # noqa: BLE001 - fail-open contract of SPEC §3
             message = redact_secrets(str(error), self.settings)
             log.warning("task_failed", error_type=type(error).__name__, error=message)
+            FAILED_WITH.set(type(error).__name__)
             return {"task_type": task_type, "error": message, "confidence": "low", "partial": True}
         if "__interrupt__" in output:  # CSM_DRAFT_REVIEW=interrupt: a draft waits for a person's decision
             log.info("task_paused", thread_id=output["thread_id"])

@@ -14,11 +14,12 @@ a resumed run finishes what is left without duplicating anything.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
@@ -31,7 +32,7 @@ from src.app.config import CSMSettings
 from src.app.context import platform_context, service_shape, utc_now
 from src.app.tasks import quarter_label
 from src.app.tools.llm.usage import metered
-from src.app.tools.store import CSMStore
+from src.app.tools.store import CSMStore, RunLedger
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +44,18 @@ QBR_CONCURRENCY = 32
 """QBR tasks in flight. Keep it above `CSM_LLM_CONCURRENCY` (about twice it) so the LLM service's own limit, what
 the provider sees, is the one that binds and its slots never idle while a task reads or writes the store; much
 wider only delays the first LLM call while every task loads its account at once."""
+
+
+class TaskDispatcher(Protocol):
+    """Sends a run's per-account tasks to workers (`CSM_EXECUTOR=celery`) instead of running them here."""
+
+    async def enqueue(self, run_id: str, job_id: str, tasks: Sequence[dict[str, Any]]) -> int:
+        """Send every task for run `run_id`; the number sent."""
+        ...
+
+
+_DISPATCH: contextvars.ContextVar[tuple[str, list[int]] | None] = contextvars.ContextVar("csm_dispatch", default=None)
+"""The run id a job body dispatches under, and the tasks it sent so far (set by `run_job`)."""
 
 
 class SchedulableAgent(Protocol):
@@ -99,6 +112,7 @@ class CSMScheduler:
         clock: Callable[[], datetime] = utc_now,
         owner: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
+        dispatcher: TaskDispatcher | None = None,
     ) -> None:
         self._agent = csm_agent
         self._source = _source_store(csm_agent, notion_csm) or store
@@ -109,6 +123,7 @@ class CSMScheduler:
         self._clock = clock
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._lease = lease
+        self._dispatcher = dispatcher
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -187,6 +202,8 @@ class CSMScheduler:
             log.info("job_skipped", job_id=job_id, key=key, owner=self._owner, reason=claim.reason)
             return {"job_id": job_id, "key": key, "status": "skipped", "reason": claim.reason}
         body: Callable[[], Awaitable[dict[str, Any]]] = getattr(self, JOBS_BY_ID[job_id].method)
+        sent: list[int] = []
+        token = _DISPATCH.set((claim.run_id, sent))
         try:
             with metered() as usage:
                 summary = await body()
@@ -195,7 +212,17 @@ class CSMScheduler:
             await store.finish_run(claim.run_id, "failed", failure)
             log.exception("job_failed", job_id=job_id, key=key)
             return {"job_id": job_id, "key": key, "status": "failed", "error": str(error)}
+        finally:
+            _DISPATCH.reset(token)
         summary["llm_usage"] = usage.summary()
+        if sent:  # the workers finish the run when every task has an outcome
+            summary["sent"] = sum(sent)
+            await cast(RunLedger, store).record_dispatch(claim.run_id, summary)
+            if (done := await cast(RunLedger, store).complete_if_done(claim.run_id)) is not None:
+                summary = done.summary()
+            log.info("job_dispatched", job_id=job_id, key=key, resumed=claim.resumed, **summary)
+            outcome = {"job_id": job_id, "key": key, "status": "dispatched", "run_id": claim.run_id}
+            return outcome | {"resumed": claim.resumed, **summary}
         await store.finish_run(claim.run_id, "succeeded", summary)
         log.info("job_summary", job_id=job_id, key=key, resumed=claim.resumed, **summary)
         return {"job_id": job_id, "key": key, "status": "succeeded", "resumed": claim.resumed, **summary}
@@ -260,6 +287,12 @@ class CSMScheduler:
     async def _qbrs(self, account_ids: list[str], period: str, trigger: str, job_id: str) -> dict[str, int]:
         done = await self._store().accounts_with_qbr(period, None if trigger == "contract_proximity" else trigger)
         todo = [account_id for account_id in account_ids if account_id not in done]
+        if self._dispatcher is not None:
+            return await self._dispatch(
+                [{"type": "generate_qbr", "account_id": a, "period": period, "trigger": trigger} for a in todo],
+                job_id,
+                skipped=len(account_ids) - len(todo),
+            )
         slots = asyncio.Semaphore(self._qbr_concurrency)
 
         async def one(account_id: str) -> dict[str, Any]:
@@ -270,6 +303,22 @@ class CSMScheduler:
         results = await asyncio.gather(*(one(account_id) for account_id in todo))
         failed = sum(1 for result in results if "error" in result)
         return {"ok": len(results) - failed, "failed": failed, "skipped": len(account_ids) - len(todo)}
+
+    async def _dispatch(self, tasks: list[dict[str, Any]], job_id: str, *, skipped: int) -> dict[str, int]:
+        """Send per-account tasks to the workers under the current run; they record the outcomes on it."""
+        current = _DISPATCH.get()
+        if self._dispatcher is None or current is None:
+            raise RuntimeError("tasks are dispatched only inside run_job with a dispatcher")
+        if not isinstance(self._store(), RunLedger):
+            raise TypeError("CSM_EXECUTOR=celery records run progress in the SQL store (set CSM_DATABASE_URL)")
+        run_id, sent = current
+        ledger = cast(RunLedger, self._store())
+        # A run taken over after its lease: the QBRs its workers made count as its own, not as skipped, and the
+        # accounts they failed (no QBR, so among `tasks` again) are no-ops when delivered: they count once.
+        earlier = await ledger.run_progress(run_id)
+        earlier_ok = earlier.finished if earlier is not None else 0
+        sent.append((await self._dispatcher.enqueue(run_id, job_id, tasks) if tasks else 0) + earlier_ok)
+        return {"ok": 0, "failed": 0, "skipped": skipped - earlier_ok}
 
     async def _execute(self, task: dict[str, Any], job_id: str) -> dict[str, Any]:
         return await self._agent.execute(task, {**self._caller, "job_id": job_id, "scheduler": self._owner})

@@ -15,6 +15,7 @@ import structlog
 from src.app.config import CSMSettings
 from src.app.schemas import ChatMessage
 from src.app.tools.delivery import DELIVERED, ChannelPacer, ChatPostError, DeliveryLedger, escape_chat_text, retry_delay
+from src.app.tools.ratelimit import per_second_windows, shared_pacer
 
 REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
 """Reply in the thread of the same `threadKey`, or start it."""
@@ -70,7 +71,10 @@ class GoogleChat:
         return cls(
             webhook_url=settings.google_chat_webhook_url.get_secret_value(),
             ledger=DeliveryLedger(settings.data_dir / "chat" / "google_chat.jsonl"),
-            pacer=ChannelPacer(settings.chat_messages_per_s),
+            pacer=ChannelPacer(
+                settings.chat_messages_per_s,
+                shared=shared_pacer(settings, "chat", per_second_windows(settings.chat_messages_per_s)),
+            ),
         )
 
     async def post(self, message: ChatMessage, *, idempotency_key: str) -> str:

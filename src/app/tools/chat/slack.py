@@ -24,6 +24,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from src.app.config import CSMSettings
 from src.app.schemas import ChatMessage
 from src.app.tools.delivery import DELIVERED, THREAD, ChannelPacer, ChatPostError, DeliveryLedger, escape_chat_text
+from src.app.tools.ratelimit import per_second_windows, shared_pacer
 
 WEBHOOK_CHANNEL = "webhook"
 """Pacing/lock name for the one channel an incoming webhook posts to."""
@@ -88,7 +89,10 @@ class SlackChat:
         return cls(
             client=client,
             ledger=DeliveryLedger(settings.data_dir / "chat" / "slack.jsonl"),
-            pacer=ChannelPacer(settings.chat_messages_per_s),
+            pacer=ChannelPacer(
+                settings.chat_messages_per_s,
+                shared=shared_pacer(settings, "chat", per_second_windows(settings.chat_messages_per_s)),
+            ),
             default_channel=settings.slack_default_channel,
         )
 

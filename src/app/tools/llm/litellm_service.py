@@ -7,7 +7,7 @@ import contextvars
 import functools
 import os
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +24,7 @@ from tenacity import (
 
 from src.app.config import OFFLINE_MODEL, CSMSettings, LLMResponseFormat
 from src.app.tools.llm import LLMReply
+from src.app.tools.ratelimit import SharedPacer
 from src.app.tools.retry_after import retry_after_seconds
 
 _log = structlog.get_logger(__name__)
@@ -51,6 +52,7 @@ class LiteLLMService:
     `Retry-After`. A call keeps its concurrency slot through its backoff, so a rate-limited provider is not hit
     harder. With `requests_per_min` set, every server hit (retries included) also waits for its turn, evenly
     spaced, so a fan-out stays under the provider's rate cap instead of running into 429s whatever the latency.
+    With `shared_pacer` (Celery workers) that turn comes from the ledger every worker shares instead.
     Each reply carries litellm's cost for the model, or the configured per-1k-token prices.
     """
 
@@ -68,6 +70,7 @@ class LiteLLMService:
         input_cost_per_1k_tokens: float | None = None,
         output_cost_per_1k_tokens: float | None = None,
         requests_per_min: float | None = None,
+        shared_pacer: SharedPacer | None = None,
     ) -> None:
         if timeout_s <= 0 or max_attempts < 1 or concurrency < 1 or retry_wait_s < 0:
             raise ValueError("timeout_s must be > 0, max_attempts and concurrency >= 1, retry_wait_s >= 0")
@@ -85,13 +88,14 @@ class LiteLLMService:
         self._pricing = _pricing(input_cost_per_1k_tokens, output_cost_per_1k_tokens)
         self._backoff = wait_exponential_jitter(multiplier=retry_wait_s, max=retry_wait_s * 16, jitter=retry_wait_s)
         self._spacing_s = None if requests_per_min is None else 60 * SPACING_MARGIN / requests_per_min
+        self._shared_pacer = shared_pacer
         self._limits: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[asyncio.Semaphore, AsyncLimiter | None]
         ] = weakref.WeakKeyDictionary()
 
     @classmethod
-    def from_settings(cls, settings: CSMSettings) -> LiteLLMService:
-        """Build the service from the `CSM_LLM_*` settings."""
+    def from_settings(cls, settings: CSMSettings, *, shared_pacer: SharedPacer | None = None) -> LiteLLMService:
+        """Build the service from the `CSM_LLM_*` settings (paced by `shared_pacer` when given)."""
         return cls(
             model=settings.llm_model,
             api_base=settings.llm_api_base,
@@ -103,6 +107,7 @@ class LiteLLMService:
             input_cost_per_1k_tokens=settings.llm_input_cost_per_1k_tokens,
             output_cost_per_1k_tokens=settings.llm_output_cost_per_1k_tokens,
             requests_per_min=settings.llm_requests_per_min,
+            shared_pacer=shared_pacer,
         )
 
     def __repr__(self) -> str:
@@ -123,7 +128,7 @@ class LiteLLMService:
         async with semaphore:
             response: Any = await retrying(
                 _paced,
-                pacer,
+                self._shared_pacer.wait if self._shared_pacer is not None else pacer,
                 litellm.acompletion,
                 model=self.model,
                 messages=messages,
@@ -142,7 +147,8 @@ class LiteLLMService:
         loop = asyncio.get_running_loop()
         limits = self._limits.get(loop)
         if limits is None:
-            pacer = None if self._spacing_s is None else AsyncLimiter(1, self._spacing_s)
+            own_pacing = self._spacing_s is not None and self._shared_pacer is None
+            pacer = AsyncLimiter(1, self._spacing_s) if own_pacing and self._spacing_s else None
             limits = self._limits[loop] = (asyncio.Semaphore(self._concurrency), pacer)
         return limits
 
@@ -192,10 +198,16 @@ def _import_litellm() -> ModuleType:
     return litellm
 
 
-async def _paced(pacer: AsyncLimiter | None, send: Callable[..., Coroutine[Any, Any, Any]], **request: Any) -> Any:
-    """One server hit, sent when the pacer (if any) gives it a turn."""
-    if pacer is not None:
+async def _paced(
+    pacer: AsyncLimiter | Callable[[], Awaitable[None]] | None,
+    send: Callable[..., Coroutine[Any, Any, Any]],
+    **request: Any,
+) -> Any:
+    """One server hit, sent when the pacer (this process's, or the one every worker shares) gives it a turn."""
+    if isinstance(pacer, AsyncLimiter):
         await pacer.acquire()
+    elif pacer is not None:
+        await pacer()
     # An empty context: litellm's background logging task keeps the context of the call that started it, which
     # would otherwise keep the calling LangGraph run (a whole-book scan's state) alive until the next call.
     return await asyncio.create_task(send(**request), context=contextvars.Context())

@@ -119,6 +119,74 @@ def outbox_of(store: object) -> Outbox | None:
     return found if isinstance(found, Outbox) else None
 
 
+class RunProgress(BaseModel):
+    """How far Celery workers are with the tasks a run sent them."""
+
+    run_id: str
+    status: str
+    sent: int | None
+    """Tasks sent to the workers (None: the run ran in its own process)."""
+    finished: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[dict[str, str]] = []
+    """Failed tasks (first 100): account and reason."""
+    dispatched: dict[str, Any] = {}
+    """The summary recorded when the tasks were sent."""
+    llm_usage: dict[str, Any] = {}
+    """Calls, tokens and cost of the scheduler's part and every recorded task together."""
+
+    @property
+    def done(self) -> int:
+        """Tasks with an outcome."""
+        return self.finished + self.failed + self.skipped
+
+    def summary(self) -> dict[str, Any]:
+        """The run's final summary: what the scheduler recorded plus the workers' counts."""
+        summary = dict(self.dispatched)
+        summary["ok"] = int(summary.get("ok", 0)) + self.finished
+        summary["failed"] = int(summary.get("failed", 0)) + self.failed
+        summary["skipped"] = int(summary.get("skipped", 0)) + self.skipped
+        summary["llm_usage"] = self.llm_usage
+        if self.errors:
+            summary["errors"] = [*summary.get("errors", []), *self.errors]
+        return summary
+
+
+@runtime_checkable
+class RunLedger(Protocol):
+    """The per-task outcomes of runs whose work went to Celery workers (the SQL store keeps them)."""
+
+    async def record_dispatch(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Record what a run sent to the workers; it stays running until they are done."""
+        ...
+
+    async def task_recorded(self, run_id: str, task_key: str) -> bool:
+        """Whether a task of the run has its outcome already."""
+        ...
+
+    async def record_task(
+        self,
+        run_id: str,
+        task_key: str,
+        *,
+        account_id: str | None,
+        status: str,
+        reason: str | None = None,
+        llm_usage: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record one task's outcome (and its LLM usage) once; False when it was recorded already."""
+        ...
+
+    async def run_progress(self, run_id: str) -> RunProgress | None:
+        """Sent, finished, failed and skipped counts of a run."""
+        ...
+
+    async def complete_if_done(self, run_id: str) -> RunProgress | None:
+        """Finish the run when every task it sent has an outcome (exactly one caller gets its progress)."""
+        ...
+
+
 class CheckpointerError(RuntimeError):
     """The checkpoint database could not be opened (the message never contains a password)."""
 

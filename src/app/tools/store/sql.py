@@ -34,7 +34,14 @@ from src.app.schemas import (
     FeatureAdoptionReport,
     QBRContent,
 )
-from src.app.tools.store import AlertRecord, AuditEntry, DraftRecord, PageBounds, RunClaim, SavedArtifact
+from src.app.tools.store import (
+    AlertRecord,
+    AuditEntry,
+    DraftRecord,
+    PageBounds,
+    RunClaim,
+    SavedArtifact,
+)
 from src.app.tools.store.sql_engine import (
     add_missing_columns,
     create_store_engine,
@@ -45,7 +52,7 @@ from src.app.tools.store.sql_engine import (
 )
 from src.app.tools.store.sql_history import HistoryReads, finished_qbrs_query
 from src.app.tools.store.sql_outbox import OutboxRows
-from src.app.tools.store.sql_runs import RunRecord, claim_run, finish_run
+from src.app.tools.store.sql_runs import RunLedgerMethods, RunRecord, claim_run, finish_run
 from src.app.tools.store.sql_scores import history_by_account, history_query, latest_scores_query
 from src.app.tools.store.sql_tables import (
     ACCOUNTS,
@@ -89,7 +96,7 @@ class ArtifactRow(Generic[ContentT]):
     content: ContentT
 
 
-class SQLStore(HistoryReads, OutboxRows):
+class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
     """`CSMStore` on SQLAlchemy Core; construction does no I/O, the engine and tables are made on first use.
 
     Every blocking call runs in a worker thread (`asyncio.to_thread`), so the event loop is never blocked.

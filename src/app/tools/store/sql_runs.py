@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from src.app.tools.store import RunClaim
-from src.app.tools.store.sql_tables import RUNS, check_text, new_id, utc_now
+from src.app.tools.store import RunClaim, RunProgress
+from src.app.tools.store.sql_tables import RUN_TASKS, RUNS, check_text, new_id, utc_now
 
 
 class Transaction(Protocol):
@@ -85,3 +86,163 @@ def finish_run(transaction: Transaction, run_id: str, status: str, summary: Mapp
         result = connection.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(values))
         if result.rowcount == 0:
             raise KeyError(f"Unknown run id {run_id!r}")
+
+
+MAX_RECORDED_ERRORS = 100
+"""Failed tasks named (account and reason) in a finished run's summary; the rest are counted."""
+
+
+def dispatched(transaction: Transaction, run_id: str, summary: Mapping[str, Any]) -> None:
+    """Record what a run sent to the workers (`summary["sent"]`); the run stays `running` until they are done."""
+    with transaction(write=True) as connection:
+        result = connection.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(summary=dict(summary)))
+        if result.rowcount == 0:
+            raise KeyError(f"Unknown run id {run_id!r}")
+
+
+def record_task(
+    transaction: Transaction,
+    run_id: str,
+    task_key: str,
+    *,
+    account_id: str | None,
+    status: str,
+    reason: str | None,
+    llm_usage: Mapping[str, Any] | None = None,
+) -> bool:
+    """Record one task's outcome; False when it was recorded already (a redelivered task counts once)."""
+    row: dict[str, Any] = {"run_id": run_id, "task_key": task_key, "account_id": account_id, "status": status}
+    row |= {"reason": reason, "finished_at": utc_now(), "llm_usage": dict(llm_usage) if llm_usage else None}
+    check_text(RUN_TASKS, row)
+    try:
+        with transaction(write=True) as connection:
+            connection.execute(insert(RUN_TASKS), row)
+    except IntegrityError:
+        return False
+    return True
+
+
+def task_recorded(transaction: Transaction, run_id: str, task_key: str) -> bool:
+    """Whether a task of the run has its outcome recorded."""
+    where = (RUN_TASKS.c.run_id == run_id) & (RUN_TASKS.c.task_key == task_key)
+    with transaction(write=False) as connection:
+        return connection.execute(select(RUN_TASKS.c.task_key).where(where)).first() is not None
+
+
+def progress(transaction: Transaction, run_id: str) -> RunProgress | None:
+    """How far the workers are with a run: sent, finished, failed and skipped counts (None: unknown run)."""
+    with transaction(write=False) as connection:
+        return _progress(connection, run_id)
+
+
+def complete_if_done(transaction: Transaction, run_id: str) -> RunProgress | None:
+    """Finish a dispatched run once every task it sent has an outcome; the progress, or None if not finished now.
+
+    The row is updated only while it is `running`, so of two workers finishing the last tasks at once exactly
+    one completes the run.
+    """
+    with transaction(write=True) as connection:
+        state = _progress(connection, run_id)
+        if state is None or state.status != "running" or state.sent is None or state.done < state.sent:
+            return None
+        summary = state.summary()
+        taken = connection.execute(
+            update(RUNS)
+            .where(RUNS.c.run_id == run_id, RUNS.c.status == "running")
+            .values(status="succeeded", finished_at=utc_now(), summary=summary)
+        )
+    return state if taken.rowcount == 1 else None
+
+
+def _progress(connection: Connection, run_id: str) -> RunProgress | None:
+    run = connection.execute(select(RUNS.c.status, RUNS.c.summary).where(RUNS.c.run_id == run_id)).first()
+    if run is None:
+        return None
+    counts = {
+        str(status): int(n)
+        for status, n in connection.execute(
+            select(RUN_TASKS.c.status, func.count()).where(RUN_TASKS.c.run_id == run_id).group_by(RUN_TASKS.c.status)
+        )
+    }
+    failures = connection.execute(
+        select(RUN_TASKS.c.account_id, RUN_TASKS.c.reason)
+        .where(RUN_TASKS.c.run_id == run_id, RUN_TASKS.c.status == "failed")
+        .order_by(RUN_TASKS.c.account_id)
+        .limit(MAX_RECORDED_ERRORS)
+    )
+    usages = connection.execute(
+        select(RUN_TASKS.c.llm_usage).where(RUN_TASKS.c.run_id == run_id, RUN_TASKS.c.llm_usage.is_not(None))
+    ).scalars()
+    dispatched_summary = dict(run.summary or {})
+    sent = dispatched_summary.get("sent")
+    return RunProgress(
+        run_id=run_id,
+        status=str(run.status),
+        sent=int(sent) if isinstance(sent, int) else None,
+        finished=counts.get("ok", 0),
+        failed=counts.get("failed", 0),
+        skipped=counts.get("skipped", 0),
+        errors=[{"account_id": str(a), "message": str(r)} for a, r in failures],
+        dispatched=dispatched_summary,
+        llm_usage=add_usage([dispatched_summary.get("llm_usage") or {}, *usages]),
+    )
+
+
+USAGE_COUNTS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def add_usage(usages: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The sum of `llm_usage` blocks: calls, tokens and cost (per-model detail is not kept across workers)."""
+    total: dict[str, Any] = dict.fromkeys(USAGE_COUNTS, 0) | {"cost_usd": 0.0}
+    for usage in usages:
+        for name in USAGE_COUNTS:
+            total[name] += int((usage or {}).get(name) or 0)
+        total["cost_usd"] += float((usage or {}).get("cost_usd") or 0.0)
+    total["cost_usd"] = round(total["cost_usd"], 6)
+    return total
+
+
+class RunLedgerMethods:
+    """`RunLedger` for the SQL store: each method runs one of this module's functions off the event loop."""
+
+    def _transaction(self, *, write: bool) -> AbstractContextManager[Connection]:
+        """One transaction on the store's database (the store provides it)."""
+        raise NotImplementedError
+
+    async def record_dispatch(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Record what a run sent to the workers; it stays running until they are done."""
+        await asyncio.to_thread(dispatched, self._transaction, run_id, summary)
+
+    async def task_recorded(self, run_id: str, task_key: str) -> bool:
+        """Whether a task of the run has its outcome already."""
+        return await asyncio.to_thread(task_recorded, self._transaction, run_id, task_key)
+
+    async def record_task(
+        self,
+        run_id: str,
+        task_key: str,
+        *,
+        account_id: str | None,
+        status: str,
+        reason: str | None = None,
+        llm_usage: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record one task's outcome (and its LLM usage) once; False when it was recorded already."""
+        return await asyncio.to_thread(
+            record_task,
+            self._transaction,
+            run_id,
+            task_key,
+            account_id=account_id,
+            status=status,
+            reason=reason,
+            llm_usage=llm_usage,
+        )
+
+    async def run_progress(self, run_id: str) -> RunProgress | None:
+        """Sent, finished, failed and skipped counts of a run."""
+        return await asyncio.to_thread(progress, self._transaction, run_id)
+
+    async def complete_if_done(self, run_id: str) -> RunProgress | None:
+        """Finish the run when every task it sent has an outcome (exactly one caller gets its progress)."""
+        return await asyncio.to_thread(complete_if_done, self._transaction, run_id)

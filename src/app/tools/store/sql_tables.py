@@ -300,6 +300,19 @@ OUTBOX = Table(
 marked `done` only after it succeeded; `pending` rows are retried by the next run. A new table: `create_all`
 adds it to a database made by an earlier version."""
 
+RUN_TASKS = Table(
+    "run_tasks",
+    METADATA,
+    Column("run_id", _ID, primary_key=True),
+    Column("task_key", _KEY, primary_key=True),
+    Column("account_id", ACCOUNT_ID_TYPE),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text),
+    Column("llm_usage", JSON(none_as_null=True)),
+    Column("finished_at", UTCDateTime, nullable=False),
+)
+"""The outcome of each task a run sent to the workers: written once per (run, task), the first outcome wins."""
+
 
 class JSONText(str):
     """JSON text serialised already, written to a JSON column as it is."""

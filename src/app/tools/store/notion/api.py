@@ -26,6 +26,7 @@ from notion_client import AsyncClient
 from notion_client.errors import HTTPResponseError, RequestTimeoutError
 from notion_client.helpers import extract_notion_id
 
+from src.app.tools.ratelimit import SharedPacer
 from src.app.tools.retry_after import retry_after_seconds
 
 log = structlog.get_logger(__name__)
@@ -112,8 +113,10 @@ class NotionAPI:
         requests_per_s: float = 3.0,
         retry: RetryPolicy | None = None,
         timeout_s: float = 30.0,
+        shared_pacer: SharedPacer | None = None,
     ) -> None:
         self._token = token
+        self._shared_pacer = shared_pacer
         self._throttle_key = (hashlib.sha256(token.encode()).hexdigest()[:16], requests_per_s)
         self._retry = retry or RetryPolicy()
         http = httpx.AsyncClient(event_hooks={"request": [self._before_send]})
@@ -265,6 +268,8 @@ class NotionAPI:
 
     async def _before_send(self, request: httpx.Request) -> None:
         await shared_throttle(*self._throttle_key).wait()
+        if self._shared_pacer is not None:  # every worker of the tenant, under one token's rate
+            await self._shared_pacer.wait(self._throttle_key[0])
 
     async def _call(
         self,

@@ -29,6 +29,7 @@ import structlog
 
 from src.app.config import CSMSettings
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+from src.app.tools.ratelimit import per_second_windows, shared_pacer
 from src.app.tools.store import (
     AlertRecord,
     AuditEntry,
@@ -104,6 +105,7 @@ class NotionStore:
             base_url=settings.notion_base_url,
             requests_per_s=settings.notion_requests_per_s,
             retry=retry,
+            shared_pacer=shared_pacer(settings, "notion", per_second_windows(settings.notion_requests_per_s)),
         )
         return cls(
             api,

@@ -1,0 +1,191 @@
+"""Distributed benchmark: the quarterly QBR job on 1, 2 and 4 Celery workers, generous and tight LLM caps.
+
+Each configuration runs on a fresh PostgreSQL schema with fresh `csm worker` processes (threads pool, a fixed
+concurrency each) on RabbitMQ, against the local OpenAI-compatible server with a fixed latency and a request cap
+per window that every worker shares through Redis. Throughput is accounts / (run completed - run claimed), both
+stamped by the store; the ideal is min(workers x concurrency / latency, the cap's rate). Lost = accounts without
+a QBR or a draft; duplicated = extra QBRs or drafts; over cap = most requests in any window above the cap, plus
+429s. One JSON line last.
+
+    python -m bench.distributed [--latency 4 --concurrency 2 --workers 1,2,4 --seconds 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bench.common import emit
+from src.app.data.sample_book import generate_accounts
+from src.app.tools.store.postgres import libpq_conninfo
+from src.app.tools.store.sql import SQLStore
+from tests.support.celery_cluster import (
+    RABBITMQ_URL,
+    Cluster,
+    RunWatch,
+    broker_unavailable,
+    cluster_env,
+    max_in_window,
+    purge_queue,
+    redis_db_url,
+)
+from tests.support.openai_server import OpenAIServer
+from tests.support.servers import POSTGRES_URL, postgres_unavailable, redis_unavailable
+
+JOB = "csm_quarterly_qbr"
+LIMITS_DB = 12
+
+
+@contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A PostgreSQL URL on a new schema, dropped afterwards."""
+    schema = f"csm_bench_{uuid.uuid4().hex[:10]}"
+    admin = libpq_conninfo(POSTGRES_URL)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (
+            make_url(POSTGRES_URL)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def seed(database_url: str, accounts: int) -> list[str]:
+    async def load() -> list[str]:
+        store = SQLStore(database_url)
+        try:
+            records = generate_accounts(accounts, as_of=datetime.now(UTC).date())
+            for record in records:
+                record["status"] = "active"
+            await store.upsert_accounts(records)
+            return [str(record["account_id"]) for record in records]
+        finally:
+            await store.aclose()
+
+    return asyncio.run(load())
+
+
+def elapsed_s(database_url: str) -> float:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT started_at, finished_at FROM runs WHERE job_id = :job")
+            started, finished = connection.execute(query, {"job": JOB}).one()
+    finally:
+        engine.dispose()
+    return float((finished - started).total_seconds())
+
+
+def one_run(args: argparse.Namespace, workers: int, cap: int, window_s: int) -> dict[str, Any]:
+    """One configuration on fresh workers and a fresh schema: throughput, lost, duplicated, over cap."""
+    ideal = min(workers * args.concurrency / args.latency, cap / window_s)
+    accounts = max(workers * args.concurrency, round(ideal * args.seconds))
+    with fresh_schema() as database_url, tempfile.TemporaryDirectory(prefix="csm-bench-dist-") as scratch:
+        ids = seed(database_url, accounts)
+        with OpenAIServer(latency_s=args.latency, rate_limit=cap, rate_window_s=window_s) as server:
+            env = cluster_env(
+                broker_url=RABBITMQ_URL,
+                database_url=database_url,
+                data_dir=Path(scratch) / "data",
+                llm_base=server.url,
+                limits_url=redis_db_url(LIMITS_DB),
+                requests_per_min=cap * 60 / window_s,
+                rate_window_s=window_s,
+            )
+            purge_queue(env)
+            cluster = Cluster(env, Path(scratch))
+            watch = RunWatch(database_url)
+            try:
+                cluster.start(workers, concurrency=args.concurrency, timeout_s=180)
+                sent = cluster.csm("scheduler", "--run-now", JOB, "--json")
+                if sent.returncode != 0:
+                    raise RuntimeError(sent.stderr[-3000:])
+                run = watch.wait_finished(JOB, timeout_s=accounts / ideal * 4 + 120)
+                qbrs, drafts = watch.counts("qbr_pages"), watch.counts("drafts")
+            finally:
+                cluster.stop()
+                watch.close()
+            seconds = elapsed_s(database_url)
+            statuses = server.statuses()
+            busiest = max_in_window([request.received_at for request in server.requests], window_s)
+    throughput = accounts / seconds
+    lost = sum(1 for account in ids if qbrs.get(account, 0) == 0 or drafts.get(account, 0) == 0)
+    duplicated = sum(max(0, n - 1) for n in qbrs.values()) + sum(max(0, n - 1) for n in drafts.values())
+    return {
+        "workers": workers,
+        "accounts": accounts,
+        "status": run["status"],
+        "seconds": round(seconds, 2),
+        "throughput_per_s": round(throughput, 3),
+        "ideal_per_s": round(ideal, 3),
+        "ratio": round(throughput / ideal, 3),
+        "lost": lost,
+        "duplicated": duplicated,
+        "requests": len(statuses),
+        "status_429": statuses.count(429),
+        "max_in_window": busiest,
+        "over_cap": max(0, busiest - cap) + statuses.count(429),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=4.0, help="LLM server latency, seconds")
+    parser.add_argument("--concurrency", type=int, default=2, help="tasks in flight per worker")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts")
+    parser.add_argument("--seconds", type=float, default=48.0, help="target length of each run at its ideal rate")
+    parser.add_argument("--generous-cap", type=int, default=6000, help="requests per window, generous")
+    parser.add_argument("--generous-window", type=int, default=60, help="its window, seconds")
+    parser.add_argument("--tight-cap", type=int, default=30, help="requests per window, tight")
+    parser.add_argument("--tight-window", type=int, default=30, help="its window, seconds")
+    args = parser.parse_args()
+    for reason in (postgres_unavailable(), redis_unavailable(), broker_unavailable(RABBITMQ_URL)):
+        if reason is not None:
+            raise SystemExit(f"bench.distributed needs PostgreSQL, Redis and RabbitMQ: {reason}")
+    counts = [int(n) for n in args.workers.split(",")]
+    started = time.monotonic()
+    caps = {"generous": (args.generous_cap, args.generous_window), "tight": (args.tight_cap, args.tight_window)}
+    results: dict[str, list[dict[str, Any]]] = {}
+    for label, (cap, window_s) in caps.items():
+        results[label] = []
+        for workers in counts:
+            results[label].append(one_run(args, workers, cap, window_s))
+            print(json.dumps({label: results[label][-1]}), flush=True)
+    everything = [run for runs in results.values() for run in runs]
+    emit(
+        "distributed",
+        {
+            "latency_s": args.latency,
+            "concurrency_per_worker": args.concurrency,
+            "caps": {label: {"requests": cap, "window_s": window} for label, (cap, window) in caps.items()},
+            "results": results,
+            "min_ratio": min(run["ratio"] for run in everything),
+            "lost": sum(run["lost"] for run in everything),
+            "duplicated": sum(run["duplicated"] for run in everything),
+            "over_cap": sum(run["over_cap"] for run in everything),
+            "targets_met": all(run["ratio"] >= 0.85 for run in everything)
+            and not any(run["lost"] or run["duplicated"] or run["over_cap"] for run in everything),
+            "bench_seconds": round(time.monotonic() - started, 1),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
