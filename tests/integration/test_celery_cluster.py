@@ -100,7 +100,9 @@ def test_quarterly_qbrs_survive_a_killed_worker(broker: str, postgres_url: str, 
 
     assert run["status"] == "succeeded", run
     summary = run["summary"]
-    assert (summary["sent"], summary["ok"], summary["failed"], summary["skipped"]) == (ACCOUNTS, ACCOUNTS, 0, 0)
+    assert (summary["sent"], summary["ok"], summary["failed"], summary["skipped"]) == (ACCOUNTS, ACCOUNTS, 0, 0), (
+        summary.get("errors")
+    )
     assert qbrs == dict.fromkeys(accounts, 1), "every account has exactly one QBR"
     assert drafts == dict.fromkeys(accounts, 1), "every account has exactly one draft"
     assert '"status": "succeeded"' in progress.stdout

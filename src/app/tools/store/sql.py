@@ -13,16 +13,13 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from pydantic_core import from_json
 from sqlalchemy import (
-    ColumnElement,
     Table,
     Text,
-    case,
     cast,
     func,
     insert,
     select,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
@@ -68,7 +65,9 @@ from src.app.tools.store.sql_tables import (
     account_rows,
     as_utc,
     check_text,
+    is_active,
     new_id,
+    record_without,
     score_row,
     utc_now,
 )
@@ -295,7 +294,7 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         """How many accounts (active ones by default) a whole-book scan covers: one COUNT, no record read."""
         query = select(func.count().label("n")).select_from(ACCOUNTS)
         if active_only:
-            query = query.where(_is_active())
+            query = query.where(is_active())
         rows = await asyncio.to_thread(self._fetch_mappings, query)
         return int(rows[0]["n"])
 
@@ -406,12 +405,12 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         """Keyset pagination: the next `limit` accounts after id `after` (and up to `upto`), in id order."""
         dialect = self._url.get_backend_name()
         trimmed = omit and dialect in _TRIMMING_DIALECTS
-        record = _record_without(omit, dialect) if trimmed else cast(ACCOUNTS.c.record, Text)
+        record = record_without(omit, dialect) if trimmed else cast(ACCOUNTS.c.record, Text)
         if set(omit) == set(DETAIL_FIELDS):
             record = func.coalesce(ACCOUNTS.c.scan_record, record)
         query = select(ACCOUNTS.c.account_id, record).order_by(ACCOUNTS.c.account_id).limit(limit)
         if active_only:
-            query = query.where(_is_active())
+            query = query.where(is_active())
         if after is not None:
             query = query.where(ACCOUNTS.c.account_id > after)
         if upto is not None:
@@ -427,7 +426,7 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         position = func.row_number().over(order_by=ACCOUNTS.c.account_id).label("position")
         numbered = select(ACCOUNTS.c.account_id, position)
         if active_only:
-            numbered = numbered.where(_is_active())
+            numbered = numbered.where(is_active())
         ranked = numbered.subquery()
         query = select(ranked.c.account_id).where(ranked.c.position % page_size == 0).order_by(ranked.c.account_id)
         with self._transaction(write=False) as connection:
@@ -464,28 +463,6 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         if account_id is not None:
             query = query.where(ALERTS.c.account_id == account_id)
         return [AlertRecord.model_validate(row) for row in self._fetch_mappings(query)]
-
-
-def _is_active() -> ColumnElement[bool]:
-    """The active accounts' condition.
-
-    Compared as an expression, so SQLite walks the primary key in id order rather than fetching every active
-    account through the status index and sorting them all again for each page.
-    """
-    return func.coalesce(ACCOUNTS.c.status, "") == "active"
-
-
-def _record_without(keys: tuple[str, ...], dialect: str) -> ColumnElement[str]:
-    """The account record as JSON text without the given top-level keys, removed by the database.
-
-    SQLite's JSON functions refuse what its JSON text may hold but JSON does not (NaN, Infinity): such a record
-    is returned whole.
-    """
-    if dialect == "sqlite":
-        removed = func.json_remove(ACCOUNTS.c.record, *(f'$."{key}"' for key in keys), type_=Text)
-        return case((func.json_valid(ACCOUNTS.c.record) == 1, removed), else_=cast(ACCOUNTS.c.record, Text))
-    subtracted = cast(ACCOUNTS.c.record, postgresql.JSONB).op("-")(postgresql.array(keys, type_=Text))
-    return cast(subtracted, Text)
 
 
 def _id_for_key(connection: Connection, table: Table, idempotency_key: str) -> str | None:

@@ -23,7 +23,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    case,
+    cast,
+    func,
 )
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import ColumnElement
 
 from src.app.analysis.signals import DETAIL_FIELDS
 from src.app.schemas import CSMHealthScore
@@ -405,3 +410,25 @@ def new_id(prefix: str) -> str:
 def utc_now() -> datetime:
     """The current time as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def is_active() -> ColumnElement[bool]:
+    """The active accounts' condition.
+
+    Compared as an expression, so SQLite walks the primary key in id order rather than fetching every active
+    account through the status index and sorting them all again for each page.
+    """
+    return func.coalesce(ACCOUNTS.c.status, "") == "active"
+
+
+def record_without(keys: tuple[str, ...], dialect: str) -> ColumnElement[str]:
+    """The account record as JSON text without the given top-level keys, removed by the database.
+
+    SQLite's JSON functions refuse what its JSON text may hold but JSON does not (NaN, Infinity): such a record
+    is returned whole.
+    """
+    if dialect == "sqlite":
+        removed = func.json_remove(ACCOUNTS.c.record, *(f'$."{key}"' for key in keys), type_=Text)
+        return case((func.json_valid(ACCOUNTS.c.record) == 1, removed), else_=cast(ACCOUNTS.c.record, Text))
+    subtracted = cast(ACCOUNTS.c.record, postgresql.JSONB).op("-")(postgresql.array(keys, type_=Text))
+    return cast(subtracted, Text)

@@ -101,8 +101,9 @@ def _adoption_commentary(account: Account, adoption: Facts, period: str) -> str:
     labels = [feature_label(name) for name in used]
     text = f"{account.title} has no feature in regular use yet"
     if labels:
-        text = f"{account.title} uses {plural(len(labels), 'feature')} regularly"
-        text += f", among them {join_list(labels[:3])}" if len(labels) > 3 else f": {join_list(labels)}"
+        # No count: it is derived (used minus lagging), not a fact, and the prose may quote facts only.
+        others = " and other features" if len(labels) > 3 else ""
+        text = f"{account.title} uses {join_list(labels[:3])}{others} regularly"
     text += f", an adoption rate of {fmt_pct(rate)}." if rate is not None else "."
     if underused:
         lagging = [feature_label(name) for name in underused]
