@@ -9,26 +9,20 @@ never offers helper processes a database URL: they would read the records withou
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
-from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+from src.app.schemas import CSMHealthScore, ExpansionOpportunity, QBRContent
 from src.app.tools.store import (
     AccountPages,
-    AlertRecord,
-    AuditEntry,
     CSMStore,
-    DraftRecord,
-    Outbox,
-    RunClaim,
     SavedArtifact,
     UnreadableAccount,
     UnreadableAccounts,
-    outbox_of,
 )
+from src.app.tools.store.forwarding import InnerStoreRecords
 
 
-class AccountOverlay:
+class AccountOverlay(InnerStoreRecords):
     """`CSMStore` whose account reads carry `overlays[account_id]` over the inner store's records."""
 
     def __init__(self, inner: CSMStore, overlays: Mapping[str, Mapping[str, Any]]) -> None:
@@ -71,14 +65,6 @@ class AccountOverlay:
         """Save scores in the inner store."""
         await self._inner.save_scores(scores)
 
-    async def last_alert(self, account_id: str) -> AlertRecord | None:
-        """The inner store's last alert."""
-        return await self._inner.last_alert(account_id)
-
-    async def record_alert(self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime) -> bool:
-        """Record an alert in the inner store."""
-        return await self._inner.record_alert(account_id, risk_state, idempotency_key=idempotency_key, at=at)
-
     async def save_qbr(self, qbr: QBRContent, *, idempotency_key: str) -> SavedArtifact:
         """Save a QBR in the inner store."""
         return await self._inner.save_qbr(qbr, idempotency_key=idempotency_key)
@@ -86,41 +72,3 @@ class AccountOverlay:
     async def save_opportunity(self, opportunity: ExpansionOpportunity, *, idempotency_key: str) -> SavedArtifact:
         """Save an opportunity in the inner store."""
         return await self._inner.save_opportunity(opportunity, idempotency_key=idempotency_key)
-
-    async def save_adoption_report(self, report: FeatureAdoptionReport, *, idempotency_key: str) -> SavedArtifact:
-        """Save an adoption report in the inner store."""
-        return await self._inner.save_adoption_report(report, idempotency_key=idempotency_key)
-
-    async def save_draft(self, draft: DraftRecord) -> SavedArtifact:
-        """Save a draft in the inner store."""
-        return await self._inner.save_draft(draft)
-
-    async def list_drafts(self, *, limit: int = 100) -> list[DraftRecord]:
-        """The inner store's drafts."""
-        return await self._inner.list_drafts(limit=limit)
-
-    async def record_audit(self, entry: AuditEntry) -> None:
-        """Audit in the inner store."""
-        await self._inner.record_audit(entry)
-
-    async def list_audit(self, *, limit: int = 100) -> list[AuditEntry]:
-        """The inner store's audit log."""
-        return await self._inner.list_audit(limit=limit)
-
-    async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
-        """The inner store's QBR'd accounts."""
-        return await self._inner.accounts_with_qbr(period, trigger)
-
-    def outbox(self) -> Outbox | None:
-        """The inner store's outbox of pending remote writes (see `outbox_of`)."""
-        return outbox_of(self._inner)
-
-    async def claim_run(
-        self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
-    ) -> RunClaim:
-        """Claim a run in the inner store."""
-        return await self._inner.claim_run(job_id, key, owner=owner, lease_until=lease_until, now=now, force=force)
-
-    async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
-        """Finish a run in the inner store."""
-        await self._inner.finish_run(run_id, status, summary)

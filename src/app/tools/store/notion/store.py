@@ -28,20 +28,16 @@ from typing import Any
 import structlog
 
 from src.app.config import CSMSettings
-from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+from src.app.schemas import CSMHealthScore, ExpansionOpportunity, QBRContent
 from src.app.tools.ratelimit import per_second_windows, shared_pacer
 from src.app.tools.store import (
-    AlertRecord,
     AuditEntry,
     CSMStore,
-    DraftRecord,
-    Outbox,
-    RunClaim,
     SavedArtifact,
     ScoreHistory,
     UnreadableAccount,
-    outbox_of,
 )
+from src.app.tools.store.forwarding import InnerStoreRecords
 from src.app.tools.store.notion.api import NotionAPI, NotionError, NotionServerError, RetryPolicy, notion_id
 from src.app.tools.store.notion.blocks import Block, batches, opportunity_blocks, qbr_blocks
 from src.app.tools.store.notion.properties import (
@@ -60,7 +56,7 @@ FATAL_STATUSES = frozenset({401, 403})
 """Write-back errors that stop the scan (every other request would fail the same way)."""
 
 
-class NotionStore:
+class NotionStore(InnerStoreRecords):
     """`CSMStore` reading accounts from Notion and publishing scores, QBRs and opportunities to it."""
 
     def __init__(
@@ -365,54 +361,6 @@ class NotionStore:
             data_source = await self._api.retrieve_data_source(source)
             self._schemas[source] = {name: str(p["type"]) for name, p in data_source["properties"].items()}
         return self._schemas[source]
-
-    # -- everything else lives in the inner store ----------------------------------------------------------
-
-    async def last_alert(self, account_id: str) -> AlertRecord | None:
-        """The most recent churn alert for the account (inner store)."""
-        return await self._inner.last_alert(account_id)
-
-    async def record_alert(self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime) -> bool:
-        """Record a churn alert (inner store)."""
-        return await self._inner.record_alert(account_id, risk_state, idempotency_key=idempotency_key, at=at)
-
-    async def save_adoption_report(self, report: FeatureAdoptionReport, *, idempotency_key: str) -> SavedArtifact:
-        """Store a feature adoption report (inner store)."""
-        return await self._inner.save_adoption_report(report, idempotency_key=idempotency_key)
-
-    async def save_draft(self, draft: DraftRecord) -> SavedArtifact:
-        """Keep a draft in the review queue (inner store)."""
-        return await self._inner.save_draft(draft)
-
-    async def list_drafts(self, *, limit: int = 100) -> list[DraftRecord]:
-        """Drafts awaiting review (inner store)."""
-        return await self._inner.list_drafts(limit=limit)
-
-    async def record_audit(self, entry: AuditEntry) -> None:
-        """Append to the audit log (inner store)."""
-        await self._inner.record_audit(entry)
-
-    async def list_audit(self, *, limit: int = 100) -> list[AuditEntry]:
-        """Audit entries (inner store)."""
-        return await self._inner.list_audit(limit=limit)
-
-    async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
-        """Accounts that already have a QBR for the period (inner store)."""
-        return await self._inner.accounts_with_qbr(period, trigger)
-
-    def outbox(self) -> Outbox | None:
-        """The inner store's outbox of pending remote writes (see `outbox_of`)."""
-        return outbox_of(self._inner)
-
-    async def claim_run(
-        self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
-    ) -> RunClaim:
-        """Claim a job occurrence (inner store)."""
-        return await self._inner.claim_run(job_id, key, owner=owner, lease_until=lease_until, now=now, force=force)
-
-    async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
-        """Record how a run ended (inner store)."""
-        await self._inner.finish_run(run_id, status, summary)
 
 
 def _score_changed(account: NotionAccount, score: CSMHealthScore) -> bool:
