@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
@@ -21,6 +23,15 @@ from tests.support.servers import postgres_url  # noqa: F401 - fixture: a fresh 
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """An in-process CLI run points structlog and logging at a captured stderr that closes after it: put them back."""
+    saved, handlers = structlog.get_config(), list(logging.root.handlers)
+    yield
+    structlog.configure(**saved)
+    logging.root.handlers[:] = handlers
 
 
 @pytest.fixture(autouse=True)

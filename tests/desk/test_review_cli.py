@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from src.app.agents.runtime import open_agent
@@ -21,15 +18,6 @@ from tests.conftest import NOW
 from tests.desk.conftest import hold_settings
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def logging_restored() -> Iterator[None]:
-    """The CLI points structlog and logging at the runner's stderr, which closes after each invoke: put them back."""
-    saved, handlers = structlog.get_config(), list(logging.root.handlers)
-    yield
-    structlog.configure(**saved)
-    logging.root.handlers[:] = handlers
 
 
 def csm(settings: CSMSettings, *args: str, env: dict[str, str] | None = None) -> str:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from src.app.cli import app
@@ -16,15 +14,6 @@ from tests.support.notion_server import ACCOUNTS_SCHEMA, EXPANSION_SCHEMA, QBR_S
 
 TOKEN = "secret_check_token_321"
 OPTIONAL_ABSENT_FROM_SAMPLE_SCHEMA = ("Segment", "Days To Renewal")
-
-
-@pytest.fixture(autouse=True)
-def keep_logging_config() -> Iterator[None]:
-    """The in-process CLI points logging at its captured stderr; later tests must not log to that closed stream."""
-    saved, handlers = structlog.get_config(), list(logging.getLogger().handlers)
-    yield
-    structlog.configure(**saved)
-    logging.getLogger().handlers[:] = handlers
 
 
 @pytest.fixture
