@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.hardening.conftest import ROOT, csm_env
+from tests.support.servers import fresh_postgres_schema
 
 WORKER = """
 import asyncio, sys
@@ -22,22 +23,54 @@ async def main(url: str) -> None:
 asyncio.run(main(sys.argv[1]))
 """
 
+POSTGRES_WORKER = """
+import asyncio, sys
+from src.app.config import CSMSettings
+from src.app.tools.store.checkpoints import open_checkpointer
+from src.app.tools.store.sql import SQLStore
+from src.app.tools.store import AuditEntry
+
+async def main(url: str) -> None:
+    store = SQLStore(url)
+    settings = CSMSettings(database_url=url, _env_file=None)
+    async with open_checkpointer(settings) as saver:
+        await saver.aget_tuple({"configurable": {"thread_id": "first-run"}})
+    await store.record_audit(AuditEntry(artifact="x", target="t", idempotency_key="once"))
+    print(await store.count("audit_log"))
+    await store.aclose()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
 
 def test_two_processes_on_a_fresh_sqlite_store_both_succeed_and_write_once(tmp_path: Path) -> None:
     for round_ in range(4):
-        url = f"sqlite:///{tmp_path / f'fresh-{round_}.sqlite'}"
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-c", WORKER, url],
-                cwd=ROOT,
-                env=csm_env(tmp_path),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(2)
-        ]
-        outputs = [process.communicate(timeout=120) for process in processes]
-        for process, (out, err) in zip(processes, outputs, strict=True):
-            assert process.returncode == 0, err[-2000:]
-            assert out.strip() == "1"
+        _race(WORKER, f"sqlite:///{tmp_path / f'fresh-{round_}.sqlite'}", tmp_path)
+
+
+def test_two_processes_on_a_fresh_postgres_store_and_checkpointer_both_succeed_and_write_once(
+    tmp_path: Path,
+) -> None:
+    """The store's tables and LangGraph's checkpoint migrations, made by two processes at once on a fresh schema."""
+    for _ in range(3):
+        with fresh_postgres_schema() as url:
+            _race(POSTGRES_WORKER, url, tmp_path)
+
+
+def _race(worker: str, url: str, data_dir: Path) -> None:
+    """Start two processes running `worker` on `url` at once; both must exit 0 and see exactly one audit row."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", worker, url],
+            cwd=ROOT,
+            env=csm_env(data_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-2000:]
+        assert out.strip() == "1"

@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import psycopg
@@ -67,6 +68,13 @@ def require_redis() -> None:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A `postgresql+psycopg://` URL whose connections all use a fresh schema, dropped after the test."""
+    with fresh_postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_schema() -> Iterator[str]:
+    """A URL on a new, empty schema (the test is skipped when PostgreSQL is absent); the schema is dropped after."""
     require_postgres()
     schema = f"csm_test_{uuid.uuid4().hex[:12]}"
     admin_url = libpq_conninfo(POSTGRES_URL)

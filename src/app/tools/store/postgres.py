@@ -5,6 +5,8 @@ Imported only when the store's URL is PostgreSQL, so commands on the embedded SQ
 
 from __future__ import annotations
 
+import asyncio
+import time
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -42,7 +44,7 @@ async def open_postgres_checkpointer(stack: AsyncExitStack, url: str, serde: Jso
         async with await psycopg.AsyncConnection.connect(
             conninfo, connect_timeout=CONNECT_TIMEOUT_S, **options
         ) as connection:
-            await AsyncPostgresSaver(connection).setup()
+            await _setup_once(connection)
     except psycopg.Error as error:
         where = make_url(url).render_as_string(hide_password=True)
         raise CheckpointerError(f"Cannot open the PostgreSQL checkpointer at {where}: {error}") from error
@@ -56,6 +58,36 @@ async def open_postgres_checkpointer(stack: AsyncExitStack, url: str, serde: Jso
     )
     await stack.enter_async_context(pool)
     return AsyncPostgresSaver(pool, serde=serde)
+
+
+SETUP_LOCK_KEY = "hashtext('csm checkpointer setup ' || current_schema())"
+SETUP_WAIT_S = 60.0
+
+
+async def _setup_once(connection: psycopg.AsyncConnection[DictRow]) -> None:
+    """LangGraph's checkpoint migrations, one process at a time per schema.
+
+    Two processes starting on a fresh database would otherwise run the migrations together, and PostgreSQL
+    aborts one of them with "deadlock detected". The lock is polled with `pg_try_advisory_lock` rather than
+    waited for: the migrations build indexes `CONCURRENTLY`, which wait for every open statement, a blocked
+    `pg_advisory_lock` call included, and that wait would be a deadlock of its own.
+    """
+    deadline = time.monotonic() + SETUP_WAIT_S
+    while not await _try_lock(connection):
+        if time.monotonic() > deadline:
+            raise CheckpointerError(f"Another process held the checkpointer's setup lock for {SETUP_WAIT_S:.0f} s")
+        await asyncio.sleep(0.05)
+    try:
+        await AsyncPostgresSaver(connection).setup()
+    finally:
+        await connection.execute(f"SELECT pg_advisory_unlock({SETUP_LOCK_KEY})")
+
+
+async def _try_lock(connection: psycopg.AsyncConnection[DictRow]) -> bool:
+    """Take the setup lock if it is free; never waits."""
+    cursor = await connection.execute(f"SELECT pg_try_advisory_lock({SETUP_LOCK_KEY}) AS taken")
+    row = await cursor.fetchone()
+    return bool(row and row["taken"])
 
 
 def _last(value: str | tuple[str, ...]) -> str:
