@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 import email
 import json
 import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from src.app.tools.store.sql import SQLStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,3 +94,32 @@ def test_foreground_scheduler_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     for job in ("csm_daily_health_scan", "csm_daily_contract_check", "csm_quarterly_qbr"):
         assert job in shown
     assert "Scheduler stopped." in out and "Traceback" not in err
+
+
+def test_a_killed_runs_lease_is_taken_over_only_when_asked(tmp_path: Path) -> None:
+    """A run whose process died holds its occurrence for the lease; `--take-over` claims it at once."""
+    data_dir = tmp_path / "s"
+    args = ("scheduler", "--run-now", "csm_daily_health_scan", "--json", "--data-dir", str(data_dir))
+    first = run_csm(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    key = json.loads(first.stdout)["key"]
+    store = SQLStore(f"sqlite:///{data_dir / 'csm.sqlite'}")
+    try:
+        now = datetime.now(UTC)
+        forced = asyncio.run(
+            store.claim_run(
+                "csm_daily_health_scan", key, owner="killed", lease_until=now + timedelta(hours=2), now=now, force=True
+            )
+        )
+        assert forced.run_id is not None
+    finally:
+        asyncio.run(store.aclose())
+    blocked = json.loads(run_csm(*args, cwd=tmp_path).stdout)
+    assert (
+        blocked["status"] == "skipped" and "held by killed" in blocked["reason"] and "--take-over" in blocked["reason"]
+    )
+    taken = run_csm(*args, "--take-over", cwd=tmp_path)
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    outcome = json.loads(taken.stdout)
+    assert outcome["status"] == "succeeded" and outcome["resumed"] is True
+    assert outcome["alerts"] == 0  # the first run's alerts are not raised again

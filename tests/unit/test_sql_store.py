@@ -391,6 +391,8 @@ async def test_a_job_occurrence_has_one_holder_until_its_lease_expires(store: SQ
     first = await store.claim_run("job", "2026-01-05", owner="a", lease_until=lease, now=T0)
     blocked = await store.claim_run("job", "2026-01-05", owner="b", lease_until=lease, now=T0)
     assert first.run_id and blocked.run_id is None and "held by a" in (blocked.reason or "")
+    taken = await store.claim_run("job", "2026-01-05", owner="b", lease_until=lease, now=T0, take_over=True)
+    assert taken.run_id == first.run_id and taken.resumed
     other_day = await store.claim_run("job", "2026-01-06", owner="b", lease_until=lease, now=T0)
     assert other_day.run_id and other_day.run_id != first.run_id
     later = lease + timedelta(seconds=1)
@@ -402,7 +404,7 @@ async def test_a_job_occurrence_has_one_holder_until_its_lease_expires(store: SQ
     forced = await store.claim_run("job", "2026-01-05", owner="c", lease_until=later, now=later, force=True)
     assert forced.run_id == first.run_id and not forced.resumed
     runs = {run.key: run for run in await store.list_runs()}
-    assert (runs["2026-01-05"].owner, runs["2026-01-05"].attempts) == ("c", 3)
+    assert (runs["2026-01-05"].owner, runs["2026-01-05"].attempts) == ("c", 4)
 
 
 async def test_accounts_with_qbr_filter_by_period_and_trigger(store: SQLStore) -> None:

@@ -122,6 +122,10 @@ def adoption(account_id: str, data_dir: DataDirOption = None, as_json: JsonOptio
 def scheduler(
     run_now: Annotated[str | None, typer.Option("--run-now", help="Run this job once now and exit.")] = None,
     force: Annotated[bool, typer.Option(help="With --run-now: rerun an occurrence that already completed.")] = False,
+    take_over: Annotated[
+        bool,
+        typer.Option(help="With --run-now: claim an occurrence still leased by a run whose process was killed."),
+    ] = False,
     wait: Annotated[bool, typer.Option(help="With --run-now and CSM_EXECUTOR=celery: wait for the workers.")] = False,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
@@ -135,7 +139,7 @@ def scheduler(
     if run_now is None:
         asyncio.run(serve(data_dir=data_dir))
         return
-    outcome = asyncio.run(run_job_now(run_now, data_dir=data_dir, force=force, quiet=as_json))
+    outcome = asyncio.run(run_job_now(run_now, data_dir=data_dir, force=force, take_over=take_over, quiet=as_json))
     if wait and outcome["status"] == "dispatched":
         from src.app.cli.cluster import wait_for_run
 

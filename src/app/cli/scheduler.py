@@ -12,15 +12,17 @@ from src.app.cli.render import Console, progress
 from src.app.cli.runs import ensure_accounts
 
 
-async def run_job_now(job_id: str, *, data_dir: Path | None, force: bool, quiet: bool) -> dict[str, Any]:
-    """Claim and run one job occurrence now; a completed or held occurrence is skipped (unless forced)."""
+async def run_job_now(
+    job_id: str, *, data_dir: Path | None, force: bool, take_over: bool, quiet: bool
+) -> dict[str, Any]:
+    """Claim and run one job occurrence now; a completed or held occurrence is skipped (unless forced or taken over)."""
     settings = settings_for(data_dir)
     console = Console(quiet=quiet)
     async with open_agent(settings) as (agent, store):
         await ensure_accounts(store, settings, console)
         scheduler = scheduler_for(agent, store, settings)
         with progress(console, f"Running {job_id}"):
-            outcome = await scheduler.run_job(job_id, force=force)
+            outcome = await scheduler.run_job(job_id, force=force, take_over=take_over)
     for key, value in outcome.items():
         console.print(f"[bold]{key}[/bold]: {value}")
     return outcome

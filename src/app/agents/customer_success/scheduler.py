@@ -187,16 +187,17 @@ class CSMScheduler:
         now = self._clock().astimezone(self._tz)
         return quarter_label(now) if JOBS_BY_ID[job_id].quarterly else now.date().isoformat()
 
-    async def run_job(self, job_id: str, *, force: bool = False) -> dict[str, Any]:
+    async def run_job(self, job_id: str, *, force: bool = False, take_over: bool = False) -> dict[str, Any]:
         """Claim and run one job occurrence, recording a run row; skipped when another holder has it.
 
         The run row's summary includes `llm_usage`: calls, tokens and cost of every completion the job made.
+        `force` reruns a completed occurrence; `take_over` claims one whose holder's lease has not run out yet.
         """
         if job_id not in JOBS_BY_ID:
             raise ValueError(f"Unknown job '{job_id}'. Jobs: {', '.join(JOBS_BY_ID)}")
         key, now, store = self.occurrence_key(job_id), self._clock(), self._store()
         claim = await store.claim_run(
-            job_id, key, owner=self._owner, lease_until=now + self._lease, now=now, force=force
+            job_id, key, owner=self._owner, lease_until=now + self._lease, now=now, force=force, take_over=take_over
         )
         if claim.run_id is None:
             log.info("job_skipped", job_id=job_id, key=key, owner=self._owner, reason=claim.reason)

@@ -253,9 +253,21 @@ class CSMStore(Protocol):
         ...
 
     async def claim_run(
-        self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
+        self,
+        job_id: str,
+        key: str,
+        *,
+        owner: str,
+        lease_until: datetime,
+        now: datetime,
+        force: bool = False,
+        take_over: bool = False,
     ) -> RunClaim:
-        """Claim a job occurrence for `owner` (one holder at a time across processes)."""
+        """Claim a job occurrence for `owner` (one holder at a time across processes).
+
+        `force` reruns an occurrence that succeeded; `take_over` claims one that another holder still leases
+        (its process was killed and the operator will not wait for the lease to run out).
+        """
         ...
 
     async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:

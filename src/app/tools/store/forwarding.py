@@ -65,10 +65,20 @@ class InnerStoreRecords:
         return outbox_of(self._inner)
 
     async def claim_run(
-        self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
+        self,
+        job_id: str,
+        key: str,
+        *,
+        owner: str,
+        lease_until: datetime,
+        now: datetime,
+        force: bool = False,
+        take_over: bool = False,
     ) -> RunClaim:
         """Claim a job occurrence (inner store)."""
-        return await self._inner.claim_run(job_id, key, owner=owner, lease_until=lease_until, now=now, force=force)
+        return await self._inner.claim_run(
+            job_id, key, owner=owner, lease_until=lease_until, now=now, force=force, take_over=take_over
+        )
 
     async def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any] | None = None) -> None:
         """Record how a run ended (inner store)."""

@@ -49,7 +49,7 @@ from src.app.tools.store.sql_engine import (
 )
 from src.app.tools.store.sql_history import HistoryReads, finished_qbrs_query
 from src.app.tools.store.sql_outbox import OutboxRows
-from src.app.tools.store.sql_runs import RunLedgerMethods, RunRecord, claim_run, finish_run
+from src.app.tools.store.sql_runs import ClaimRules, RunLedgerMethods, RunRecord, claim_run, finish_run
 from src.app.tools.store.sql_scores import history_by_account, history_query, latest_scores_query
 from src.app.tools.store.sql_tables import (
     ACCOUNTS,
@@ -257,14 +257,23 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         return [AuditEntry.model_validate(row) for row in rows]
 
     async def claim_run(
-        self, job_id: str, key: str, *, owner: str, lease_until: datetime, now: datetime, force: bool = False
+        self,
+        job_id: str,
+        key: str,
+        *,
+        owner: str,
+        lease_until: datetime,
+        now: datetime,
+        force: bool = False,
+        take_over: bool = False,
     ) -> RunClaim:
         """Claim one job occurrence (unique per job and key) for `owner` until `lease_until`.
 
         A new occurrence is inserted; an existing one is taken over only when it failed, when its holder's
-        lease expired (the holder died: the run resumes), or when it succeeded and `force` is set.
+        lease expired (the holder died: the run resumes) or `take_over` is set, or when it succeeded and `force` is set.
         """
-        return await asyncio.to_thread(claim_run, self._transaction, job_id, key, owner, lease_until, now, force)
+        rules = ClaimRules(force=force, take_over=take_over)
+        return await asyncio.to_thread(claim_run, self._transaction, job_id, key, owner, lease_until, now, rules)
 
     async def accounts_with_qbr(self, period: str, trigger: str | None = None) -> set[str]:
         """Ids of accounts that already have a finished QBR for `period` (and `trigger`): see `finished_qbrs_query`."""

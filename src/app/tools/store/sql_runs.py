@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+import structlog
 from pydantic import BaseModel
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -15,6 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from src.app.tools.store import RunClaim, RunProgress
 from src.app.tools.store.sql_tables import RUN_TASKS, RUNS, check_text, new_id, utc_now
+
+log = structlog.get_logger(__name__)
 
 
 class Transaction(Protocol):
@@ -39,17 +42,30 @@ class RunRecord(BaseModel):
     summary: dict[str, Any] | None = None
 
 
-def _claim_blocked(run: RunRecord, now: datetime, force: bool) -> str | None:
+class ClaimRules(BaseModel):
+    """When an existing occurrence may be claimed: `force` reruns a success, `take_over` ignores a live lease."""
+
+    force: bool = False
+    take_over: bool = False
+
+
+def _claim_blocked(run: RunRecord, now: datetime, rules: ClaimRules) -> str | None:
     """Why an existing run occurrence cannot be claimed now, or None when it can."""
-    if run.status == "succeeded" and not force:
+    if run.status == "succeeded" and not rules.force:
         return f"already completed by {run.owner} at {run.finished_at.isoformat() if run.finished_at else '?'}"
-    if run.status == "running" and run.lease_until > now:
-        return f"held by {run.owner} until {run.lease_until.isoformat()}"
+    if run.status == "running" and run.lease_until > now and not rules.take_over:
+        return f"held by {run.owner} until {run.lease_until.isoformat()} (--take-over claims it now)"
     return None
 
 
 def claim_run(
-    transaction: Transaction, job_id: str, key: str, owner: str, lease_until: datetime, now: datetime, force: bool
+    transaction: Transaction,
+    job_id: str,
+    key: str,
+    owner: str,
+    lease_until: datetime,
+    now: datetime,
+    rules: ClaimRules,
 ) -> RunClaim:
     """Claim one job occurrence in its own transactions (see `SQLStore.claim_run`)."""
     run_id = new_id("run")
@@ -65,7 +81,7 @@ def claim_run(
     with transaction(write=True) as connection:
         where = (RUNS.c.job_id == job_id) & (RUNS.c.key == key)
         existing = RunRecord.model_validate(connection.execute(select(RUNS).where(where)).mappings().one())
-        reason = _claim_blocked(existing, now, force)
+        reason = _claim_blocked(existing, now, rules)
         if reason is not None:
             return RunClaim(run_id=None, reason=reason)
         taken = connection.execute(
@@ -75,6 +91,8 @@ def claim_run(
         )
     if taken.rowcount != 1:
         return RunClaim(run_id=None, reason="another scheduler claimed it at the same moment")
+    if existing.status == "running" and existing.lease_until > now:
+        log.warning("run_taken_over", job_id=job_id, key=key, previous_owner=existing.owner, owner=owner)
     return RunClaim(run_id=existing.run_id, resumed=existing.status == "running")
 
 
