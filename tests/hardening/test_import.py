@@ -194,7 +194,7 @@ async def test_good_rows_are_written_in_batches_and_the_last_row_wins(
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     seen: list[int] = []
     report = await import_accounts(store, path, now=NOW, tz=UTC_ZONE, progress=lambda r, done, size: seen.append(r))
-    assert report.imported == 7 and seen == [3, 6]
+    assert report.imported == 7 and report.repeated == 1 and seen == [3, 6]
     [stored] = await store.load_accounts(["acct-1"], active_only=False)
     assert stored["name"] == "Last"
 

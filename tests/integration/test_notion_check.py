@@ -100,3 +100,16 @@ def test_unreachable_database_and_missing_settings_are_reported(
     monkeypatch.delenv("CSM_NOTION_TOKEN")
     code, out = run_check("--json")
     assert code == 1 and "Set CSM_NOTION_TOKEN" in json.loads(out)["error"]
+
+
+def test_a_server_answering_200_with_html_is_reported_not_a_crash(
+    server: NotionServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy page instead of JSON, every time: `csm notion check` retries, then names it and exits 1."""
+    configure(monkeypatch, server, accounts=ACCOUNTS_SCHEMA)
+    server.fail(200, "not_json", message="<html>proxy error</html>", times=100)
+    code, out = run_check("--json")
+    [accounts] = json.loads(out)["databases"]
+    assert code == 1 and "not JSON after 3 attempt" in accounts["error"]
+    assert "Traceback" not in out and "<html>" not in accounts["error"]
+    assert len(server.requests) >= 3  # retried like a 5xx before giving up

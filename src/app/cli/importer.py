@@ -53,6 +53,8 @@ class ImportReport(BaseModel):
     rows: int = 0
     imported: int = 0
     dry_run: bool = False
+    repeated: int = 0
+    """Good rows whose account id an earlier row of the file already had (the last row wins)."""
     account_ids: list[str] = Field(default_factory=list)
     errors: list[RowProblem] = Field(default_factory=list)
 
@@ -117,8 +119,10 @@ async def import_accounts(
             if isinstance(checked, RowProblem):
                 report.errors.append(checked)
                 continue
-            batch.pop(str(checked["account_id"]), None)  # re-inserted last: the file's last row wins
-            batch[str(checked["account_id"])] = checked
+            account_id = str(checked["account_id"])
+            if batch.pop(account_id, None) is not None or account_id in imported:  # re-inserted: the last row wins
+                report.repeated += 1
+            batch[account_id] = checked
             if len(batch) >= UPSERT_BATCH:
                 await _flush(store, batch, imported, dry_run)
                 if progress is not None:
@@ -213,3 +217,5 @@ def _render(console: Console, report: ImportReport) -> None:
         console.print(table)
     verb = "Valid (dry run, nothing written)" if report.dry_run else "Imported"
     console.print(f"{verb}: {len(report.account_ids)} of {report.rows} rows; rejected: {len(report.errors)}.")
+    if report.repeated:
+        console.print(f"{report.repeated} rows repeated an account id seen earlier in the file; the last one was kept.")
