@@ -57,3 +57,13 @@ def test_an_impossible_period_is_refused_before_anything_is_written(tmp_path: Pa
         assert connection.execute("SELECT count(*) FROM drafts").fetchone() == (0,)
         assert connection.execute("SELECT count(*) FROM qbr_pages").fetchone() == (0,)
     assert not list((tmp_path / "outbox").rglob("*.eml"))
+
+
+def test_import_with_notion_configured_is_refused_not_written_where_no_scan_reads(tmp_path: Path) -> None:
+    book = tmp_path / "book.jsonl"
+    book.write_text(json.dumps({"account_id": "acct-1", "name": "Beacon"}) + "\n")
+    env = csm_env(tmp_path, CSM_NOTION_TOKEN="secret_notion_import_123", CSM_NOTION_ACCOUNTS_DATABASE_ID="db-1")
+    done = run_csm("import", str(book), env=env)
+    assert done.returncode == 2
+    assert "Accounts are read from the Notion database db-1" in one_error_line(done.stderr)
+    assert not (tmp_path / "csm.sqlite").exists()

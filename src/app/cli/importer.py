@@ -189,6 +189,11 @@ async def run_import(path: Path, *, data_dir: Path | None, dry_run: bool, quiet:
     from src.app.tools.store.sql import SQLStore
 
     settings = settings_for(data_dir)
+    if settings.notion_token is not None:
+        raise ImportFileError(
+            f"Accounts are read from the Notion database {settings.notion_accounts_database_id}: add the rows there. "
+            "`csm import` writes the local store, which no scan reads while CSM_NOTION_TOKEN is set"
+        )
     console = Console(quiet=quiet)
     store = SQLStore(settings.resolved_database_url)
     size = path.stat().st_size if path.is_file() else 0
