@@ -32,13 +32,31 @@ def configure_logging(*, level: str = "WARNING", json_output: bool | None = None
             renderer if mask is None else _masked(renderer, mask),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if mask is not None:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(_MaskingFormatter("%(levelname)s %(name)s: %(message)s", mask))
+
+
+class _CurrentStderr:
+    """Prints each line to `sys.stderr` as it is when the line is written, not when the logger was made.
+
+    A logger bound early (an agent's, at construction) outlives a swapped stderr (a CLI runner, a test's capture);
+    holding on to the stream it saw then would write to a closed file later.
+    """
+
+    def msg(self, message: str) -> None:
+        """Write one rendered line."""
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = warn = error = critical = exception = fatal = failure = err = log = msg
+
+
+def _stderr_logger(*_args: Any) -> _CurrentStderr:
+    return _CurrentStderr()
 
 
 def _masked(renderer: structlog.typing.Processor, mask: Mask) -> structlog.typing.Processor:
