@@ -8,7 +8,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -58,6 +58,22 @@ class DeliveryLedger:
         line = json.dumps({"kind": kind, "key": key, "value": value}, ensure_ascii=False) + "\n"
         await asyncio.to_thread(self._append, line)
         entries[(kind, key)] = value
+
+    async def once(
+        self, kind: str, key: str, make: Callable[[], Awaitable[str]], *, lock: str | None = None
+    ) -> tuple[str, bool]:
+        """The value recorded for (`kind`, `key`), else `make()`'s, recorded; True when it was made now.
+
+        Check and make run under one lock (`lock`, a channel for example, or the key itself), so two callers
+        never make the same delivery twice; a failed `make()` records nothing and is retried by the next call.
+        """
+        async with self.lock(lock or key):
+            value = await self.get(kind, key)
+            if value is not None:
+                return value, False
+            value = await make()
+            await self.put(kind, key, value)
+            return value, True
 
     def lock(self, name: str) -> asyncio.Lock:
         """One lock per name (a key or a channel), so check-then-deliver never runs twice at once."""

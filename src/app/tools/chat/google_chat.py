@@ -84,14 +84,13 @@ class GoogleChat:
         body: dict[str, Any] = {"text": escape_chat_text(message.text)}
         if message.thread_key:
             body["thread"] = {"threadKey": message.thread_key}
-        async with self._ledger.lock(self._space):
-            posted = await self._ledger.get(DELIVERED, idempotency_key)
-            if posted is not None:
-                return posted
+
+        async def post_once() -> str:
             async with self._pacer.turn(self._space):
-                name = await self._post_with_retries(body)
-            await self._ledger.put(DELIVERED, idempotency_key, name)
-            return name
+                return await self._post_with_retries(body)
+
+        name, _ = await self._ledger.once(DELIVERED, idempotency_key, post_once, lock=self._space)
+        return name
 
     async def _post_with_retries(self, body: dict[str, Any]) -> str:
         """POST to the webhook, retrying 429 (after Retry-After), 5xx and network errors a bounded number of times."""

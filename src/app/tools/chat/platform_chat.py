@@ -27,14 +27,13 @@ class PlatformChat:
 
     async def post(self, message: ChatMessage, *, idempotency_key: str) -> str:
         """Post `message` (our `ChatMessage` has the platform's fields) unless this key was posted; its id."""
-        async with self._ledger.lock(idempotency_key):
-            existing = await self._ledger.get(DELIVERED, idempotency_key)
-            if existing is not None:
-                return existing
+
+        async def post_once() -> str:
             result = await self._post(message)
-            message_id = result if isinstance(result, str) and result else _message_id(result, idempotency_key)
-            await self._ledger.put(DELIVERED, idempotency_key, message_id)
-            return message_id
+            return result if isinstance(result, str) and result else _message_id(result, idempotency_key)
+
+        message_id, _ = await self._ledger.once(DELIVERED, idempotency_key, post_once)
+        return message_id
 
 
 def _message_id(result: Any, fallback: str) -> str:

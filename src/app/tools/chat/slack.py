@@ -101,18 +101,16 @@ class SlackChat:
         if not message.text.strip():
             raise ValueError(f"chat message for {message.space_name!r} has empty 'text'")
         channel = self._channel(message)
-        async with self._ledger.lock(channel):
-            posted = await self._ledger.get(DELIVERED, idempotency_key)
-            if posted is not None:
-                return posted
-            text = escape_chat_text(message.text)
+        text = escape_chat_text(message.text)
+
+        async def post_once() -> str:
             async with self._pacer.turn(channel):
                 if isinstance(self._client, AsyncWebClient):
-                    message_id = await _post_web(self._client, self._ledger, channel, text, message.thread_key)
-                else:
-                    message_id = await _post_webhook(self._client, text)
-            await self._ledger.put(DELIVERED, idempotency_key, message_id)
-            return message_id
+                    return await _post_web(self._client, self._ledger, channel, text, message.thread_key)
+                return await _post_webhook(self._client, text)
+
+        message_id, _ = await self._ledger.once(DELIVERED, idempotency_key, post_once, lock=channel)
+        return message_id
 
     def _channel(self, message: ChatMessage) -> str:
         if isinstance(self._client, AsyncWebhookClient):

@@ -80,15 +80,14 @@ class PlatformEventBus:
                 f"no tenant_id in the task context: the event for stream {stream!r} was not published "
                 "(pass context={'tenant_id': ...} to execute)"
             )
-        async with self._ledger.lock(idempotency_key):
-            existing = await self._ledger.get(DELIVERED, idempotency_key)
-            if existing is not None:
-                return existing
+
+        async def publish_once() -> str:
             envelope = self._factory(**self._envelope(event, idempotency_key))
             result = await self._service.publish(stream, envelope)
-            event_id = str(result if isinstance(result, str) and result else field_of(result, "id") or idempotency_key)
-            await self._ledger.put(DELIVERED, idempotency_key, event_id)
-            return event_id
+            return str(result if isinstance(result, str) and result else field_of(result, "id") or idempotency_key)
+
+        event_id, _ = await self._ledger.once(DELIVERED, idempotency_key, publish_once)
+        return event_id
 
     def _envelope(self, event: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
         chain = [str(agent) for agent in self._caller.get("call_chain") or []]

@@ -104,12 +104,9 @@ class GmailDrafts:
     ) -> DraftResult:
         """Create the Gmail draft unless this key already has one, and keep a copy in the review queue."""
         reject_header_injection(message)
-        async with self._ledger.lock(idempotency_key):
-            location = await self._ledger.get(DELIVERED, idempotency_key)
-            created = location is None
-            if location is None:
-                location = await self._create_with_retries(message, idempotency_key)
-                await self._ledger.put(DELIVERED, idempotency_key, location)
+        location, created = await self._ledger.once(
+            DELIVERED, idempotency_key, lambda: self._create_with_retries(message, idempotency_key)
+        )
         return await queue_for_review(
             self._store,
             message,

@@ -51,22 +51,7 @@ class PlatformGmailDrafts:
     ) -> DraftResult:
         """Create the platform draft unless this key already has one; return the platform's draft id."""
         reject_header_injection(message)
-        async with self._ledger.lock(idempotency_key):
-            draft_id = await self._ledger.get(DELIVERED, idempotency_key)
-            created = draft_id is None
-            if draft_id is None:
-                email = PlatformEmail(
-                    to=message.to,
-                    subject=message.subject,
-                    body_html=message.body_html,
-                    body_text=message.body_text,
-                    cc=list(message.cc),
-                )
-                result = await self._service.create_draft(email, user_email=self._user_email)
-                draft_id = str(field_of(result, "draft_id") or "")
-                if not draft_id:
-                    raise RuntimeError(f"the platform's create_draft returned no draft_id ({result!r})")
-                await self._ledger.put(DELIVERED, idempotency_key, draft_id)
+        draft_id, created = await self._ledger.once(DELIVERED, idempotency_key, lambda: self._create(message))
         queued = await queue_for_review(
             self._store,
             message,
@@ -78,3 +63,18 @@ class PlatformGmailDrafts:
             created=created,
         )
         return queued.model_copy(update={"draft_id": draft_id})
+
+    async def _create(self, message: EmailMessage) -> str:
+        """One platform draft; its id."""
+        email = PlatformEmail(
+            to=message.to,
+            subject=message.subject,
+            body_html=message.body_html,
+            body_text=message.body_text,
+            cc=list(message.cc),
+        )
+        result = await self._service.create_draft(email, user_email=self._user_email)
+        draft_id = str(field_of(result, "draft_id") or "")
+        if not draft_id:
+            raise RuntimeError(f"the platform's create_draft returned no draft_id ({result!r})")
+        return draft_id

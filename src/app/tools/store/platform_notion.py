@@ -162,24 +162,22 @@ class PlatformNotionStore(InnerStoreRecords):
     async def save_qbr(self, qbr: QBRContent, *, idempotency_key: str) -> SavedArtifact:
         """Keep the QBR in the inner store and create its platform page once (`create_qbr_page(qbr, name)`)."""
         await self._inner.save_qbr(qbr, idempotency_key=idempotency_key)
-        async with self._ledger.lock(idempotency_key):
-            page_id = await self._ledger.get(_QBR_PAGE, idempotency_key)
-            if page_id is not None:
-                return SavedArtifact(artifact_id=page_id, created=False)
-            page_id = str(await self._notion.create_qbr_page(qbr, account_name=qbr.account_name))
-            await self._ledger.put(_QBR_PAGE, idempotency_key, page_id)
-        return SavedArtifact(artifact_id=page_id, created=True)
+
+        async def create_page() -> str:
+            return str(await self._notion.create_qbr_page(qbr, account_name=qbr.account_name))
+
+        page_id, created = await self._ledger.once(_QBR_PAGE, idempotency_key, create_page)
+        return SavedArtifact(artifact_id=page_id, created=created)
 
     async def save_opportunity(self, opportunity: ExpansionOpportunity, *, idempotency_key: str) -> SavedArtifact:
         """Keep the opportunity in the inner store and create its platform record once (`create_expansion_record`)."""
         await self._inner.save_opportunity(opportunity, idempotency_key=idempotency_key)
-        async with self._ledger.lock(idempotency_key):
-            record_id = await self._ledger.get(_EXPANSION_RECORD, idempotency_key)
-            if record_id is not None:
-                return SavedArtifact(artifact_id=record_id, created=False)
-            record_id = str(await self._notion.create_expansion_record(PlatformOpportunity.of(opportunity)))
-            await self._ledger.put(_EXPANSION_RECORD, idempotency_key, record_id)
-        return SavedArtifact(artifact_id=record_id, created=True)
+
+        async def create_record() -> str:
+            return str(await self._notion.create_expansion_record(PlatformOpportunity.of(opportunity)))
+
+        record_id, created = await self._ledger.once(_EXPANSION_RECORD, idempotency_key, create_record)
+        return SavedArtifact(artifact_id=record_id, created=created)
 
     # -- everything else lives in the inner store --------------------------------------------------------------
 
