@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,27 @@ def test_import_with_notion_configured_is_refused_not_written_where_no_scan_read
     assert done.returncode == 2
     assert "Accounts are read from the Notion database db-1" in one_error_line(done.stderr)
     assert not (tmp_path / "csm.sqlite").exists()
+
+
+@pytest.fixture
+def remountable(tmp_path: Path) -> Iterator[Path]:
+    """A small tmpfs that the test can make read-only (skipped where mounting is not permitted)."""
+    folder = tmp_path / "mnt"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here to make a read-only data folder: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_a_read_only_data_folder_is_one_sentence_and_exit_1(remountable: Path) -> None:
+    env = csm_env(remountable)
+    assert run_csm("scan", "--json", env=env).returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(remountable)], check=True)
+    for command in (["scan"], ["drafts", "list"], ["qbr", "acct-0001"]):
+        done = run_csm(*command, env=env)
+        assert done.returncode == 1, (command, done.stderr)
+        assert "the data folder cannot be written" in one_error_line(done.stderr)
