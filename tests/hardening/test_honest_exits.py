@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.hardening.conftest import csm_env, run_csm
+from tests.support.notion_server import ACCOUNTS_SCHEMA, NotionServer
 
 
 def one_error_line(stderr: str) -> str:
@@ -93,3 +94,45 @@ def test_a_read_only_data_folder_is_one_sentence_and_exit_1(remountable: Path) -
         done = run_csm(*command, env=env)
         assert done.returncode == 1, (command, done.stderr)
         assert "the data folder cannot be written" in one_error_line(done.stderr)
+
+
+NOTION_TOKEN = "secret_exit_token_4821"
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("bad token", "Notion rejected the integration token"),
+        ("missing database", "not found or not shared with the integration (404 object_not_found)"),
+        ("notion down", "Notion did not answer"),
+    ],
+)
+def test_notion_failures_exit_1_with_one_line(tmp_path: Path, case: str, expected: str) -> None:
+    with NotionServer(token=NOTION_TOKEN) as server:
+        database_id, _ = server.add_database("Accounts", ACCOUNTS_SCHEMA)
+        settings = {"CSM_NOTION_TOKEN": NOTION_TOKEN, "CSM_NOTION_ACCOUNTS_DATABASE_ID": database_id}
+        settings["CSM_NOTION_BASE_URL"] = server.base_url
+        if case == "bad token":
+            settings["CSM_NOTION_TOKEN"] = "secret_wrong_token_7731"
+        elif case == "missing database":
+            settings["CSM_NOTION_ACCOUNTS_DATABASE_ID"] = "0" * 32
+        else:
+            settings["CSM_NOTION_BASE_URL"] = "http://127.0.0.1:9"  # discard port: nothing listens
+        done = run_csm("scan", "--json", env=csm_env(tmp_path, **settings))
+    assert done.returncode == 1
+    assert expected in one_error_line(done.stderr)
+    assert NOTION_TOKEN not in done.stdout + done.stderr
+    assert json.loads(done.stdout)["partial"] is True
+
+
+def test_a_full_disk_is_one_sentence_and_exit_1(remountable: Path) -> None:
+    env = csm_env(remountable)
+    assert run_csm("scan", "--json", env=env).returncode == 0
+    filler = remountable / "filler"
+    with filler.open("wb") as handle, pytest.raises(OSError, match="No space left"):
+        while True:
+            handle.write(b"\0" * (1 << 20))
+    for command in (["scan"], ["adoption", "acct-0001"], ["qbr", "acct-0002"]):
+        done = run_csm(*command, env=env)
+        assert done.returncode == 1, (command, done.stderr)
+        assert "the disk holding the data folder is full or failing" in one_error_line(done.stderr)

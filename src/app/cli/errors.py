@@ -16,6 +16,11 @@ _ADVICE: tuple[tuple[re.Pattern[str], str], ...] = (
         "the data folder cannot be written: check its permissions, or pass --data-dir / set CSM_DATA_DIR",
     ),
     (
+        re.compile(r"database or disk is full|disk I/O error|no space left on device", re.I),
+        "the disk holding the data folder is full or failing: free some space and run the command again "
+        "(completed writes are kept)",
+    ),
+    (
         re.compile(r"file is not a database|database disk image is malformed", re.I),
         "the store is not a readable SQLite database: restore a backup, or move the file aside to start afresh",
     ),
