@@ -248,3 +248,8 @@ def masker_for(settings: CSMSettings) -> SecretMasker:
 def redact_secrets(text: str, settings: CSMSettings) -> str:
     """`text` with every configured secret, and every part of one longer than 8 characters, masked."""
     return masker_for(settings)(text)
+
+
+def settings_for(data_dir: Path | None) -> CSMSettings:
+    """Settings from the environment, with the data folder overridden when given."""
+    return CSMSettings(data_dir=data_dir) if data_dir else CSMSettings()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from pathlib import Path
 
 from src.app.agents.base import AgentRegistration
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
@@ -17,11 +16,6 @@ from src.app.context import CSMContext, aclose_clients, build_context, scorer_fr
 from src.app.schemas import SALES_TASK_TYPE
 from src.app.tools.store import CSMStore
 from src.app.tools.store.checkpoints import open_checkpointer
-
-
-def settings_for(data_dir: Path | None) -> CSMSettings:
-    """Settings from the environment, with the data folder overridden when given."""
-    return CSMSettings(data_dir=data_dir) if data_dir else CSMSettings()
 
 
 @asynccontextmanager

@@ -218,7 +218,7 @@ def desk(
     """Serve the review desk: the book, accounts, the review queue, QBRs and opportunities (sign-in required)."""
     import uvicorn
 
-    from src.app.agents.runtime import settings_for
+    from src.app.config import settings_for
     from src.app.desk.app import create_app
 
     typer.echo(f"Review desk on http://{host}:{port}/ (add people with `csm users add EMAIL --role lead|rep`)")

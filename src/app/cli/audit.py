@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from src.app.agents.runtime import settings_for
+from src.app.config import settings_for
 from src.app.tools.store import AuditEntry
 from src.app.tools.store.sql import SQLStore
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from src.app.agents.runtime import settings_for
 from src.app.cli.render import Console
+from src.app.config import settings_for
 from src.app.context import aclose_clients, build_context
 from src.app.tools.store import RunLedger
 

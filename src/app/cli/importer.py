@@ -184,8 +184,8 @@ def _numbers(value: Any, name: str = "") -> Iterator[tuple[str, float]]:
 
 async def run_import(path: Path, *, data_dir: Path | None, dry_run: bool, quiet: bool) -> ImportReport:
     """`csm import`: import into the configured store and print what was imported and what was rejected."""
-    from src.app.agents.runtime import settings_for
     from src.app.cli.render import rows_progress
+    from src.app.config import settings_for
     from src.app.tools.store.sql import SQLStore
 
     settings = settings_for(data_dir)

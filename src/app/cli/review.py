@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
@@ -16,11 +16,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from src.app.agents.runtime import settings_for
-from src.app.desk.review import DraftReview, ReviewError, open_review
-from src.app.tools.mail.outbox import html_to_text
-from src.app.tools.store import DraftRecord, DraftStatus
-from src.app.tools.store.sql_review import ROLES, AccountRow, Role, UserExists
+if TYPE_CHECKING:  # the store and the desk load only when a command runs, so `csm --help` stays fast
+    from contextlib import AbstractAsyncContextManager
+
+    from src.app.desk.review import DraftReview
+    from src.app.tools.store import DraftRecord, DraftStatus
+    from src.app.tools.store.sql_review import AccountRow, Role
 
 T = TypeVar("T")
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Folder for the store and outbox.")]
@@ -36,11 +37,22 @@ users_app = typer.Typer(help="People who may sign in to the review desk.")
 
 
 def _run(work: Awaitable[T]) -> T:
+    from src.app.desk.review import ReviewError
+    from src.app.tools.store.sql_review import UserExists
+
     try:
         return asyncio.run(work)  # type: ignore[arg-type]
     except (ReviewError, UserExists, ValueError) as error:
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(code=1) from None
+
+
+def _review(data_dir: Path | None) -> AbstractAsyncContextManager[DraftReview]:
+    """The review queue on the configured store (see `open_review`)."""
+    from src.app.config import settings_for
+    from src.app.desk.review import open_review
+
+    return open_review(settings_for(data_dir))
 
 
 def _reviewer(by: str | None) -> str:
@@ -74,7 +86,7 @@ def list_drafts(
         raise typer.BadParameter(f"unknown status {status!r}; one of {', '.join(STATUS_STYLE)}", param_hint="--status")
 
     async def work() -> list[DraftRecord]:
-        async with open_review(settings_for(data_dir)) as review:
+        async with _review(data_dir) as review:
             account_id = None if account is None else await _account_id(review, account)
             wanted: DraftStatus | None = status  # type: ignore[assignment]
             return await review.records.drafts(
@@ -91,11 +103,13 @@ def show_draft(draft_id: str, data_dir: DataDirOption = None, as_json: JsonOptio
     """Show one draft: headers, status and the text a person will read."""
 
     async def work() -> DraftRecord:
-        async with open_review(settings_for(data_dir)) as review:
+        async with _review(data_dir) as review:
             draft = await review.records.draft(draft_id)
         if draft is None:
-            raise ReviewError(f"No draft {draft_id!r}")
+            raise ValueError(f"No draft {draft_id!r}")
         return draft
+
+    from src.app.tools.mail.outbox import html_to_text
 
     draft = _run(work())
     console = Console(quiet=as_json)
@@ -114,7 +128,7 @@ def approve(
     """Approve drafts as written; held drafts are created in the mailbox now (still drafts, never sent)."""
 
     async def work() -> list[dict[str, Any]]:
-        async with open_review(settings_for(data_dir)) as review:
+        async with _review(data_dir) as review:
             outcomes = [await review.approve(draft_id, by=_reviewer(by)) for draft_id in draft_ids]
         return [
             {
@@ -149,7 +163,7 @@ def reject(
     """Reject a draft with a reason (a churn alert rejected as 'false alarm' is kept as a label)."""
 
     async def work() -> dict[str, Any]:
-        async with open_review(settings_for(data_dir)) as review:
+        async with _review(data_dir) as review:
             outcome = await review.reject(draft_id, by=_reviewer(by), reason=reason)
         return {"draft_id": draft_id, "status": outcome.draft.status, "changed": outcome.changed, "reason": reason}
 
@@ -161,15 +175,15 @@ def reject(
 @drafts_app.command("edit")
 def edit(draft_id: str, by: ByOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Edit a draft's subject and body in $EDITOR, then approve it as edited."""
-    settings = settings_for(data_dir)
+    from src.app.tools.mail.outbox import html_to_text
 
     async def load() -> DraftRecord:
-        async with open_review(settings) as review:
+        async with _review(data_dir) as review:
             draft = await review.records.draft(draft_id)
         if draft is None:
-            raise ReviewError(f"No draft {draft_id!r}")
+            raise ValueError(f"No draft {draft_id!r}")
         if draft.status != "pending":
-            raise ReviewError(f"Draft {draft_id} is {draft.status}; only pending drafts can be edited")
+            raise ValueError(f"Draft {draft_id} is {draft.status}; only pending drafts can be edited")
         return draft
 
     draft = _run(load())
@@ -185,7 +199,7 @@ def edit(draft_id: str, by: ByOption = None, data_dir: DataDirOption = None, as_
         return {"draft_id": draft_id, "status": outcome.draft.status, "location": outcome.draft.location}
 
     async def work() -> dict[str, Any]:
-        async with open_review(settings) as review:
+        async with _review(data_dir) as review:
             return await save(review)
 
     result = _run(work())
@@ -197,7 +211,7 @@ def parse_edited(text: str) -> tuple[str, str]:
     """The subject (a first `Subject:` line) and body of a draft edited as text."""
     head, _, body = text.lstrip().partition("\n")
     if not head.lower().startswith("subject:"):
-        raise ReviewError("The edited text must start with a 'Subject:' line")
+        raise ValueError("The edited text must start with a 'Subject:' line")
     return head.split(":", 1)[1].strip(), body.strip()
 
 
@@ -234,7 +248,7 @@ async def _account_id(review: DraftReview, name_or_id: str) -> str:
     found = await review.records.find_accounts(name_or_id)
     if len(found) != 1:
         names = ", ".join(f"{a.name} ({a.account_id})" for a in found[:5])
-        raise ReviewError(
+        raise ValueError(
             f"{'No' if not found else 'More than one'} account matches {name_or_id!r}" + (f": {names}" if names else "")
         )
     return found[0].account_id
@@ -251,7 +265,7 @@ def list_accounts(
     """List accounts by name with owner, ARR, segment and renewal date."""
 
     async def work() -> list[AccountRow]:
-        async with open_review(settings_for(data_dir)) as review:
+        async with _review(data_dir) as review:
             return await review.records.accounts(owner=owner, search=search, limit=limit)
 
     rows = _run(work())
@@ -278,7 +292,7 @@ def show_account(name_or_id: str, data_dir: DataDirOption = None, as_json: JsonO
     """One account by id or name: owner, ARR, renewal, score history, drafts and audit rows."""
 
     async def work() -> dict[str, Any]:
-        async with open_review(settings_for(data_dir)) as review:
+        async with _review(data_dir) as review:
             account_id = await _account_id(review, name_or_id)
             found = await review.records.account(account_id)
             assert found is not None
@@ -325,13 +339,14 @@ def add_user(
 ) -> None:
     """Add a person who may sign in to the desk (the password is stored as an argon2 hash)."""
     from src.app.desk.auth import hash_password
+    from src.app.tools.store.sql_review import ROLES
 
     if role not in ROLES:
         raise typer.BadParameter(f"unknown role {role!r}; one of {', '.join(ROLES)}", param_hint="--role")
     checked: Role = "lead" if role == "lead" else "rep"
 
     async def work() -> None:
-        async with open_review(settings_for(data_dir)) as review:
+        async with _review(data_dir) as review:
             await review.records.add_user(
                 email.strip().lower(), role=checked, password_hash=hash_password(password), replace=replace
             )

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
-from src.app.agents.runtime import open_agent, scheduler_for, settings_for
+from src.app.agents.runtime import open_agent, scheduler_for
 from src.app.analysis.adoption import build_adoption_facts
 from src.app.analysis.expansion import find_expansion_candidates
 from src.app.analysis.signals import AccountDataError, parse_account
 from src.app.cli.render import Console, accounts_progress, progress, render_drafts, render_result, render_scan
-from src.app.config import CSMSettings
+from src.app.config import CSMSettings, settings_for
 from src.app.data.sample_book import load_sample_book
 from src.app.nodes.qbr_documents import DocumentFormat, document_path, qbr_document, write_document
 from src.app.schemas import CSMHealthScore, QBRContent

@@ -7,9 +7,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from src.app.agents.runtime import open_agent, scheduler_for, settings_for
+from src.app.agents.runtime import open_agent, scheduler_for
 from src.app.cli.render import Console, progress
 from src.app.cli.runs import ensure_accounts
+from src.app.config import settings_for
 
 
 async def run_job_now(

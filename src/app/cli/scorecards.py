@@ -11,13 +11,12 @@ import importlib.util
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from src.app.analysis.scorecard_model import ScorecardSet, ScorecardSpec
-from src.app.analysis.scorecard_toml import scorecard_diff, scorecard_to_toml
-from src.app.analysis.scorecards import ScorecardError, load_default_scorecard, load_scorecard_set
+if TYPE_CHECKING:  # the scorecard models load when a command runs, so `csm --help` stays fast
+    from src.app.analysis.scorecard_model import ScorecardSet, ScorecardSpec
 
 scorecard_app = typer.Typer(help="Show, validate and compare scorecards (how the health score is computed).")
 
@@ -44,6 +43,9 @@ def configured_scorecard_path() -> Path | None:
 
 def load_set(path: Path | None) -> ScorecardSet:
     """The scorecard set in `path`, else the configured one, else the shipped default; errors exit."""
+    from src.app.analysis.scorecard_model import ScorecardSet
+    from src.app.analysis.scorecards import ScorecardError, load_default_scorecard, load_scorecard_set
+
     path = path or configured_scorecard_path()
     if path is None:
         card = load_default_scorecard()
@@ -98,6 +100,8 @@ def show(
     as_toml: Annotated[bool, typer.Option("--toml", help="Print the scorecard(s) as TOML.")] = False,
 ) -> None:
     """Show a scorecard: thresholds, each signal's weight and mapping, multipliers and the alert rule."""
+    from src.app.analysis.scorecard_toml import scorecard_to_toml
+
     cards = load_set(file)
     if len(cards.scorecards) > 1:
         for segment in cards.segments:
@@ -111,6 +115,8 @@ def show(
 @scorecard_app.command("validate")
 def validate(file: Annotated[Path, typer.Argument(help="The scorecard or set file to check.")]) -> None:
     """Check a scorecard file: every problem is listed with its field and line (exit 1 if any)."""
+    from src.app.analysis.scorecards import ScorecardError, load_scorecard_set
+
     try:
         cards = load_scorecard_set(file)
     except ScorecardError as error:
@@ -127,6 +133,8 @@ def diff(
     b: Annotated[Path, typer.Argument(help="The scorecard to compare to.")],
 ) -> None:
     """Every field that differs between two scorecards (`~` changed, `+` only in B, `-` only in A)."""
+    from src.app.analysis.scorecard_toml import scorecard_diff
+
     typer.echo(scorecard_diff(single(a), single(b)))
 
 
