@@ -15,8 +15,6 @@ from src.app.context import CSMContext
 from src.app.documents.document import QBRDocument
 from src.app.documents.facts import QUARTERS_SHOWN, build_qbr_document
 from src.app.documents.periods import Quarter, local_day, score_as_of, score_before
-from src.app.documents.qbr_deck import write_deck
-from src.app.documents.qbr_html import write_qbr_html
 from src.app.documents.qbr_markdown import render_qbr_markdown
 from src.app.documents.wording import rounded_score, score_delta
 from src.app.schemas import CSMHealthScore, QBRContent
@@ -102,8 +100,12 @@ def write_document(doc: QBRDocument, fmt: DocumentFormat, path: Path) -> Path:
     """Write one format of the document to `path` (folders created) and return it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "pptx":
+        from src.app.documents.qbr_deck import write_deck  # python-pptx only when a deck is written
+
         return write_deck(doc, path)
     if fmt == "html":
+        from src.app.documents.qbr_html import write_qbr_html  # pygal and Jinja2 only when a page is written
+
         return write_qbr_html(doc, path)
     path.write_text(render_qbr_markdown(doc), encoding="utf-8")
     return path
