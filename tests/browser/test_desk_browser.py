@@ -58,6 +58,8 @@ def test_a_lead_reviews_drafts_and_the_store_audit_and_outbox_agree(
     page.locator("table a[href^='/accounts/']").first.click()
     expect(page.locator("#score-chart svg")).to_be_visible()
     expect(page.locator(".timeline")).to_contain_text("draft")
+    expect(page.locator(".signals")).to_contain_text("accounts.record")  # each signal's field, value and time
+    expect(page.locator(".signals td.source").first).to_contain_text("=")
     shoot(page, tmp_path, "desk-account")
 
     page.goto(f"{live_server}/drafts/{first}")

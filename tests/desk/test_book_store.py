@@ -6,11 +6,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import delete
 
-from src.app.analysis.health import SIGNAL_MAX_POINTS
+from src.app.analysis.health import SIGNAL_MAX_POINTS, weakest_signals
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store.sql import SQLStore
-from src.app.tools.store.sql_book import BookFilter, BookStore
+from src.app.tools.store.sql_book import RAGS, BookFilter, BookStore
+from src.app.tools.store.sql_book_rows import health_row
+from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, BOOK_DAYS, DESK_MARKS
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -52,9 +57,8 @@ async def test_the_book_is_kept_incrementally_from_scores_and_account_updates(sq
     await sql_store.upsert_accounts(accounts)
     await sql_store.save_scores([score(a["account_id"], 80, 10) for a in accounts])
     book = BookStore(sql_store, max_points=dict(SIGNAL_MAX_POINTS))
-    assert await book.refresh() == 4
     await sql_store.save_scores([score("a1", 30, 0), score("a2", 60, 0), score("a3", 85, 0), score("a4", 80, 0)])
-    assert await book.refresh() == 4 and await book.refresh() == 0
+    assert await book.refresh() == 0  # the store's score writes kept the book: the desk reads nothing back
     today = NOW.date()
     counts = await book.counts(BookFilter(), today=today)
     assert {rag: c["accounts"] for rag, c in counts.items()} == {"RED": 1, "AMBER": 1, "GREEN": 2}
@@ -71,3 +75,65 @@ async def test_the_book_is_kept_incrementally_from_scores_and_account_updates(sq
     [row] = await book.rows(BookFilter(owner="new@x.com"), today=today)
     assert row.name == "Renamed"
     await sql_store.aclose()
+
+
+def _forget_the_book(store: SQLStore) -> None:
+    """Leave the store as a version that did not keep the book wrote it: scores, but empty book tables."""
+    with store._transaction(write=True) as connection:
+        for table in (ACCOUNT_HEALTH, BOOK_DAYS, DESK_MARKS):
+            connection.execute(delete(table))
+
+
+async def test_the_desk_catches_up_a_store_written_by_an_older_version(sql_store: SQLStore) -> None:
+    await sql_store.upsert_accounts([{"account_id": f"a{i}", "name": f"Acct {i}"} for i in range(3)])
+    await sql_store.save_scores([score(f"a{i}", 80, 10) for i in range(3)])
+    _forget_the_book(sql_store)
+    await sql_store.save_scores([score("a0", 30, 1)])  # older rows were never applied: left to the catch-up
+    book = BookStore(sql_store, max_points=dict(SIGNAL_MAX_POINTS))
+    today = NOW.date()
+    assert await book.counts(BookFilter(), today=today) == {rag: {"accounts": 0, "arr": 0.0} for rag in RAGS}
+    assert await book.refresh() == 4 and await book.refresh() == 0
+    await sql_store.save_scores([score("a1", 50, 0)])  # caught up: the store keeps the book again
+    assert await book.refresh() == 0
+    rows = {r.account_id: (r.score, r.delta, r.name) for r in await book.rows(BookFilter(), today=today)}
+    assert rows == {"a0": (30, -50, "Acct 0"), "a1": (50, -30, "Acct 1"), "a2": (80, None, "Acct 2")}
+    assert (await book.movement(today=today, windows=(1,)))[1] == {"RED": 0, "AMBER": 1, "GREEN": -1}
+    await sql_store.aclose()
+
+
+async def test_scores_of_several_days_at_once_are_left_to_the_catch_up(sql_store: SQLStore) -> None:
+    await sql_store.upsert_accounts([{"account_id": "a", "name": "A"}])
+    await sql_store.save_scores([score("a", 80, 3), score("a", 40, 1)])  # history written at once
+    await sql_store.save_scores([score("a", 20, 0)])  # waits behind the unapplied history
+    book = BookStore(sql_store, max_points=dict(SIGNAL_MAX_POINTS))
+    assert await book.refresh() == 3
+    [row] = await book.rows(BookFilter(), today=NOW.date())
+    assert (row.score, row.delta) == (20, -20)
+    moved = await book.movement(today=NOW.date(), windows=(1, 2))  # each day snapshotted (3 and 1 days ago, today)
+    assert moved == {1: {"RED": 1, "AMBER": -1, "GREEN": 0}, 2: {"RED": 1, "AMBER": 0, "GREEN": -1}}
+    await sql_store.aclose()
+
+
+async def test_an_account_changed_after_the_scan_shows_its_new_fields_on_the_first_view(sql_store: SQLStore) -> None:
+    await sql_store.upsert_accounts([{"account_id": "a", "name": "Old name", "rep_email": "r@x.com"}])
+    await sql_store.save_scores([score("a", 80, 0)])
+    await sql_store.upsert_accounts([{"account_id": "a", "name": "New name", "rep_email": "s@x.com"}])
+    book = BookStore(sql_store, max_points=dict(SIGNAL_MAX_POINTS))
+    assert await book.refresh() == 0
+    [row] = await book.rows(BookFilter(), today=NOW.date())
+    assert (row.name, row.rep_email) == ("New name", "s@x.com")
+    await sql_store.aclose()
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            key: st.one_of(st.just(best), st.integers(0, int(best * 100)).map(lambda cents: cents / 100))
+            for key, best in SIGNAL_MAX_POINTS.items()
+        }
+    )
+)
+def test_the_book_names_the_signals_that_cost_the_most_as_the_scorer_does(breakdown: dict[str, float]) -> None:
+    row = health_row("a", 50, "AMBER", "low", breakdown, NOW)
+    expected = weakest_signals(score("a", 50, 0).model_copy(update={"signal_breakdown": breakdown}))
+    assert row["top_signals"] == [[name, round(best - points, 2)] for name, points, best in expected]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from src.app.analysis.health import SIGNAL_MAX_POINTS
 from src.app.config import CSMSettings
+from src.app.data.sample_book import load_sample_book
 from src.app.desk.app import create_app
+from src.app.tools.store.sql import SQLStore
+from tests.conftest import NOW
 from tests.desk.conftest import LEAD, REP
 
 
@@ -143,3 +149,39 @@ def test_bulk_approve_and_every_page_renders(client: TestClient) -> None:
         "/?rag=RED&renewal=90&q=a",
     ):
         assert client.get(path).status_code == 200, path
+
+
+def test_each_signal_shows_its_source_and_time(client: TestClient, desk_settings: CSMSettings) -> None:
+    sign_in(client, LEAD)
+    account_id = "acct-0001"
+    view = client.get(f"/api/accounts/{account_id}").json()
+    record = next(r for r in load_sample_book(today=NOW.date()) if r["account_id"] == account_id)
+    source = view["source"]
+    assert (
+        source["store"] == f"SQLite {desk_settings.data_dir / 'csm.sqlite'}" and source["column"] == "accounts.record"
+    )
+    assert source["record_updated_at"] <= source["scanned_at"] and not source["changed_since_scan"]
+    signals = {s["signal"]: s["source"] for s in view["signals"]}
+    assert set(signals) >= set(SIGNAL_MAX_POINTS)
+    assert all(s["updated_at"] == source["record_updated_at"] and s["known"] for s in signals.values())
+    fields = {key: [(f["field"], f["value"], f["derives"]) for f in s["fields"]] for key, s in signals.items()}
+    assert fields["support_tickets"] == [
+        ("avg_ticket_sentiment", record["avg_ticket_sentiment"], None),
+        ("open_ticket_count", record["open_ticket_count"], None),
+    ]
+    assert fields["days_to_renewal"] == [("contract_end_date", record["contract_end_date"], "days_to_renewal")]
+    assert fields["nps_score"] == [("nps_score", record["nps_score"], None)]
+    page = client.get(f"/accounts/{account_id}").text
+    assert "accounts.record" in page and "<code>open_ticket_count</code> = 0" in page and "written after" not in page
+
+    asyncio.run(_rewrite(desk_settings, {**record, "nps_score": 2}))
+    changed = client.get(f"/api/accounts/{account_id}").json()
+    assert changed["source"]["changed_since_scan"] and changed["source"]["record_updated_at"] >= source["scanned_at"]
+    assert next(s for s in changed["signals"] if s["signal"] == "nps_score")["source"]["fields"][0]["value"] == 2
+    assert "written after the last scan" in client.get(f"/accounts/{account_id}").text
+
+
+async def _rewrite(settings: CSMSettings, record: dict[str, Any]) -> None:
+    store = SQLStore(settings.resolved_database_url)
+    await store.upsert_accounts([record])
+    await store.aclose()

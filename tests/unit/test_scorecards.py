@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from src.app.analysis.derived_signals import score_trend, score_trends, tenure_days
-from src.app.analysis.health import CSMHealthScorer
+from src.app.analysis.health import SIGNAL_MAX_POINTS, CSMHealthScorer
 from src.app.analysis.scorecard_toml import scorecard_diff, scorecard_to_toml
 from src.app.analysis.scorecards import (
     ScorecardError,
     ScorecardInputError,
+    breakdown_fields,
     load_default_scorecard,
     load_scorecard,
     load_scorecard_set,
@@ -121,6 +122,13 @@ def test_default_scorecard_describes_itself() -> None:
     card = load_default_scorecard()
     assert (card.name, card.version, card.total_weight()) == ("default", "1", 100)
     assert list(card.signals)[:2] == ["feature_adoption_rate", "usage_trend"]
+
+
+def test_breakdown_fields_name_the_raw_fields_behind_each_key() -> None:
+    fields = breakdown_fields(load_default_scorecard())
+    assert set(fields) == set(SIGNAL_MAX_POINTS) | {"collections_risk", "tam_health_rag"}
+    assert fields["support_tickets"] == ("avg_ticket_sentiment", "open_ticket_count")
+    assert fields["nps_score"] == ("nps_score",) and fields["tam_health_rag"] == ("tam_health_rag",)
 
 
 # --- coverage instead of a hard block -----------------------------------------------------------------------------

@@ -113,6 +113,17 @@ def scorecard_fields(scorecard: ScorecardSpec) -> set[str]:
     return fields | {condition.field for condition in conditions}
 
 
+def breakdown_fields(scorecard: ScorecardSpec) -> dict[str, tuple[str, ...]]:
+    """The raw fields behind each breakdown key: a signal's field (then its penalty's), a multiplier's field."""
+    fields = {
+        name: (scorecard.field_of(name), *(() if spec.penalty is None else (spec.penalty.field,)))
+        for name, spec in scorecard.signals.items()
+    }
+    for spec in scorecard.multipliers:
+        fields[spec.breakdown_key] = (spec.field,)
+    return fields
+
+
 def coverage_of(observed: list[str], scorecard: ScorecardSpec) -> float:
     """The share of the scorecard's points whose signals were observed."""
     return sum(scorecard.signals[name].weight for name in observed) / scorecard.total_weight()

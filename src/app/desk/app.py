@@ -58,7 +58,7 @@ def create_app(settings: CSMSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Read new score history now, so the first book view after a big scan does not wait for it.
+        # Catch up score history the book does not hold (a store an older version wrote) before the first view.
         warming = asyncio.create_task(_warm(desk))
         yield
         await warming
@@ -99,7 +99,7 @@ def create_app(settings: CSMSettings) -> FastAPI:
 
 
 async def _warm(desk: Desk) -> None:
-    """Read new score history before the first book view; a failure here is logged, the view retries it."""
+    """Catch up the book before the first view (see `BookStore.refresh`); a failure is logged, the view retries."""
     try:
         await desk.book.refresh()
     except Exception as error:  # noqa: BLE001 - warming up is optional; the book page reports a real failure

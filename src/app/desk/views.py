@@ -10,6 +10,7 @@ from fastapi import HTTPException
 
 from src.app.analysis.health import SIGNAL_MAX_POINTS
 from src.app.desk.core import Desk, User
+from src.app.desk.sources import RECORD_COLUMN, fields_by_signal, signal_source, store_label
 from src.app.documents.charts import score_history_svg
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store import DraftRecord, DraftStatus
@@ -72,7 +73,7 @@ async def book_view(desk: Desk, user: User, where: BookFilter) -> dict[str, Any]
 
 
 async def account_view(desk: Desk, user: User, account_id: str) -> dict[str, Any]:
-    """One account: its record, score history chart, signal breakdown with weekly movement, and timeline."""
+    """One account: its record, score history chart, signals with movement, source and time, and timeline."""
     if not await can_see(desk, user, account_id):
         raise HTTPException(status_code=404, detail="No such account")
     found = await desk.records.account(account_id)
@@ -88,11 +89,25 @@ async def account_view(desk: Desk, user: User, account_id: str) -> dict[str, Any
         settings.amber_threshold,
         title=f"Health score of {row.name}",
     )
+    fields = None if latest is None else fields_by_signal(settings, latest)
+    sources = {
+        key: signal_source(None if fields is None else fields.get(key), record, updated_at=row.updated_at)
+        for key in ({} if latest is None else latest.signal_breakdown)
+    }
     return {
         "account": asdict(row),
         "record": {k: record.get(k) for k in ("plan", "ae_email", "chat_space", "seats_purchased", "seats_active")},
         "latest": None if latest is None else latest.model_dump(mode="json"),
-        "signals": signal_rows(history),
+        "source": {
+            "store": store_label(settings),
+            "column": RECORD_COLUMN,
+            "record_updated_at": None if row.updated_at is None else row.updated_at.isoformat(timespec="seconds"),
+            "scanned_at": None if latest is None else latest.computed_at.isoformat(timespec="seconds"),
+            "changed_since_scan": latest is not None
+            and row.updated_at is not None
+            and row.updated_at > latest.computed_at,
+        },
+        "signals": [{**r, "source": sources[r["signal"]]} for r in signal_rows(history)],
         "chart_svg": chart,
         "timeline": await timeline(desk, account_id),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ async def draft_qbr(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str,
     key = f"qbr:{account_id}:{qbr.period}:{qbr.trigger}"
     fresh = [CSMHealthScore.model_validate(score) for score in state.get("scores", [])]
     doc = await qbr_document(ctx.store, ctx.settings, qbr, now=ctx.clock(), fresh=fresh[0] if fresh else None)
-    paths = write_documents(doc, documents_folder(ctx))
+    paths = await asyncio.to_thread(write_documents, doc, documents_folder(ctx))  # file I/O off the event loop
     qbr = qbr.model_copy(update={"document_markdown": render_qbr_markdown(doc)})
     # The draft comes first: a page marks the QBR done for the scheduler, so it must never exist without its draft.
     draft = await draft_for_rep(

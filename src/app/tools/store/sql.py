@@ -39,6 +39,7 @@ from src.app.tools.store import (
     RunClaim,
     SavedArtifact,
 )
+from src.app.tools.store.sql_book_rows import keep_book, lock_book
 from src.app.tools.store.sql_engine import (
     add_missing_columns,
     create_store_engine,
@@ -332,15 +333,6 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         with self._transaction(write=False) as connection:
             return [dict(row) for row in connection.execute(query).mappings()]
 
-    def _insert_rows(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert rows that all have the same keys (a daily scan's thousands of score rows per page)."""
-        with self._transaction(write=True) as connection:
-            if connection.dialect.name == "sqlite" and rows:
-                insert_bound_rows(connection, table, rows)
-                return
-            for batch in _batches(rows):
-                connection.execute(insert(table), batch)
-
     def _insert_once(self, table: Table, row: Mapping[str, Any]) -> SavedArtifact:
         """Insert `row` unless its idempotency key exists; under a race the UNIQUE constraint decides."""
         check_text(table, row)
@@ -465,7 +457,14 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         return history_by_account(rows)
 
     def _save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
-        self._insert_rows(HEALTH_SCORES, [score_row(score) for score in scores])
+        """Insert the score rows and, in the same transaction, bring the desk's book tables up to them."""
+        if not scores:
+            return
+        rows = [score_row(score) for score in scores]
+        with self._transaction(write=True) as connection:
+            lock_book(connection)
+            _insert_rows(connection, HEALTH_SCORES, rows)
+            keep_book(connection, scores)
 
     def _list_alerts(self, account_id: str | None, limit: int) -> list[AlertRecord]:
         query = select(ALERTS).order_by(ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc()).limit(limit)
@@ -485,6 +484,15 @@ def _id_batches(account_ids: Sequence[str], *, size: int = BATCH_SIZE) -> Iterat
     if isinstance(account_ids, str):
         raise TypeError(f"account_ids must be a sequence of ids, not the string {account_ids!r}")
     return _batches(sorted(set(account_ids)), size=size)
+
+
+def _insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows that all have the same keys (a daily scan's thousands of score rows per page)."""
+    if connection.dialect.name == "sqlite" and rows:
+        insert_bound_rows(connection, table, rows)
+        return
+    for batch in _batches(rows):
+        connection.execute(insert(table), batch)
 
 
 def _batches(items: Sequence[Any], *, size: int = BATCH_SIZE) -> Iterator[list[Any]]:

@@ -1,10 +1,11 @@
 """The book as the desk shows it, from small indexed tables: each account's newest score and daily RAG counts.
 
 `account_health` (one small row per account: newest score, change, costliest signals, and a copy of the account's
-name, status, owner, ARR, segment and renewal) and `book_days` (RAG counts per day) are kept incrementally by
-`BookStore.refresh()`: it reads only score rows newer than the last it read, a day at a time, and copies the
-listing fields of accounts updated since its last run (by the `updated_at` index). After a whole-book scan the
-first page view reads that scan once; every other view runs a few indexed queries on `account_health` alone.
+name, status, owner, ARR, segment and renewal) and `book_days` (RAG counts per day) are kept by the store's own
+score writes (`sql_book_rows.keep_book`, in the scan's write transaction), so the first view after a scan reads
+nothing back. `BookStore.refresh()` copies the listing fields of accounts updated since its last run (by the
+`updated_at` index) and catches up score rows the book does not hold yet, a day at a time: those an older
+version wrote, or a write of several days at once.
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic_core import from_json
-from sqlalchemy import Select, Table, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, Table, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from src.app.tools.store.sql import SQLStore
+from src.app.tools.store.sql_book_rows import (
+    ACCOUNTS_MARK,
+    apply_day,
+    book_mark,
+    copy_account_fields,
+    health_row,
+    lock_book,
+    upsert,
+)
 from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, ACCOUNTS, BOOK_DAYS, DESK_MARKS, HEALTH_SCORES
 
 RAGS = ("RED", "AMBER", "GREEN")
 REFRESH_BATCH = 50_000
 """Score rows read per step of a refresh."""
-ACCOUNT_FIELDS = ("name", "status", "rep_email", "arr", "segment", "renewal_date")
-"""The account columns `account_health` keeps a copy of."""
-_ACCOUNTS_MARK = "accounts_updated_at"
 _REFRESH_LOCK = threading.Lock()
 
 
@@ -145,9 +151,7 @@ class BookStore:
     def _refresh(self) -> int:
         with _REFRESH_LOCK:
             with self._store._transaction(write=False) as connection:
-                mark = connection.execute(
-                    select(DESK_MARKS.c.value).where(DESK_MARKS.c.name == _ACCOUNTS_MARK)
-                ).scalar()
+                mark = connection.execute(select(DESK_MARKS.c.value).where(DESK_MARKS.c.name == ACCOUNTS_MARK)).scalar()
                 newest_update = connection.execute(select(func.max(ACCOUNTS.c.updated_at))).scalar()
             read = 0
             while True:
@@ -159,18 +163,18 @@ class BookStore:
             if newest_update is not None and (mark is None or newest_update.isoformat() > mark):
                 with self._store._transaction(write=True) as connection:
                     if mark is not None:  # rows written above already carry their account's current fields
-                        _copy_account_fields(connection, datetime.fromisoformat(mark))
-                    row = {"name": _ACCOUNTS_MARK, "value": newest_update.isoformat()}
-                    _upsert(connection, DESK_MARKS, "name", [row])
+                        copy_account_fields(connection, datetime.fromisoformat(mark))
+                    row = {"name": ACCOUNTS_MARK, "value": newest_update.isoformat()}
+                    upsert(connection, DESK_MARKS, "name", [row])
             return read
 
     def _refresh_step(self, connection: Connection) -> int:
         """Apply the next batch of score rows, one day at a time, snapshotting each day's RAG counts."""
-        last = connection.execute(select(func.max(BOOK_DAYS.c.last_score_id))).scalar() or 0
+        lock_book(connection)
         h = HEALTH_SCORES.c
         query = (
             select(h.id, h.account_id, h.score, h.rag, h.churn_risk_level, h.breakdown, h.computed_at)
-            .where(h.id > last)
+            .where(h.id > book_mark(connection))
             .order_by(h.id)
             .limit(REFRESH_BATCH)
         )
@@ -182,85 +186,22 @@ class BookStore:
             if kept is None or row["computed_at"] >= kept["computed_at"]:
                 scores[row["account_id"]] = dict(row)
         for day, newest in sorted(by_day.items()):
-            fields = _account_fields(connection, list(newest))
-            health = [
-                {**self._health_row(row), **fields.get(account_id, dict.fromkeys(ACCOUNT_FIELDS))}
-                for account_id, row in newest.items()
-            ]
-            _upsert_health(connection, health)
-            counts = connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by(ACCOUNT_HEALTH.c.rag))
+            health = [self._health_row(row) for row in newest.values()]
             last_id = rows[-1]["id"] if day == max(by_day) else max(row["id"] for row in newest.values())
-            snapshot = {"day": day, "counts": {rag: int(n) for rag, n in counts}, "last_score_id": last_id}
-            _upsert(connection, BOOK_DAYS, "day", [snapshot])
+            apply_day(connection, day, health, last_id=last_id)
         return len(rows)
 
     def _health_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
         breakdown = row["breakdown"] if isinstance(row["breakdown"], dict) else from_json(row["breakdown"])
-        losing = [
-            (name, round(best - float(breakdown.get(name, 0.0)), 2))
-            for name, best in self._max_points.items()
-            if best - float(breakdown.get(name, 0.0)) > 0
-        ]
-        losing.sort(key=lambda item: (-item[1], item[0]))
-        return {
-            "account_id": row["account_id"],
-            "score": row["score"],
-            "rag": row["rag"],
-            "previous_score": None,
-            "delta": None,
-            "churn_risk_level": row["churn_risk_level"],
-            "top_signals": [list(item) for item in losing[:3]],
-            "computed_at": row["computed_at"],
-        }
-
-
-def _account_fields(connection: Connection, account_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Each account's listing fields, by id."""
-    found: dict[str, dict[str, Any]] = {}
-    columns = [ACCOUNTS.c.account_id, *(ACCOUNTS.c[name] for name in ACCOUNT_FIELDS)]
-    for start in range(0, len(account_ids), 900):
-        batch = account_ids[start : start + 900]
-        for row in connection.execute(select(*columns).where(ACCOUNTS.c.account_id.in_(batch))).mappings():
-            found[row["account_id"]] = {name: row[name] for name in ACCOUNT_FIELDS}
-    return found
-
-
-def _copy_account_fields(connection: Connection, since: datetime) -> None:
-    """Copy the listing fields of accounts updated after `since` (found by the `updated_at` index)."""
-    changed = (
-        select(ACCOUNTS.c.account_id, *(ACCOUNTS.c[name] for name in ACCOUNT_FIELDS))
-        .where(ACCOUNTS.c.updated_at > since)
-        .subquery("changed")
-    )
-    statement = (
-        update(ACCOUNT_HEALTH)
-        .where(ACCOUNT_HEALTH.c.account_id == changed.c.account_id)
-        .values({name: changed.c[name] for name in ACCOUNT_FIELDS})
-    )
-    connection.execute(statement)
-
-
-def _insert(connection: Connection, table: Table) -> Any:
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def _upsert_health(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Newest scores in: a newer score moves the stored one to `previous_score` and records the change as `delta`."""
-    if not rows:
-        return
-    statement = _insert(connection, ACCOUNT_HEALTH)
-    current, fresh = ACCOUNT_HEALTH.c, statement.excluded
-    columns = {name: fresh[name] for name in rows[0] if name not in ("account_id", "previous_score", "delta")}
-    columns |= {"previous_score": current.score, "delta": fresh.score - current.score}
-    # A score read late but computed earlier (history written after a scan) never replaces a newer one.
-    newer = fresh.computed_at > current.computed_at
-    connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=columns, where=newer), rows)
-
-
-def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
-    statement = _insert(connection, table)
-    columns = {name: statement.excluded[name] for name in rows[0] if name != key}
-    connection.execute(statement.on_conflict_do_update(index_elements=[key], set_=columns), rows)
+        return health_row(
+            row["account_id"],
+            row["score"],
+            row["rag"],
+            row["churn_risk_level"],
+            breakdown,
+            row["computed_at"],
+            max_points=self._max_points,
+        )
 
 
 def _artifact_query(table: Table) -> Select[Any]:

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.dml import Insert
 
 from src.app.tools.store.sql_tables import ACCOUNT_FIELD_COLUMNS, ACCOUNTS, ADDED_COLUMNS, METADATA, JSONText
 
@@ -110,21 +111,25 @@ def write_accounts(connection: Connection, rows: list[dict[str, Any]]) -> None:
     connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=replaced), rows)
 
 
-def insert_bound_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One driver executemany, each value bound through its column's type as SQLAlchemy would bind it.
+def insert_bound_rows(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], statement: Insert | None = None
+) -> None:
+    """One driver executemany of `statement`, a plain insert unless given, each value bound by its column's type.
 
     SQLAlchemy's own executemany prepares every row generically, which costs twice what SQLite's insert does.
     """
     keys = list(rows[0])
-    statement = insert(table).compile(dialect=connection.dialect, column_keys=keys)
-    order = statement.positiontup or keys
+    compiled = (statement if statement is not None else insert(table)).compile(
+        dialect=connection.dialect, column_keys=keys
+    )
+    order = compiled.positiontup or keys
     dialect = connection.dialect
     columns = []
     for key in order:
         bind = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
         values = [row[key] for row in rows]
         columns.append(values if bind is None else _bind_each(bind, values))
-    connection.exec_driver_sql(statement.string, list(zip(*columns, strict=True)))
+    connection.exec_driver_sql(compiled.string, list(zip(*columns, strict=True)))
 
 
 def _bind_each(bind: Callable[[Any], Any], values: list[Any]) -> list[Any]:

@@ -51,6 +51,8 @@ class AccountRow:
     arr: float | None
     segment: str | None
     renewal_date: str | None
+    updated_at: datetime | None = None
+    """When the account record was last written to the store (an import, a sync, the sample book)."""
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,7 @@ def _status_is(status: DraftStatus) -> Any:
 
 def _account_columns() -> Select[Any]:
     columns = (ACCOUNTS.c.account_id, ACCOUNTS.c.name, ACCOUNTS.c.status, ACCOUNTS.c.rep_email, ACCOUNTS.c.arr)
-    return select(*columns, ACCOUNTS.c.segment, ACCOUNTS.c.renewal_date)
+    return select(*columns, ACCOUNTS.c.segment, ACCOUNTS.c.renewal_date, ACCOUNTS.c.updated_at)
 
 
 def _owned(query: Select[Any], owner: str | None) -> Select[Any]:

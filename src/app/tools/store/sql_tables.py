@@ -264,8 +264,8 @@ ACCOUNT_HEALTH = Table(
     Column("segment", String(64)),
     Column("renewal_date", String(32), index=True),
 )
-"""Each account's newest score with a copy of its name, status, owner, ARR, segment and renewal, kept by the desk
-from the score history and the accounts (one small row per account, so the book page reads one indexed table)."""
+"""Each account's newest score with a copy of its name, status, owner, ARR, segment and renewal, kept by the score
+writes and the desk (`sql_book_rows`; one small row per account, so the book page reads one indexed table)."""
 
 DESK_MARKS = Table(
     "desk_marks",

@@ -1,0 +1,188 @@
+"""Score rows applied to the desk's book tables (`account_health`, `book_days`), in bulk, on one connection.
+
+Two writers share this: the store's own score writes (`keep_book`, in the transaction that inserts the scores, so
+a scan leaves the book current and the desk's first view reads nothing back) and the desk's catch-up
+(`BookStore.refresh`, for score rows an older version wrote without keeping the book).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from src.app.analysis.health import SIGNAL_MAX_POINTS
+from src.app.schemas import CSMHealthScore
+from src.app.tools.store.sql_engine import insert_bound_rows
+from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, ACCOUNTS, BOOK_DAYS, DESK_MARKS, HEALTH_SCORES, as_utc
+
+ACCOUNT_FIELDS = ("name", "status", "rep_email", "arr", "segment", "renewal_date")
+"""The account columns `account_health` keeps a copy of."""
+ACCOUNTS_MARK = "accounts_updated_at"
+"""The `desk_marks` row naming the newest account update whose listing fields `account_health` holds."""
+BOOK_LOCK_KEY = 0x63736D626F6F6B  # "csmbook"
+"""PostgreSQL advisory lock held by every writer of score rows and of the book, so rows are applied in id order."""
+TOP_SIGNALS = 3
+_ID_BATCH = 900
+
+
+def lock_book(connection: Connection) -> None:
+    """On PostgreSQL, wait for the book's transaction lock (SQLite has one writer at a time already)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOK_LOCK_KEY})
+
+
+def book_mark(connection: Connection) -> int:
+    """The id of the last score row the book tables hold (0: none)."""
+    return int(connection.execute(select(func.max(BOOK_DAYS.c.last_score_id))).scalar() or 0)
+
+
+def keep_book(connection: Connection, scores: Sequence[CSMHealthScore]) -> bool:
+    """Apply the scores just inserted (under `lock_book`) to the book tables; False when it must not.
+
+    It must not when score rows before these were never applied (a store an older version wrote: the desk's
+    catch-up reads those in order first) or when the scores span several days (the catch-up snapshots each day).
+    """
+    days = {as_utc(score.computed_at).date().isoformat() for score in scores}
+    h = HEALTH_SCORES.c
+    pending = connection.execute(select(func.count(), func.max(h.id)).where(h.id > book_mark(connection)))
+    count, newest_id = pending.one()
+    if len(days) != 1 or count != len(scores):
+        return False
+    newest: dict[str, CSMHealthScore] = {}
+    for score in scores:
+        kept = newest.get(score.account_id)
+        if kept is None or score.computed_at >= kept.computed_at:
+            newest[score.account_id] = score
+    if connection.execute(select(DESK_MARKS.c.value).where(DESK_MARKS.c.name == ACCOUNTS_MARK)).scalar() is None:
+        newest_update = connection.execute(select(func.max(ACCOUNTS.c.updated_at))).scalar()
+        if newest_update is not None:  # the rows written below carry every account's fields as of now
+            upsert(connection, DESK_MARKS, "name", [{"name": ACCOUNTS_MARK, "value": newest_update.isoformat()}])
+    rows = [
+        health_row(s.account_id, s.score, s.rag, s.churn_risk_level, s.signal_breakdown, as_utc(s.computed_at))
+        for s in newest.values()
+    ]
+    apply_day(connection, days.pop(), rows, last_id=int(newest_id))
+    return True
+
+
+def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, last_id: int) -> None:
+    """Upsert one day's newest health rows and snapshot the day's RAG counts.
+
+    Rows of accounts new to the book get their accounts' listing fields; rows already there keep theirs (the
+    desk's refresh copies those of accounts updated since, by the `updated_at` index).
+    """
+    known: set[str] = set()
+    for batch in _batches([row["account_id"] for row in rows]):
+        known.update(
+            connection.execute(
+                select(ACCOUNT_HEALTH.c.account_id).where(ACCOUNT_HEALTH.c.account_id.in_(batch))
+            ).scalars()
+        )
+    upsert_health(connection, [row for row in rows if row["account_id"] in known])
+    fresh = [row for row in rows if row["account_id"] not in known]
+    if fresh:
+        fields = account_fields(connection, [row["account_id"] for row in fresh])
+        empty = dict.fromkeys(ACCOUNT_FIELDS)
+        _insert_rows(connection, ACCOUNT_HEALTH, [{**row, **fields.get(row["account_id"], empty)} for row in fresh])
+    counts = connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by(ACCOUNT_HEALTH.c.rag))
+    snapshot = {"day": day, "counts": {rag: int(n) for rag, n in counts}, "last_score_id": last_id}
+    upsert(connection, BOOK_DAYS, "day", [snapshot])
+
+
+def account_fields(connection: Connection, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each account's listing fields, by id."""
+    found: dict[str, dict[str, Any]] = {}
+    columns = [ACCOUNTS.c.account_id, *(ACCOUNTS.c[name] for name in ACCOUNT_FIELDS)]
+    for batch in _batches(account_ids):
+        for row in connection.execute(select(*columns).where(ACCOUNTS.c.account_id.in_(batch))).mappings():
+            found[row["account_id"]] = {name: row[name] for name in ACCOUNT_FIELDS}
+    return found
+
+
+def copy_account_fields(connection: Connection, since: datetime) -> None:
+    """Copy the listing fields of accounts updated after `since` (found by the `updated_at` index)."""
+    changed = (
+        select(ACCOUNTS.c.account_id, *(ACCOUNTS.c[name] for name in ACCOUNT_FIELDS))
+        .where(ACCOUNTS.c.updated_at > since)
+        .subquery("changed")
+    )
+    statement = (
+        update(ACCOUNT_HEALTH)
+        .where(ACCOUNT_HEALTH.c.account_id == changed.c.account_id)
+        .values({name: changed.c[name] for name in ACCOUNT_FIELDS})
+    )
+    connection.execute(statement)
+
+
+def health_row(
+    account_id: str,
+    score: float,
+    rag: str,
+    churn_risk_level: str,
+    breakdown: Mapping[str, float],
+    computed_at: datetime,
+    *,
+    max_points: Mapping[str, float] = SIGNAL_MAX_POINTS,
+) -> dict[str, Any]:
+    """An `account_health` row without its account fields: the score and the signals that cost the most.
+
+    Points lost are compared in whole cents (breakdowns hold points rounded to 2 places), the larger loss first,
+    then by name; this runs once per score a scan writes.
+    """
+    get = breakdown.get
+    cents = sorted([(int((get(name, 0.0) - best) * 100 - 0.5), name) for name, best in max_points.items()])
+    return {
+        "account_id": account_id,
+        "score": score,
+        "rag": rag,
+        "previous_score": None,
+        "delta": None,
+        "churn_risk_level": churn_risk_level,
+        "top_signals": [[name, -cent / 100] for cent, name in cents[:TOP_SIGNALS] if cent < 0],
+        "computed_at": computed_at,
+    }
+
+
+def upsert_health(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Newest scores in: a newer score moves the stored one to `previous_score` and records the change as `delta`."""
+    if not rows:
+        return
+    statement = _insert(connection, ACCOUNT_HEALTH)
+    current, fresh = ACCOUNT_HEALTH.c, statement.excluded
+    columns = {name: fresh[name] for name in rows[0] if name not in ("account_id", "previous_score", "delta")}
+    columns |= {"previous_score": current.score, "delta": fresh.score - current.score}
+    # A score read late but computed earlier (history written after a scan) never replaces a newer one.
+    newer = fresh.computed_at > current.computed_at
+    upserting = statement.on_conflict_do_update(index_elements=["account_id"], set_=columns, where=newer)
+    if connection.dialect.name == "sqlite":
+        insert_bound_rows(connection, ACCOUNT_HEALTH, rows, upserting)
+    else:
+        connection.execute(upserting, rows)
+
+
+def upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
+    """Insert rows, or update every other column of those whose `key` exists."""
+    statement = _insert(connection, table)
+    columns = {name: statement.excluded[name] for name in rows[0] if name != key}
+    connection.execute(statement.on_conflict_do_update(index_elements=[key], set_=columns), rows)
+
+
+def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    if connection.dialect.name == "sqlite":
+        insert_bound_rows(connection, table, rows)
+    else:
+        connection.execute(insert(table), rows)
+
+
+def _batches(ids: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), _ID_BATCH):
+        yield ids[start : start + _ID_BATCH]
+
+
+def _insert(connection: Connection, table: Table) -> Any:
+    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
