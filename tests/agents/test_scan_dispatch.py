@@ -112,6 +112,7 @@ async def test_a_scan_on_workers_scores_every_page_and_alerts_like_one_process(t
     assert (summary["scanned"], summary["scored"]) == (len(active), local["ok"])
     assert (summary["alerts"], summary["alerts_held_back"]) == (local["alerts"], local["alerts_held_back"])
     assert summary["account_errors"] == local["failed"]
+    assert summary["llm_usage"] == local["llm_usage"], "the alert step's narratives, per model, as in one process"
     assert cluster_alerts == local_alerts, "the same accounts alerted, the cap applied to the whole book"
 
 

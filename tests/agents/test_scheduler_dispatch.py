@@ -88,6 +88,9 @@ async def test_dispatched_run_completes_once_every_task_has_an_outcome(book: Any
     assert run.status == "succeeded" and run.summary is not None
     assert (run.summary["sent"], run.summary["ok"], run.summary["failed"]) == (len(active), len(active) - 1, 1)
     assert run.summary["errors"] == [{"account_id": active[0], "message": "no usable reply"}]
+    usage = run.summary["llm_usage"]
+    assert usage["calls"] == usage["by_model"]["scripted"]["calls"] == len(active) - 1, "summed across tasks"
+    assert usage["total_tokens"] == usage["by_model"]["scripted"]["total_tokens"] == 18 * (len(active) - 1)
     assert await store.accounts_with_qbr("Q1 2027", "quarterly") == set(active[1:])
 
 

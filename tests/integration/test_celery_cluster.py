@@ -106,6 +106,10 @@ def test_quarterly_qbrs_survive_a_killed_worker(broker: str, postgres_url: str, 
     assert qbrs == dict.fromkeys(accounts, 1), "every account has exactly one QBR"
     assert drafts == dict.fromkeys(accounts, 1), "every account has exactly one draft"
     assert '"status": "succeeded"' in progress.stdout
+    usage = summary["llm_usage"]
+    (model_usage,) = usage["by_model"].values()  # one model, every worker's calls summed under it
+    assert model_usage["calls"] == usage["calls"] >= ACCOUNTS, usage
+    assert model_usage["total_tokens"] == usage["total_tokens"] > 0
 
     statuses = server.statuses()
     assert len(statuses) >= ACCOUNTS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from src.app.tools.llm.usage import added_usage
 from src.app.tools.store import RunClaim, RunProgress
 from src.app.tools.store.sql_tables import RUN_TASKS, RUNS, check_text, new_id, utc_now
 
@@ -201,23 +202,9 @@ def _progress(connection: Connection, run_id: str) -> RunProgress | None:
         skipped=counts.get("skipped", 0),
         errors=[{"account_id": str(a if a is not None else key), "message": str(r)} for a, key, r in failures],
         dispatched=dispatched_summary,
-        llm_usage=add_usage([dispatched_summary.get("llm_usage") or {}, *usages]),
+        llm_usage=added_usage([dispatched_summary.get("llm_usage"), *usages]),
         totals=dict(totals),
     )
-
-
-USAGE_COUNTS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens")
-
-
-def add_usage(usages: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
-    """The sum of `llm_usage` blocks: calls, tokens and cost (per-model detail is not kept across workers)."""
-    total: dict[str, Any] = dict.fromkeys(USAGE_COUNTS, 0) | {"cost_usd": 0.0}
-    for usage in usages:
-        for name in USAGE_COUNTS:
-            total[name] += int((usage or {}).get(name) or 0)
-        total["cost_usd"] += float((usage or {}).get("cost_usd") or 0.0)
-    total["cost_usd"] = round(total["cost_usd"], 6)
-    return total
 
 
 class RunLedgerMethods:
