@@ -11,7 +11,7 @@ from typing import Any
 from src.app.agents.runtime import settings_for
 from src.app.cli.render import Console
 from src.app.context import aclose_clients, build_context
-from src.app.tools.store import RunLedger
+from src.app.tools.store import RunLedger, RunProgress
 
 WAIT_POLL_S = 1.0
 
@@ -98,12 +98,14 @@ async def _runs(store: Any, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _progress_dict(progress: Any) -> dict[str, Any]:
+def _progress_dict(progress: RunProgress) -> dict[str, Any]:
+    """Counts as the finished run's summary will hold them (skipped includes what the scheduler did not send)."""
+    summary = progress.summary()
     return {
         "run_id": progress.run_id,
         "sent": progress.sent,
-        "finished": progress.finished,
-        "failed": progress.failed,
-        "skipped": progress.skipped,
+        "finished": summary["ok"],
+        "failed": summary["failed"],
+        "skipped": summary["skipped"],
         "errors": progress.errors,
     }
