@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -105,6 +106,12 @@ def run_window(database_url: str) -> tuple[float, float]:
     return started.timestamp() - offset, finished.timestamp() - offset
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timeline(window: tuple[float, float], arrivals: list[float], latency_s: float) -> dict[str, float]:
     """Where the window went: claim to first request, first to last request, last reply to the run's completion."""
     started, finished = window
@@ -137,12 +144,15 @@ def one_run(args: argparse.Namespace, workers: int, cap: int, window_s: int) -> 
             cluster = Cluster(env, Path(scratch))
             watch = RunWatch(database_url)
             try:
-                cluster.start(workers, concurrency=args.concurrency * args.tasks_per_slot, timeout_s=180)
+                started = cluster.start(workers, concurrency=args.concurrency * args.tasks_per_slot, timeout_s=180)
+                ready_cpu = sum(cpu_s(worker.process.pid) for worker in started)
                 sent = cluster.csm("scheduler", "--run-now", JOB, "--json")
                 if sent.returncode != 0:
                     raise RuntimeError(sent.stderr[-3000:])
                 run = watch.wait_finished(JOB, timeout_s=accounts / ideal * 4 + 120)
                 qbrs, drafts = watch.counts("qbr_pages"), watch.counts("drafts")
+                worker_cpu = sum(cpu_s(worker.process.pid) for worker in started) - ready_cpu
+                load = os.getloadavg()[0]
             finally:
                 cluster.stop()
                 watch.close()
@@ -170,6 +180,8 @@ def one_run(args: argparse.Namespace, workers: int, cap: int, window_s: int) -> 
         "max_in_flight": max_in_window(arrivals, args.latency),
         "slots": workers * args.concurrency,
         "timeline_s": timeline(window, arrivals, args.latency),
+        "worker_cpu_s_per_task": round(worker_cpu / accounts, 3),
+        "load_average_1m": round(load, 2),
         "over_cap": max(0, busiest - cap) + statuses.count(429),
     }
 
