@@ -110,6 +110,9 @@ class CSMSettings(BaseSettings):
         default=None, description="Celery broker (amqp://... or redis://...); required with CSM_EXECUTOR=celery."
     )
     worker_queue: str = Field(default="csm", min_length=1, description="The Celery queue per-account tasks go to.")
+    worker_scan_page_size: int = Field(
+        default=2000, ge=1, description="Accounts per page task of a whole-book scan sent to the Celery workers."
+    )
     rate_limit_url: SecretStr | None = Field(
         default=None,
         description="Redis for the rate limits every worker shares (default: CSM_REDIS_URL, else a redis:// broker).",

@@ -45,6 +45,19 @@ class _OneAccountTask(_TaskBase):
         return [self.account_id]
 
 
+class ScannedPages(BaseModel):
+    """What the pages of a whole-book scan scored on workers found, added up for the scan's alert step."""
+
+    scanned: int = 0
+    rag_counts: dict[str, int] = Field(default_factory=dict)
+    candidates: list[tuple[int, float, str]] = Field(
+        default_factory=list, description="Accounts that should alert: (severity rank, score, account id)."
+    )
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list, description="Per-account errors, as the pages hold them."
+    )
+
+
 class HealthScanTask(_TaskBase):
     """Score every active account (or the given ones) and raise churn alerts."""
 
@@ -58,6 +71,14 @@ class HealthScanTask(_TaskBase):
     signals: dict[str, Any] = Field(default_factory=dict, description="Signal values set on every account scored.")
     days_to_renewal: int | dict[str, int] | None = Field(
         default=None, description="A renewal countdown for every account (a number) or per account id."
+    )
+    page: tuple[str | None, str | None] | None = Field(
+        default=None,
+        description="Score only the active accounts with ids after the first bound and up to the second (None: "
+        "open), one page of a whole-book scan on a worker; it raises no alerts and returns its alert candidates.",
+    )
+    pages_scored: ScannedPages | None = Field(
+        default=None, description="A whole-book scan's pages, scored already: only choose and dispatch the alerts."
     )
 
     @field_validator("account_ids", mode="before")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from src.app.agents.base import AgentRegistration
 from src.app.agents.customer_success.agent import FAILED_WITH, CustomerSuccessAgent
 from src.app.agents.customer_success.scheduler import CSMScheduler
 from src.app.analysis.health import CSMHealthScorer
+from src.app.cli import app
 from src.app.config import CSMSettings
 from src.app.data.sample_book import load_sample_book
 from src.app.tools.store.sql import SQLStore
@@ -49,7 +53,7 @@ class FailingAgent:
 
 @pytest.fixture
 async def book(tmp_path: Path) -> AsyncIterator[tuple[CustomerSuccessAgent, SQLStore]]:
-    store = SQLStore(f"sqlite:///{tmp_path / 'dispatch.sqlite'}")
+    store = SQLStore(f"sqlite:///{tmp_path / 'csm.sqlite'}")  # where `csm --data-dir tmp_path` looks
     await store.upsert_accounts(load_sample_book(today=QUARTER_START.date())[:BOOK_SIZE])
     agent = CustomerSuccessAgent(
         AgentRegistration(agent_id="csm-dispatch", name="CustomerSuccess", version="1.0", capabilities=[]),
@@ -88,6 +92,9 @@ async def test_dispatched_run_completes_once_every_task_has_an_outcome(book: Any
     assert run.status == "succeeded" and run.summary is not None
     assert (run.summary["sent"], run.summary["ok"], run.summary["failed"]) == (len(active), len(active) - 1, 1)
     assert run.summary["errors"] == [{"account_id": active[0], "message": "no usable reply"}]
+    usage = run.summary["llm_usage"]
+    assert usage["calls"] == usage["by_model"]["scripted"]["calls"] == len(active) - 1, "summed across tasks"
+    assert usage["total_tokens"] == usage["by_model"]["scripted"]["total_tokens"] == 18 * (len(active) - 1)
     assert await store.accounts_with_qbr("Q1 2027", "quarterly") == set(active[1:])
 
 
@@ -141,3 +148,50 @@ async def test_a_run_taken_over_after_its_lease_counts_each_account_once(book: A
     counts = (run.summary["sent"], run.summary["ok"], run.summary["failed"], run.summary["skipped"])
     assert counts == (BOOK_SIZE, BOOK_SIZE - 1, 1, 0)
     assert failing.calls == 1
+
+
+async def csm_runs(folder: Path) -> dict[str, Any]:
+    """`csm runs --json` on the test's store, as a person would type it (in a thread: it runs its own loop)."""
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["runs", "--json", "--data-dir", str(folder)])
+    assert result.exit_code == 0, result.output
+    [run] = json.loads(result.stdout)["runs"]
+    return dict(run)
+
+
+async def test_csm_runs_shows_progress_while_the_workers_are_on_a_run(book: Any, tmp_path: Path) -> None:
+    agent, store = book
+    active = sorted(a["account_id"] for a in await store.load_accounts())
+    done_before = active[:3]  # these have their QBR already: skipped by the scheduler
+    for account_id in done_before:
+        task = {"type": "generate_qbr", "account_id": account_id, "period": "Q1 2027", "trigger": "quarterly"}
+        assert "error" not in await agent.execute(task, {})
+    dispatcher = RecordingDispatcher()
+    scheduler = CSMScheduler(agent, store=store, clock=lambda: QUARTER_START, owner="s", dispatcher=dispatcher)
+    outcome = await scheduler.run_job("csm_quarterly_qbr")
+    sent = len(active) - len(done_before)
+    assert (outcome["sent"], outcome["skipped"]) == (sent, len(done_before))
+
+    failing = FailingAgent(agent, dispatcher.sent[0][2]["account_id"], "ValueError")
+    for run_id, job, task in dispatcher.sent[:4]:
+        await run_recorded(failing, store, run_id, job, task, worker="w1")
+    under_way = await csm_runs(tmp_path)
+    assert under_way["status"] == "running"
+    progress = under_way["progress"]
+    assert (progress["sent"], progress["finished"], progress["failed"], progress["skipped"]) == (
+        sent,
+        3,
+        1,
+        len(done_before),
+    )
+
+    for run_id, job, task in dispatcher.sent[4:]:
+        await run_recorded(failing, store, run_id, job, task, worker="w2")
+    finished = await csm_runs(tmp_path)
+    assert finished["status"] == "succeeded" and "progress" not in finished
+    summary = finished["summary"]
+    assert (summary["sent"], summary["ok"], summary["failed"], summary["skipped"]) == (
+        sent,
+        sent - 1,
+        1,
+        len(done_before),
+    )

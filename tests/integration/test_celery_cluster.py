@@ -90,6 +90,7 @@ def test_quarterly_qbrs_survive_a_killed_worker(broker: str, postgres_url: str, 
                 assert time.monotonic() < deadline, "the workers made no progress"
                 time.sleep(0.1)
             victim.kill()
+            under_way = json.loads(cluster.csm("runs", "--json").stdout)["runs"][0]
 
             run = watch.wait_finished("csm_quarterly_qbr", timeout_s=240)
             progress = cluster.csm("runs", "--json")
@@ -106,6 +107,16 @@ def test_quarterly_qbrs_survive_a_killed_worker(broker: str, postgres_url: str, 
     assert qbrs == dict.fromkeys(accounts, 1), "every account has exactly one QBR"
     assert drafts == dict.fromkeys(accounts, 1), "every account has exactly one draft"
     assert '"status": "succeeded"' in progress.stdout
+    assert under_way["status"] == "running", "three quarters of the run were still to go"
+    counts = under_way["progress"]
+    assert counts["sent"] == ACCOUNTS and counts["skipped"] == 0 and counts["failed"] == 0
+    assert ACCOUNTS // 4 <= counts["finished"] < ACCOUNTS
+    usage = summary["llm_usage"]
+    (model_usage,) = usage["by_model"].values()  # one model, every worker's calls summed under it
+    assert model_usage["calls"] == usage["calls"] and model_usage["total_tokens"] == usage["total_tokens"] > 0
+    # The calls of the killed worker's tasks in flight are not recorded (it died first); their redelivered tasks
+    # resume from the checkpointed reply, so the run counts at least the others' calls, at most the server's.
+    assert ACCOUNTS - CONCURRENCY <= usage["calls"] <= len(server.statuses()), usage
 
     statuses = server.statuses()
     assert len(statuses) >= ACCOUNTS

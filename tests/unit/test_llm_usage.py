@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from src.app.tools.llm import LLMReply
-from src.app.tools.llm.usage import UsageMeter, metered, record_llm_usage
+from src.app.tools.llm.usage import UsageMeter, added_usage, metered, record_llm_usage
 
 
 def reply(prompt: int, completion: int, cost: float = 0.0, model: str = "m") -> LLMReply:
@@ -88,3 +88,21 @@ async def test_overlapping_runs_on_one_loop_keep_their_own_calls() -> None:
     assert (a["calls"], a["prompt_tokens"]) == (2, 3)
     assert (b["calls"], b["prompt_tokens"]) == (3, 60)
     assert (outer.summary()["calls"], outer.summary()["prompt_tokens"]) == (5, 63)
+
+
+def test_usage_blocks_from_several_workers_add_up_per_model() -> None:
+    one, two, three = UsageMeter(), UsageMeter(), UsageMeter()
+    for meter, item in (
+        (one, reply(100, 20, 0.0001, "a")),
+        (two, reply(50, 5, 0.00005, "a")),
+        (two, reply(9, 1, 0.0, "b")),
+    ):
+        meter.add(item)
+    together = UsageMeter()
+    for item in (reply(100, 20, 0.0001, "a"), reply(50, 5, 0.00005, "a"), reply(9, 1, 0.0, "b")):
+        together.add(item)
+    assert added_usage([one.summary(), None, three.summary(), two.summary()]) == together.summary()
+    older = {"calls": 2, "prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6, "cost_usd": 0.5}
+    summed = added_usage([older, one.summary()])
+    assert (summed["calls"], summed["cost_usd"], sorted(summed["by_model"])) == (3, 0.5001, ["a", "unknown"])
+    assert added_usage([]) == UsageMeter().summary()

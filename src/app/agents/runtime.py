@@ -62,4 +62,5 @@ def scheduler_for(agent: CustomerSuccessAgent, store: CSMStore, settings: CSMSet
         timezone=settings.timezone,
         qbr_concurrency=max(QBR_CONCURRENCY, 2 * settings.llm_concurrency),
         dispatcher=dispatcher,
+        scan_page_size=settings.worker_scan_page_size,
     )

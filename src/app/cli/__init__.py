@@ -151,7 +151,10 @@ def scheduler(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight in this worker process.")] = 8,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Tasks in flight in this worker process (default: twice CSM_LLM_CONCURRENCY)."),
+    ] = None,
     queues: Annotated[list[str] | None, typer.Option("--queues", "-Q", help="Queues to consume.")] = None,
     pool: Annotated[str, typer.Option(help="threads: one event loop per process; prefork, solo also work.")] = (
         "threads"

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from src.app.cli.render import Console
-from src.app.config import settings_for
+from src.app.config import CSMSettings, settings_for
 from src.app.context import aclose_clients, build_context
-from src.app.tools.store import RunLedger
+from src.app.tools.store import RunLedger, RunProgress
 
 WAIT_POLL_S = 1.0
 
@@ -29,8 +29,25 @@ def worker_argv(
     return argv + ["--task-events"] if events else argv
 
 
+TASKS_PER_LLM_SLOT = 2
+"""A worker's tasks in flight per LLM request it may have in flight (`CSM_LLM_CONCURRENCY`): while one task of a
+slot waits on the provider, the other reads, renders and writes, so the slots, what the provider sees and what
+bounds throughput, never wait on a task's other work (the local scheduler's `QBR_CONCURRENCY` rule)."""
+
+
+def worker_concurrency(settings: CSMSettings, concurrency: int | None) -> int:
+    """The tasks a worker keeps in flight: as asked, else `TASKS_PER_LLM_SLOT` per LLM slot."""
+    return concurrency if concurrency is not None else TASKS_PER_LLM_SLOT * settings.llm_concurrency
+
+
 def run_worker(
-    *, concurrency: int, queues: list[str] | None, pool: str, name: str | None, loglevel: str, events: bool = False
+    *,
+    concurrency: int | None,
+    queues: list[str] | None,
+    pool: str,
+    name: str | None,
+    loglevel: str,
+    events: bool = False,
 ) -> None:
     """Start a Celery worker in this process until SIGTERM (warm stop) or SIGQUIT (cold)."""
     from src.app.workers.app import app
@@ -40,7 +57,8 @@ def run_worker(
     if settings.broker_url is None:
         raise ValueError("csm worker needs CSM_BROKER_URL (amqp://... or redis://...)")
     build_context(settings)  # refuses now, not on the first task, a configuration it cannot run (e.g. no Redis)
-    argv = worker_argv(concurrency=concurrency, queues=queues, pool=pool, name=name, loglevel=loglevel, events=events)
+    tasks = worker_concurrency(settings, concurrency)
+    argv = worker_argv(concurrency=tasks, queues=queues, pool=pool, name=name, loglevel=loglevel, events=events)
     app.worker_main(argv)
 
 
@@ -98,12 +116,14 @@ async def _runs(store: Any, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _progress_dict(progress: Any) -> dict[str, Any]:
+def _progress_dict(progress: RunProgress) -> dict[str, Any]:
+    """Counts as the finished run's summary will hold them (skipped includes what the scheduler did not send)."""
+    summary = progress.summary()
     return {
         "run_id": progress.run_id,
         "sent": progress.sent,
-        "finished": progress.finished,
-        "failed": progress.failed,
-        "skipped": progress.skipped,
+        "finished": summary["ok"],
+        "failed": summary["failed"],
+        "skipped": summary["skipped"],
         "errors": progress.errors,
     }

@@ -13,7 +13,7 @@ import structlog
 from langgraph.runtime import Runtime
 
 from src.app.analysis.health import weakest_signals
-from src.app.analysis.signals import days_until, parse_identity
+from src.app.analysis.signals import DETAIL_FIELDS, days_until, parse_identity
 from src.app.context import CSMContext
 from src.app.nodes.account_facts import account_brief, require_scorer
 from src.app.nodes.alerts import TREND_DAYS, alert_status, alert_trend, dispatch_churn_alert, fallback_narrative
@@ -25,8 +25,8 @@ from src.app.scan.book import in_pages, whole_book
 from src.app.scan.page import ScanSpec, score_page
 from src.app.schemas import ChurnNarrative, CSMHealthScore, jsonable
 from src.app.state import WorkError, WorkState
-from src.app.tasks import HealthScanTask, as_task
-from src.app.tools.store import CSMStore, UnreadableAccounts, score_history
+from src.app.tasks import HealthScanTask, ScannedPages, as_task
+from src.app.tools.store import AccountRanges, CSMStore, UnreadableAccounts, score_history
 
 log = structlog.get_logger(__name__)
 
@@ -41,8 +41,13 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
     task = as_task(state["task"], HealthScanTask)
     spec = ScanSpec.for_task(task, scorer=require_scorer(ctx), now=ctx.clock(), tz=ctx.settings.tz)
     account_ids = task.account_scope()
+    if task.pages_scored is not None:  # the alert step of a scan whose pages were scored on workers
+        return _scored_on_workers(task.pages_scored)
     with _older_objects_left_alone():
-        if account_ids is None:
+        if task.page is not None:
+            pages = [await score_page(ctx.store, spec, await _page_records(ctx.store, task.page))]
+            errors = []
+        elif account_ids is None:
             pages = await whole_book(ctx.store, spec)
             errors = _unreadable_errors(ctx.store, None)
         else:
@@ -61,6 +66,26 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
         "scanned_count": sum(page.scanned for page in pages),
         "scan_counts": {"scored": counts.total(), **{rag: counts[rag] for rag in ("GREEN", "AMBER", "RED")}},
         "errors": errors + [error for page in pages for error in page.errors],
+    }
+
+
+async def _page_records(store: CSMStore, page: tuple[str | None, str | None]) -> list[dict[str, Any]]:
+    """The active accounts of one page of the book, without the fields a whole-book scan does not read."""
+    if not isinstance(store, AccountRanges):
+        raise TypeError(f"a page of the book is read by id range; {type(store).__name__} cannot")
+    return await store.accounts_in_range(*page, active_only=True, omit=DETAIL_FIELDS)
+
+
+def _scored_on_workers(pages: ScannedPages) -> dict[str, Any]:
+    """The scan state of pages scored elsewhere: counts, candidates (most severe first) and errors."""
+    counts = {rag: pages.rag_counts.get(rag, 0) for rag in ("GREEN", "AMBER", "RED")}
+    errors = [WorkError(account_id=e.get("account_id"), stage=e["stage"], message=e["message"]) for e in pages.errors]
+    return {
+        "scores": [],
+        "alert_candidates": sorted(pages.candidates),
+        "scanned_count": pages.scanned,
+        "scan_counts": {"scored": sum(pages.rag_counts.values()), **counts},
+        "errors": errors,
     }
 
 
@@ -102,6 +127,8 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
     candidates' scores are read back from the history, where the scan has just saved them.
     """
     ctx = runtime.context
+    if as_task(state["task"], HealthScanTask).page is not None:  # one page of many: the alert step chooses
+        return {"facts": {}, "alert_scores": [], "alerts_held_back": 0}
     chosen: list[CSMHealthScore] = []
     budget = ctx.settings.max_alerts_per_scan
     candidates = [account_id for _, _, account_id in state.get("alert_candidates", [])]
@@ -147,6 +174,9 @@ async def build_prompt(state: WorkState) -> dict[str, Any]:
 async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Dispatch each chosen alert on its four channels and assemble the scan result."""
     ctx = runtime.context
+    task = as_task(state["task"], HealthScanTask)
+    if task.page is not None:  # a page's outcome: its counts and its alert candidates for the alert step
+        return {"result": _scan_result(state, []) | {"alert_candidates": state.get("alert_candidates", [])}}
     redelivered = await deliver_pending(ctx)  # what earlier runs could not deliver goes first
     chosen = list(state.get("facts", {}))
     scores = {s["account_id"]: CSMHealthScore.model_validate(s) for s in state.get("alert_scores", [])}
@@ -168,7 +198,7 @@ async def draft_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[s
         )
     result = _scan_result(state, [a.model_dump(mode="json") for a in alerts])
     result["redelivered"] = redelivered
-    if as_task(state["task"], HealthScanTask).digest:
+    if task.digest:
         alerted = {alert.account_id for alert in alerts}
         result |= await send_daily_digests(ctx, alerted=alerted, held_back=result["alerts_held_back"])
     return {"result": result}

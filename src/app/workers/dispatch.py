@@ -8,12 +8,15 @@ from typing import Any
 
 from celery import Celery
 
+from src.app.agents.customer_success.dispatch import scan_step_key
 from src.app.config import CSMSettings
 from src.app.workers.app import ACCOUNT_TASK, make_celery
 
 
 def task_key(task: dict[str, Any]) -> str:
-    """The key a task's outcome is recorded under in its run: type, account, period and trigger."""
+    """The key a task's outcome is recorded under in its run: a scan's step, or type, account, period, trigger."""
+    if (step := scan_step_key(task)) is not None:
+        return step
     parts = [task.get("type"), task.get("account_id"), task.get("period"), task.get("trigger")]
     return ":".join(str(part) for part in parts if part is not None)
 

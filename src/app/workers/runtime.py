@@ -49,10 +49,15 @@ class WorkerRuntime:
         return asyncio.run_coroutine_threadsafe(work(self._agent, self._ledger), loop).result()
 
     def warm(self) -> None:
-        """Build the loop and agent now, and import the LLM client, so the first task pays for neither."""
+        """Build the loop and agent now, and set up the LLM client, so the first task pays for neither.
+
+        The client's first completion does set-up work (provider modules, request building) that would otherwise
+        fall between the shared pacer's admission and the request reaching the provider, where a late arrival
+        can put two windows' requests into one.
+        """
         loop = self._ready()
         if self._agent is not None and self._agent.settings.llm_model != OFFLINE_MODEL:
-            asyncio.run_coroutine_threadsafe(asyncio.to_thread(_load_llm_client), loop).result()
+            asyncio.run_coroutine_threadsafe(_warm_llm_client(self._agent.settings.llm_model), loop).result()
 
     def close(self) -> None:
         """Close the agent's clients and stop the loop (idempotent; only in the process that built them)."""
@@ -93,10 +98,12 @@ class WorkerRuntime:
         log.info("worker_runtime_ready", pid=os.getpid(), llm=repr(agent.settings.llm_model))
 
 
-def _load_llm_client() -> None:
+async def _warm_llm_client(model: str) -> None:
+    """Import litellm and make one mocked completion on this loop: nothing is sent, nothing is counted."""
     from src.app.tools.llm.litellm_service import load_litellm
 
-    load_litellm()
+    litellm = await asyncio.to_thread(load_litellm)
+    await litellm.acompletion(model=model, messages=[{"role": "user", "content": "ready?"}], mock_response="{}")
 
 
 def worker_settings() -> CSMSettings:

@@ -10,6 +10,7 @@ permanent ones, and transient ones past the last retry, are recorded on the run 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import structlog
@@ -18,10 +19,11 @@ from celery.signals import worker_process_init, worker_process_shutdown, worker_
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from src.app.agents.customer_success.agent import FAILED_WITH, CustomerSuccessAgent
+from src.app.agents.customer_success.dispatch import TaskDispatcher, queue_alert_step, step_outcome, with_scanned_pages
 from src.app.tools.store import RunLedger
 from src.app.workers.app import ACCOUNT_TASK, app
-from src.app.workers.dispatch import task_key
-from src.app.workers.runtime import WorkerRuntime
+from src.app.workers.dispatch import CeleryDispatcher, task_key
+from src.app.workers.runtime import WorkerRuntime, worker_settings
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +52,12 @@ _RAISED_TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutE
 RUNTIME = WorkerRuntime()
 
 
+@cache
+def follow_ups() -> CeleryDispatcher:
+    """Sends the tasks a worker starts itself (a scan's alert step) with the worker's app, to its queue."""
+    return CeleryDispatcher(worker_settings(), app=app)
+
+
 class TransientTaskError(RuntimeError):
     """A task failed in a way a later attempt may not."""
 
@@ -66,7 +74,9 @@ def account_task(self: Task, run_id: str, job_id: str, task: dict[str, Any]) -> 
     worker = str(self.request.hostname or "worker")
 
     async def work(agent: CustomerSuccessAgent, ledger: RunLedger) -> dict[str, Any]:
-        return await run_recorded(agent, ledger, run_id, job_id, task, worker=worker, last_try=last_try)
+        return await run_recorded(
+            agent, ledger, run_id, job_id, task, worker=worker, last_try=last_try, dispatcher=follow_ups()
+        )
 
     try:
         return RUNTIME.call(work)
@@ -84,25 +94,46 @@ async def run_recorded(
     *,
     worker: str,
     last_try: bool = True,
+    dispatcher: TaskDispatcher | None = None,
 ) -> dict[str, Any]:
-    """Execute `task` unless its outcome is recorded already, record the outcome, complete the run when all are."""
+    """Execute `task` unless its outcome is recorded already, record the outcome, complete the run when all are.
+
+    A whole-book scan's page that finds every page done sends the scan's alert step with `dispatcher`.
+    """
     key, account_id = task_key(task), task.get("account_id")
-    bound = log.bind(run_id=run_id, job_id=job_id, account_id=account_id, task_type=task.get("type"))
+    bound = log.bind(run_id=run_id, job_id=job_id, account_id=account_id, task_type=task.get("type"), task_key=key)
     if await ledger.task_recorded(run_id, key):
         bound.info("task_already_recorded")
+        await _after_page(ledger, dispatcher, run_id, job_id, task)  # its worker may have died before sending
         return {"run_id": run_id, "task_key": key, "status": "duplicate"}
     FAILED_WITH.set(None)
-    result = await agent.execute(task, {"job_id": job_id, "run_id": run_id, "scheduler": worker})
+    runnable = await with_scanned_pages(ledger, run_id, task)
+    result = await agent.execute(runnable, {"job_id": job_id, "run_id": run_id, "scheduler": worker})
     error, error_type = result.get("error"), FAILED_WITH.get()
     if error is not None and error_type in TRANSIENT_ERROR_TYPES and not last_try:
         raise TransientTaskError(f"{error_type}: {error}")
     status = "ok" if error is None else "failed"
     usage = result.get("llm_usage")
-    await ledger.record_task(run_id, key, account_id=account_id, status=status, reason=error, llm_usage=usage)
+    totals, detail = step_outcome(task, result)
+    await ledger.record_task(
+        run_id, key, account_id=account_id, status=status, reason=error, llm_usage=usage, totals=totals, detail=detail
+    )
+    await _after_page(ledger, dispatcher, run_id, job_id, task)
     completed = await ledger.complete_if_done(run_id)
     if completed is not None:
         bound.info("run_completed", sent=completed.sent, ok=completed.finished, failed=completed.failed)
     return {"run_id": run_id, "task_key": key, "status": status}
+
+
+async def _after_page(
+    ledger: RunLedger, dispatcher: TaskDispatcher | None, run_id: str, job_id: str, task: dict[str, Any]
+) -> None:
+    if (
+        dispatcher is not None
+        and task.get("step") == "page"
+        and await queue_alert_step(ledger, dispatcher, run_id, job_id)
+    ):
+        log.info("scan_alert_step_sent", run_id=run_id, job_id=job_id)
 
 
 @worker_ready.connect

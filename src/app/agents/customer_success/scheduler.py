@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
@@ -27,12 +27,14 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from src.app.agents.customer_success.dispatch import TaskDispatcher, page_tasks, queue_alert_step
 from src.app.analysis.signals import days_until
 from src.app.config import CSMSettings
 from src.app.context import platform_context, service_shape, utc_now
+from src.app.scan.book import SCAN_PAGE_SIZE
 from src.app.tasks import quarter_label
 from src.app.tools.llm.usage import metered
-from src.app.tools.store import CSMStore, RunLedger
+from src.app.tools.store import AccountRanges, CSMStore, RunLedger
 
 log = structlog.get_logger(__name__)
 
@@ -44,14 +46,6 @@ QBR_CONCURRENCY = 32
 """QBR tasks in flight. Keep it above `CSM_LLM_CONCURRENCY` (about twice it) so the LLM service's own limit, what
 the provider sees, is the one that binds and its slots never idle while a task reads or writes the store; much
 wider only delays the first LLM call while every task loads its account at once."""
-
-
-class TaskDispatcher(Protocol):
-    """Sends a run's per-account tasks to workers (`CSM_EXECUTOR=celery`) instead of running them here."""
-
-    async def enqueue(self, run_id: str, job_id: str, tasks: Sequence[dict[str, Any]]) -> int:
-        """Send every task for run `run_id`; the number sent."""
-        ...
 
 
 _DISPATCH: contextvars.ContextVar[tuple[str, list[int]] | None] = contextvars.ContextVar("csm_dispatch", default=None)
@@ -113,6 +107,7 @@ class CSMScheduler:
         owner: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
         dispatcher: TaskDispatcher | None = None,
+        scan_page_size: int = SCAN_PAGE_SIZE,
     ) -> None:
         self._agent = csm_agent
         self._source = _source_store(csm_agent, notion_csm) or store
@@ -124,6 +119,7 @@ class CSMScheduler:
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._lease = lease
         self._dispatcher = dispatcher
+        self._scan_page_size = scan_page_size
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -219,6 +215,8 @@ class CSMScheduler:
         if sent:  # the workers finish the run when every task has an outcome
             summary["sent"] = sum(sent)
             await cast(RunLedger, store).record_dispatch(claim.run_id, summary)
+            if self._dispatcher is not None:  # a scan whose pages were all done before the dispatch was recorded
+                await queue_alert_step(cast(RunLedger, store), self._dispatcher, claim.run_id, job_id)
             if (done := await cast(RunLedger, store).complete_if_done(claim.run_id)) is not None:
                 summary = done.summary()
             log.info("job_dispatched", job_id=job_id, key=key, resumed=claim.resumed, **summary)
@@ -229,7 +227,12 @@ class CSMScheduler:
         return {"job_id": job_id, "key": key, "status": "succeeded", "resumed": claim.resumed, **summary}
 
     async def run_daily_health_scan(self) -> dict[str, Any]:
-        """One batch health scan over every active account, alerts included (the result keeps only at-risk scores)."""
+        """One batch health scan over every active account, alerts included (the result keeps only at-risk scores).
+
+        With a dispatcher the book goes to the workers in page-range tasks, then one alert step (`dispatch.py`).
+        """
+        if self._dispatcher is not None:
+            return await self._dispatch_scan("csm_daily_health_scan")
         task = {"type": "health_scan", "summary": True, "digest": True}
         result = await self._execute(task, "csm_daily_health_scan")
         return _scan_summary(result) | {key: result.get(key, 0) for key in ("digests", "digests_existing")}
@@ -305,20 +308,34 @@ class CSMScheduler:
         failed = sum(1 for result in results if "error" in result)
         return {"ok": len(results) - failed, "failed": failed, "skipped": len(account_ids) - len(todo)}
 
-    async def _dispatch(self, tasks: list[dict[str, Any]], job_id: str, *, skipped: int) -> dict[str, int]:
-        """Send per-account tasks to the workers under the current run; they record the outcomes on it."""
+    async def _dispatch_scan(self, job_id: str) -> dict[str, Any]:
+        """Send the whole book to the workers as page-range tasks; the alert step follows the last page."""
+        store = self._store()
+        if not isinstance(store, AccountRanges):
+            raise TypeError(f"a scan on workers reads the book by id range; {type(store).__name__} cannot")
+        tasks = page_tasks(await store.page_bounds(page_size=self._scan_page_size, active_only=True))
+        dispatcher, run_id, sent = self._dispatch_target()
+        sent.append(await dispatcher.enqueue(run_id, job_id, tasks) + 1)  # the pages, and the alert step
+        return {"ok": 0, "failed": 0, "skipped": 0, "pages": len(tasks)}
+
+    def _dispatch_target(self) -> tuple[TaskDispatcher, str, list[int]]:
+        """The dispatcher, the current run's id and its count of tasks sent (only inside `run_job`)."""
         current = _DISPATCH.get()
         if self._dispatcher is None or current is None:
             raise RuntimeError("tasks are dispatched only inside run_job with a dispatcher")
         if not isinstance(self._store(), RunLedger):
             raise TypeError("CSM_EXECUTOR=celery records run progress in the SQL store (set CSM_DATABASE_URL)")
-        run_id, sent = current
+        return self._dispatcher, *current
+
+    async def _dispatch(self, tasks: list[dict[str, Any]], job_id: str, *, skipped: int) -> dict[str, int]:
+        """Send per-account tasks to the workers under the current run; they record the outcomes on it."""
+        dispatcher, run_id, sent = self._dispatch_target()
         ledger = cast(RunLedger, self._store())
         # A run taken over after its lease: the QBRs its workers made count as its own, not as skipped, and the
         # accounts they failed (no QBR, so among `tasks` again) are no-ops when delivered: they count once.
         earlier = await ledger.run_progress(run_id)
         earlier_ok = earlier.finished if earlier is not None else 0
-        sent.append((await self._dispatcher.enqueue(run_id, job_id, tasks) if tasks else 0) + earlier_ok)
+        sent.append((await dispatcher.enqueue(run_id, job_id, tasks) if tasks else 0) + earlier_ok)
         return {"ok": 0, "failed": 0, "skipped": skipped - earlier_ok}
 
     async def _execute(self, task: dict[str, Any], job_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ each other's calls, because each has its own copy of the context.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -63,15 +63,38 @@ class UsageMeter:
     def summary(self) -> dict[str, Any]:
         """Totals plus a `by_model` breakdown, JSON-safe (the block stored with a run)."""
         with self._lock:
-            usages = list(self._by_model.values())
-            total = ModelUsage(
-                calls=sum(usage.calls for usage in usages),
-                prompt_tokens=sum(usage.prompt_tokens for usage in usages),
-                completion_tokens=sum(usage.completion_tokens for usage in usages),
-                cost_usd=sum(usage.cost_usd for usage in usages),
-            )
-            by_model = {model: usage.as_dict() for model, usage in sorted(self._by_model.items())}
-        return {**total.as_dict(), "by_model": by_model}
+            return _summary(self._by_model)
+
+
+def _summary(by_model: Mapping[str, ModelUsage]) -> dict[str, Any]:
+    usages = list(by_model.values())
+    total = ModelUsage(
+        calls=sum(usage.calls for usage in usages),
+        prompt_tokens=sum(usage.prompt_tokens for usage in usages),
+        completion_tokens=sum(usage.completion_tokens for usage in usages),
+        cost_usd=sum(usage.cost_usd for usage in usages),
+    )
+    return {**total.as_dict(), "by_model": {model: usage.as_dict() for model, usage in sorted(by_model.items())}}
+
+
+def added_usage(blocks: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The sum of `llm_usage` blocks from several processes (a run's workers), totals and `by_model` alike.
+
+    A block without `by_model` (an older version's) counts in the totals under the model "unknown".
+    """
+    by_model: dict[str, ModelUsage] = {}
+    for block in blocks:
+        models = (block or {}).get("by_model")
+        parts = models.items() if isinstance(models, Mapping) and models else [("unknown", block or {})]
+        for model, usage in parts:
+            if not int(usage.get("calls") or 0) and not float(usage.get("cost_usd") or 0.0):
+                continue
+            total = by_model.setdefault(str(model), ModelUsage())
+            total.calls += int(usage.get("calls") or 0)
+            total.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            total.completion_tokens += int(usage.get("completion_tokens") or 0)
+            total.cost_usd += float(usage.get("cost_usd") or 0.0)
+    return _summary(by_model)
 
 
 @contextmanager

@@ -135,6 +135,8 @@ class RunProgress(BaseModel):
     """The summary recorded when the tasks were sent."""
     llm_usage: dict[str, Any] = {}
     """Calls, tokens and cost of the scheduler's part and every recorded task together."""
+    totals: dict[str, int] = {}
+    """The counts the tasks reported, added up (a scan's pages: accounts scored, errors, alerts)."""
 
     @property
     def done(self) -> int:
@@ -148,6 +150,8 @@ class RunProgress(BaseModel):
         summary["failed"] = int(summary.get("failed", 0)) + self.failed
         summary["skipped"] = int(summary.get("skipped", 0)) + self.skipped
         summary["llm_usage"] = self.llm_usage
+        for name, count in self.totals.items():
+            summary[name] = int(summary.get(name, 0)) + count
         if self.errors:
             summary["errors"] = [*summary.get("errors", []), *self.errors]
         return summary
@@ -174,8 +178,14 @@ class RunLedger(Protocol):
         status: str,
         reason: str | None = None,
         llm_usage: Mapping[str, Any] | None = None,
+        totals: Mapping[str, int] | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Record one task's outcome (and its LLM usage) once; False when it was recorded already."""
+        """Record one task's outcome (its LLM usage, counts and detail) once; False when it was recorded already."""
+        ...
+
+    async def task_details(self, run_id: str, key_prefix: str) -> list[dict[str, Any]]:
+        """The `detail` of the run's successful tasks whose keys start with `key_prefix`, in key order."""
         ...
 
     async def run_progress(self, run_id: str) -> RunProgress | None:

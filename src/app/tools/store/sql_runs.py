@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from src.app.tools.llm.usage import added_usage
 from src.app.tools.store import RunClaim, RunProgress
 from src.app.tools.store.sql_tables import RUN_TASKS, RUNS, check_text, new_id, utc_now
 
@@ -127,10 +129,13 @@ def record_task(
     status: str,
     reason: str | None,
     llm_usage: Mapping[str, Any] | None = None,
+    totals: Mapping[str, int] | None = None,
+    detail: Mapping[str, Any] | None = None,
 ) -> bool:
     """Record one task's outcome; False when it was recorded already (a redelivered task counts once)."""
     row: dict[str, Any] = {"run_id": run_id, "task_key": task_key, "account_id": account_id, "status": status}
     row |= {"reason": reason, "finished_at": utc_now(), "llm_usage": dict(llm_usage) if llm_usage else None}
+    row |= {"totals": dict(totals) if totals else None, "detail": dict(detail) if detail else None}
     check_text(RUN_TASKS, row)
     try:
         with transaction(write=True) as connection:
@@ -145,6 +150,14 @@ def task_recorded(transaction: Transaction, run_id: str, task_key: str) -> bool:
     where = (RUN_TASKS.c.run_id == run_id) & (RUN_TASKS.c.task_key == task_key)
     with transaction(write=False) as connection:
         return connection.execute(select(RUN_TASKS.c.task_key).where(where)).first() is not None
+
+
+def task_details(transaction: Transaction, run_id: str, key_prefix: str) -> list[dict[str, Any]]:
+    """The `detail` of the run's successful tasks whose keys start with `key_prefix`, in key order."""
+    where = (RUN_TASKS.c.run_id == run_id) & (RUN_TASKS.c.status == "ok") & RUN_TASKS.c.detail.is_not(None)
+    query = select(RUN_TASKS.c.detail).where(where, RUN_TASKS.c.task_key.startswith(key_prefix, autoescape=True))
+    with transaction(write=False) as connection:
+        return [dict(detail) for detail in connection.execute(query.order_by(RUN_TASKS.c.task_key)).scalars()]
 
 
 def progress(transaction: Transaction, run_id: str) -> RunProgress | None:
@@ -183,14 +196,19 @@ def _progress(connection: Connection, run_id: str) -> RunProgress | None:
         )
     }
     failures = connection.execute(
-        select(RUN_TASKS.c.account_id, RUN_TASKS.c.reason)
+        select(RUN_TASKS.c.account_id, RUN_TASKS.c.task_key, RUN_TASKS.c.reason)
         .where(RUN_TASKS.c.run_id == run_id, RUN_TASKS.c.status == "failed")
-        .order_by(RUN_TASKS.c.account_id)
+        .order_by(RUN_TASKS.c.account_id, RUN_TASKS.c.task_key)
         .limit(MAX_RECORDED_ERRORS)
     )
     usages = connection.execute(
         select(RUN_TASKS.c.llm_usage).where(RUN_TASKS.c.run_id == run_id, RUN_TASKS.c.llm_usage.is_not(None))
     ).scalars()
+    totals: Counter[str] = Counter()
+    for counts_of_task in connection.execute(
+        select(RUN_TASKS.c.totals).where(RUN_TASKS.c.run_id == run_id, RUN_TASKS.c.totals.is_not(None))
+    ).scalars():
+        totals.update({str(name): int(n) for name, n in dict(counts_of_task).items()})
     dispatched_summary = dict(run.summary or {})
     sent = dispatched_summary.get("sent")
     return RunProgress(
@@ -200,24 +218,11 @@ def _progress(connection: Connection, run_id: str) -> RunProgress | None:
         finished=counts.get("ok", 0),
         failed=counts.get("failed", 0),
         skipped=counts.get("skipped", 0),
-        errors=[{"account_id": str(a), "message": str(r)} for a, r in failures],
+        errors=[{"account_id": str(a if a is not None else key), "message": str(r)} for a, key, r in failures],
         dispatched=dispatched_summary,
-        llm_usage=add_usage([dispatched_summary.get("llm_usage") or {}, *usages]),
+        llm_usage=added_usage([dispatched_summary.get("llm_usage"), *usages]),
+        totals=dict(totals),
     )
-
-
-USAGE_COUNTS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens")
-
-
-def add_usage(usages: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
-    """The sum of `llm_usage` blocks: calls, tokens and cost (per-model detail is not kept across workers)."""
-    total: dict[str, Any] = dict.fromkeys(USAGE_COUNTS, 0) | {"cost_usd": 0.0}
-    for usage in usages:
-        for name in USAGE_COUNTS:
-            total[name] += int((usage or {}).get(name) or 0)
-        total["cost_usd"] += float((usage or {}).get("cost_usd") or 0.0)
-    total["cost_usd"] = round(total["cost_usd"], 6)
-    return total
 
 
 class RunLedgerMethods:
@@ -244,8 +249,10 @@ class RunLedgerMethods:
         status: str,
         reason: str | None = None,
         llm_usage: Mapping[str, Any] | None = None,
+        totals: Mapping[str, int] | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Record one task's outcome (and its LLM usage) once; False when it was recorded already."""
+        """Record one task's outcome (its LLM usage, counts and detail) once; False when it was recorded already."""
         return await asyncio.to_thread(
             record_task,
             self._transaction,
@@ -255,7 +262,13 @@ class RunLedgerMethods:
             status=status,
             reason=reason,
             llm_usage=llm_usage,
+            totals=totals,
+            detail=detail,
         )
+
+    async def task_details(self, run_id: str, key_prefix: str) -> list[dict[str, Any]]:
+        """The `detail` of the run's successful tasks whose keys start with `key_prefix`, in key order."""
+        return await asyncio.to_thread(task_details, self._transaction, run_id, key_prefix)
 
     async def run_progress(self, run_id: str) -> RunProgress | None:
         """Sent, finished, failed and skipped counts of a run."""

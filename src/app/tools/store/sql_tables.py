@@ -133,21 +133,6 @@ DRAFTS = Table(
 """`status` is the review status (NULL in rows written before it existed: pending); `location` is NULL while a
 held draft waits for approval (`CSM_DRAFT_REVIEW=hold`)."""
 
-ADDED_COLUMNS = (
-    ACCOUNTS.c.scan_record,
-    ACCOUNTS.c.rep_email,
-    ACCOUNTS.c.arr,
-    ACCOUNTS.c.segment,
-    ACCOUNTS.c.renewal_date,
-    DRAFTS.c.status,
-    DRAFTS.c.reason,
-    DRAFTS.c.reviewed_by,
-    DRAFTS.c.reviewed_at,
-    HEALTH_SCORES.c.scorecard_name,
-    HEALTH_SCORES.c.scorecard_version,
-)
-"""Columns added after the first release: `create_all` leaves existing tables alone, so these are added by hand."""
-
 ACCOUNT_FIELD_COLUMNS = {
     "rep_email": "rep_email",
     "arr": "arr",
@@ -315,8 +300,29 @@ RUN_TASKS = Table(
     Column("reason", Text),
     Column("llm_usage", JSON(none_as_null=True)),
     Column("finished_at", UTCDateTime, nullable=False),
+    Column("totals", JSON(none_as_null=True)),
+    Column("detail", JSON(none_as_null=True)),
 )
-"""The outcome of each task a run sent to the workers: written once per (run, task), the first outcome wins."""
+"""The outcome of each task a run sent to the workers: written once per (run, task), the first outcome wins.
+`totals` are counts the run's summary adds up (accounts scored, alerts); `detail` is what a later task of the
+run reads back (a scan page's alert candidates)."""
+
+ADDED_COLUMNS = (
+    ACCOUNTS.c.scan_record,
+    ACCOUNTS.c.rep_email,
+    ACCOUNTS.c.arr,
+    ACCOUNTS.c.segment,
+    ACCOUNTS.c.renewal_date,
+    DRAFTS.c.status,
+    DRAFTS.c.reason,
+    DRAFTS.c.reviewed_by,
+    DRAFTS.c.reviewed_at,
+    HEALTH_SCORES.c.scorecard_name,
+    HEALTH_SCORES.c.scorecard_version,
+    RUN_TASKS.c.totals,
+    RUN_TASKS.c.detail,
+)
+"""Columns added after the first release: `create_all` leaves existing tables alone, so these are added by hand."""
 
 
 class JSONText(str):
