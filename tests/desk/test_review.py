@@ -9,7 +9,7 @@ import pytest
 from src.app.config import CSMSettings
 from src.app.context import CSMContext
 from src.app.desk.review import ReviewError, label_for, open_review, text_to_html
-from src.app.nodes.alerts import alert_status
+from src.app.nodes.alerts import alert_statuses
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store.sql import SQLStore
 from src.app.tools.store.sql_review import FALSE_ALARM, FeedbackRow, ReviewStore
@@ -79,7 +79,7 @@ async def test_a_false_alarm_holds_alerts_for_the_same_risk_state_within_the_coo
     await store.record_alert(
         "a1", "AMBER/high", idempotency_key="churn:a1:AMBER/high:earlier", at=NOW - timedelta(days=8)
     )
-    assert await alert_status(ctx, red("a1")) == "due"
+    assert (await alert_statuses(ctx, [red("a1")]))["a1"] == "due"
     records = ReviewStore(store)
     await records.record_feedback(
         FeedbackRow(
@@ -93,9 +93,9 @@ async def test_a_false_alarm_holds_alerts_for_the_same_risk_state_within_the_coo
             at=NOW - timedelta(days=2),
         )
     )
-    assert await alert_status(ctx, red("a1")) == "cooldown"
+    assert await alert_statuses(ctx, [red("a1"), red("a2")]) == {"a1": "cooldown", "a2": "due"}
     later = CSMContext(**{**ctx.__dict__, "clock": lambda: NOW + timedelta(days=6)})
-    assert await alert_status(later, red("a1")) == "due"
+    assert (await alert_statuses(later, [red("a1")]))["a1"] == "due"
 
 
 def test_reasons_become_labels_and_edits_are_escaped() -> None:

@@ -332,18 +332,19 @@ async def test_save_draft_is_idempotent_and_drafts_list_newest_first(store: SQLS
     assert_utc(drafts[0].created_at)
 
 
-async def test_record_alert_is_idempotent_and_last_alert_is_the_newest(store: SQLStore) -> None:
-    assert await store.last_alert("acc_1") is None
+async def test_record_alert_is_idempotent_and_last_alerts_are_the_newest(store: SQLStore) -> None:
+    assert await store.last_alerts(["acc_1"]) == {}
 
     assert await store.record_alert("acc_1", "RED", idempotency_key="alert:1", at=T0) is True
     assert await store.record_alert("acc_1", "RED", idempotency_key="alert:1", at=T0) is False
     await store.record_alert("acc_1", "critical", idempotency_key="alert:2", at=T0 + timedelta(days=8))
     await store.record_alert("acc_2", "RED", idempotency_key="alert:3", at=T0 + timedelta(days=9))
 
-    last = await store.last_alert("acc_1")
-    assert last is not None
-    assert (last.risk_state, last.idempotency_key) == ("critical", "alert:2")
-    assert_utc(last.alerted_at)
+    last = await store.last_alerts(["acc_1", "acc_2", "acc_3"])
+    keys = {account: alert.idempotency_key for account, alert in last.items()}
+    assert keys == {"acc_1": "alert:2", "acc_2": "alert:3"}
+    assert last["acc_1"].risk_state == "critical"
+    assert_utc(last["acc_1"].alerted_at)
     assert [alert.idempotency_key for alert in await store.list_alerts()] == ["alert:3", "alert:2", "alert:1"]
     assert len(await store.list_alerts("acc_1")) == 2
 

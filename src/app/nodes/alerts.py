@@ -61,18 +61,28 @@ def alert_key(ctx: CSMContext, score: CSMHealthScore) -> str:
     return f"churn:{score.account_id}:{risk_state(score)}:{ctx.clock().date().isoformat()}"
 
 
-async def alert_status(ctx: CSMContext, score: CSMHealthScore) -> AlertStatus:
-    """Whether to alert: "done_today" (already raised today), "cooldown" (same state alerted recently) or "due"."""
-    last = await ctx.store.last_alert(score.account_id)
-    if last is not None and last.idempotency_key == alert_key(ctx, score):
-        return "done_today"
+async def alert_statuses(ctx: CSMContext, scores: Sequence[CSMHealthScore]) -> dict[str, AlertStatus]:
+    """Per account, whether to alert: "done_today", "cooldown" or "due"; two reads, however many scores.
+
+    "done_today": already raised today. "cooldown": the same risk state was alerted within the cooldown, or a
+    person rejected its alert for that state as a false alarm within it.
+    """
+    ids = [score.account_id for score in scores]
+    last_alerts = await ctx.store.last_alerts(ids)
     since = ctx.clock() - timedelta(days=ctx.settings.alert_cooldown_days)
-    # A person rejected this account's alert for the same risk state as a false alarm: hold it for the cooldown.
-    if risk_state(score) in await recent_false_alarms(ctx.store, score.account_id, since=since):
-        return "cooldown"
-    if last is None or last.risk_state != risk_state(score):
-        return "due"
-    return "cooldown" if last.alerted_at > since else "due"
+    false_alarms = await recent_false_alarms(ctx.store, ids, since=since)
+    statuses: dict[str, AlertStatus] = {}
+    for score in scores:
+        last, state = last_alerts.get(score.account_id), risk_state(score)
+        if last is not None and last.idempotency_key == alert_key(ctx, score):
+            statuses[score.account_id] = "done_today"
+        elif state in false_alarms.get(score.account_id, set()):
+            statuses[score.account_id] = "cooldown"
+        elif last is None or last.risk_state != state:
+            statuses[score.account_id] = "due"
+        else:
+            statuses[score.account_id] = "cooldown" if last.alerted_at > since else "due"
+    return statuses
 
 
 TREND_DAYS = (7, 30)

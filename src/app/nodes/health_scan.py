@@ -16,7 +16,7 @@ from src.app.analysis.health import weakest_signals
 from src.app.analysis.signals import DETAIL_FIELDS, days_until, parse_identity
 from src.app.context import CSMContext
 from src.app.nodes.account_facts import account_brief, require_scorer
-from src.app.nodes.alerts import TREND_DAYS, alert_status, alert_trend, dispatch_churn_alert, fallback_narrative
+from src.app.nodes.alerts import TREND_DAYS, alert_statuses, alert_trend, dispatch_churn_alert, fallback_narrative
 from src.app.nodes.digest import send_daily_digests
 from src.app.nodes.llm import prompt_requests
 from src.app.nodes.outbox import deliver_pending
@@ -135,8 +135,9 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
     while candidates and len(chosen) < budget:
         batch, candidates = candidates[: budget * 2], candidates[budget * 2 :]
         scores = await ctx.store.latest_scores(batch)
+        statuses = await alert_statuses(ctx, list(scores.values()))
         for score in (scores[account_id] for account_id in batch if account_id in scores):
-            status = await alert_status(ctx, score)
+            status = statuses[score.account_id]
             if status == "done_today":  # raised by an earlier (maybe interrupted) scan today: it uses up the cap
                 budget -= 1
             elif status == "due":
@@ -163,7 +164,7 @@ async def _held_back(ctx: CSMContext, chosen: set[str], state: WorkState) -> int
     """How many candidates the cap kept from an alert: those not chosen that were due (not in their cooldown)."""
     unseen = [account_id for _, _, account_id in state.get("alert_candidates", []) if account_id not in chosen]
     scores = await ctx.store.latest_scores(unseen) if unseen else {}
-    return sum([await alert_status(ctx, score) == "due" for score in scores.values()])
+    return list((await alert_statuses(ctx, list(scores.values()))).values()).count("due")
 
 
 async def build_prompt(state: WorkState) -> dict[str, Any]:

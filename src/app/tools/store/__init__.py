@@ -222,8 +222,8 @@ class CSMStore(Protocol):
         """Append scores to the history (one row per account and scan)."""
         ...
 
-    async def last_alert(self, account_id: str) -> AlertRecord | None:
-        """The most recent churn alert for the account, if any."""
+    async def last_alerts(self, account_ids: Sequence[str]) -> dict[str, AlertRecord]:
+        """The most recent churn alert per account, for the accounts that have one."""
         ...
 
     async def record_alert(self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime) -> bool:

@@ -6,7 +6,7 @@ way and forward everything else to one inner store; they inherit these forwards 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +28,9 @@ class InnerStoreRecords:
 
     _inner: CSMStore
 
-    async def last_alert(self, account_id: str) -> AlertRecord | None:
-        """The most recent churn alert for the account (inner store)."""
-        return await self._inner.last_alert(account_id)
+    async def last_alerts(self, account_ids: Sequence[str]) -> dict[str, AlertRecord]:
+        """The most recent churn alert per account (inner store)."""
+        return await self._inner.last_alerts(account_ids)
 
     async def record_alert(self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime) -> bool:
         """Record a churn alert (inner store)."""

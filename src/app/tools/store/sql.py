@@ -183,9 +183,9 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         """Append scores to the history, one row per account and scan."""
         await asyncio.to_thread(self._save_scores, scores)
 
-    async def last_alert(self, account_id: str) -> AlertRecord | None:
-        """The most recent churn alert for the account, if any."""
-        return next(iter(await self.list_alerts(account_id, limit=1)), None)
+    async def last_alerts(self, account_ids: Sequence[str]) -> dict[str, AlertRecord]:
+        """The most recent churn alert per account, for the accounts that have one."""
+        return await asyncio.to_thread(self._last_alerts, account_ids)
 
     async def list_alerts(self, account_id: str | None = None, *, limit: int = 100) -> list[AlertRecord]:
         """Churn alerts, newest first, for one account or all."""
@@ -465,6 +465,18 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
             lock_book(connection)
             _insert_rows(connection, HEALTH_SCORES, rows)
             keep_book(connection, scores)
+
+    def _last_alerts(self, account_ids: Sequence[str]) -> dict[str, AlertRecord]:
+        newest: dict[str, AlertRecord] = {}
+        for batch in _id_batches(account_ids):
+            query = (
+                select(ALERTS)
+                .where(ALERTS.c.account_id.in_(batch))
+                .order_by(ALERTS.c.account_id, ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc())
+            )
+            for row in self._fetch_mappings(query):
+                newest.setdefault(str(row["account_id"]), AlertRecord.model_validate(row))
+        return newest
 
     def _list_alerts(self, account_id: str | None, limit: int) -> list[AlertRecord]:
         query = select(ALERTS).order_by(ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc()).limit(limit)

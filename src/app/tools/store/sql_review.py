@@ -7,6 +7,7 @@ indexed statement, so the desk stays fast on a large book.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,13 +182,17 @@ class ReviewStore:
         rows = await asyncio.to_thread(self._fetch, query)
         return [FeedbackRow(**{k: v for k, v in row.items() if k != "id"}) for row in rows]
 
-    async def false_alarm_states(self, account_id: str, *, since: datetime) -> set[str]:
-        """Risk states of the account's churn alerts rejected as false alarms since `since`."""
-        query = select(FEEDBACK.c.risk_state).where(
-            FEEDBACK.c.account_id == account_id, FEEDBACK.c.label == FALSE_ALARM, FEEDBACK.c.at >= as_utc(since)
+    async def false_alarm_states(self, account_ids: Sequence[str], *, since: datetime) -> dict[str, set[str]]:
+        """Per account, the risk states of its churn alerts rejected as false alarms since `since`."""
+        query = select(FEEDBACK.c.account_id, FEEDBACK.c.risk_state).where(
+            FEEDBACK.c.label == FALSE_ALARM, FEEDBACK.c.at >= as_utc(since), FEEDBACK.c.risk_state.is_not(None)
         )
-        rows = await asyncio.to_thread(self._fetch, query)
-        return {str(row["risk_state"]) for row in rows if row["risk_state"]}
+        wanted = set(account_ids)
+        states: dict[str, set[str]] = {}
+        for row in await asyncio.to_thread(self._fetch, query):
+            if row["account_id"] in wanted:
+                states.setdefault(str(row["account_id"]), set()).add(str(row["risk_state"]))
+        return states
 
     async def add_user(self, email: str, *, role: Role, password_hash: str, replace: bool = False) -> None:
         """Add a desk user (UserExists when the email is taken, unless `replace`)."""
@@ -292,10 +297,10 @@ def review_store(store: CSMStore) -> ReviewStore | None:
     return ReviewStore(inner) if isinstance(inner, SQLStore) else None
 
 
-async def recent_false_alarms(store: CSMStore, account_id: str, *, since: datetime) -> set[str]:
-    """Risk states of the account's churn alerts rejected as false alarms since `since` (empty without SQL)."""
+async def recent_false_alarms(store: CSMStore, account_ids: Sequence[str], *, since: datetime) -> dict[str, set[str]]:
+    """Per account, the risk states rejected as false alarms since `since` (none without a SQL store)."""
     reviews = review_store(store)
-    return set() if reviews is None else await reviews.false_alarm_states(account_id, since=since)
+    return {} if reviews is None else await reviews.false_alarm_states(account_ids, since=since)
 
 
 def _status_is(status: DraftStatus) -> Any:
