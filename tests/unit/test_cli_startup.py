@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,3 +28,27 @@ def test_help_lists_every_command_group() -> None:
     assert result.returncode == 0, result.stderr
     for command in ("scan", "qbr", "drafts", "accounts", "users", "scorecard", "backtest", "notion", "desk", "worker"):
         assert command in result.stdout, command
+
+
+SCAN_NEEDS_NONE_OF = ("numpy", "litellm", "pptx", "pygal", "jinja2", "src.app.graph.sales")
+"""What a small book's `csm scan` does without: numpy (its import costs more than it saves under 2,000 accounts),
+the real LLM client (the offline writer), the QBR writers, and the Sales graph (no hand-off in a scan)."""
+
+
+def test_a_small_books_scan_loads_no_numpy_llm_client_document_writer_or_sales_graph(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "exit_now = os._exit\n"
+        "def report(code):\n"
+        f"    print('LOADED', sorted(m for m in {SCAN_NEEDS_NONE_OF!r} if m in sys.modules), file=sys.stderr)\n"
+        "    exit_now(code)\n"
+        "os._exit = report\n"
+        "sys.argv = ['csm', 'scan', '--json']\n"
+        "from src.app.cli import main\n"
+        "main()\n"
+    )
+    env = {**os.environ, "CSM_DATA_DIR": str(tmp_path / "data"), "CSM_LLM_MODEL": "offline/csm"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["health_scores"]
+    assert result.stderr.strip().splitlines()[-1] == "LOADED []"

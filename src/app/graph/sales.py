@@ -24,7 +24,11 @@ def build_opportunity_graph() -> CompiledStateGraph[OpportunityState, CSMContext
     return builder.compile(name="handle_expansion_opportunity")
 
 
-def build_sales_graph() -> CompiledStateGraph[SalesState, CSMContext, SalesInput, SalesOutput]:
+SalesGraph = CompiledStateGraph[SalesState, CSMContext, SalesInput, SalesOutput]
+"""The compiled Sales graph."""
+
+
+def build_sales_graph() -> SalesGraph:
     """Compile the Sales graph (no checkpointer, so `langgraph dev` can load it)."""
     builder = StateGraph(SalesState, context_schema=CSMContext, input_schema=SalesInput, output_schema=SalesOutput)
     builder.add_node("handle_expansion_opportunity", build_opportunity_graph())  # one run per hand-off

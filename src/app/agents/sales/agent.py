@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 
 from src.app.agents.base import AgentRegistration, BaseAgent
 from src.app.config import CSMSettings, redact_secrets
 from src.app.context import CSMContext, build_context
-from src.app.graph.sales import build_sales_graph
 from src.app.schemas import SALES_TASK_TYPE
 from src.app.state import SalesHandoff, SalesInput
 from src.app.tools.mail import MailDrafts
 from src.app.tools.store import CSMStore
+
+if TYPE_CHECKING:
+    from src.app.graph.sales import SalesGraph
 
 
 class SalesAgent(BaseAgent):
@@ -39,7 +41,7 @@ class SalesAgent(BaseAgent):
         self._store = store
         self._base_context: CSMContext | None = None
         self._log = structlog.get_logger(__name__).bind(agent_id=registration.agent_id)
-        self._graph = build_sales_graph()
+        self._graph: SalesGraph | None = None  # built by the first hand-off: a scan or a QBR run needs none
 
     @classmethod
     def from_context(cls, registration: AgentRegistration, context: CSMContext) -> SalesAgent:
@@ -58,6 +60,10 @@ class SalesAgent(BaseAgent):
         log = self._log.bind(task_type=SALES_TASK_TYPE, account_id=task.get("account_id"))
         try:
             handoff = cast(SalesHandoff, copy.deepcopy(task))  # validated by the graph's first node
+            if self._graph is None:
+                from src.app.graph.sales import build_sales_graph
+
+                self._graph = build_sales_graph()
             output = await self._graph.ainvoke(SalesInput(handoffs=[handoff]), context=self._context(context))
             result: dict[str, Any] = output["sales_results"][0]
         except Exception as error:  # noqa: BLE001 - fail-open contract shared with the CSM handlers

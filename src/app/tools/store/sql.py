@@ -32,7 +32,6 @@ from src.app.schemas import (
     QBRContent,
 )
 from src.app.tools.store import (
-    AlertRecord,
     AuditEntry,
     DraftRecord,
     PageBounds,
@@ -182,14 +181,6 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
     async def save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
         """Append scores to the history, one row per account and scan."""
         await asyncio.to_thread(self._save_scores, scores)
-
-    async def last_alerts(self, account_ids: Sequence[str]) -> dict[str, AlertRecord]:
-        """The most recent churn alert per account, for the accounts that have one."""
-        return await asyncio.to_thread(self._last_alerts, account_ids)
-
-    async def list_alerts(self, account_id: str | None = None, *, limit: int = 100) -> list[AlertRecord]:
-        """Churn alerts, newest first, for one account or all."""
-        return await asyncio.to_thread(self._list_alerts, account_id, limit)
 
     async def record_alert(self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime) -> bool:
         """Record a churn alert; False when this key was already recorded."""
@@ -465,24 +456,6 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
             lock_book(connection)
             _insert_rows(connection, HEALTH_SCORES, rows)
             keep_book(connection, scores)
-
-    def _last_alerts(self, account_ids: Sequence[str]) -> dict[str, AlertRecord]:
-        newest: dict[str, AlertRecord] = {}
-        for batch in _id_batches(account_ids):
-            query = (
-                select(ALERTS)
-                .where(ALERTS.c.account_id.in_(batch))
-                .order_by(ALERTS.c.account_id, ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc())
-            )
-            for row in self._fetch_mappings(query):
-                newest.setdefault(str(row["account_id"]), AlertRecord.model_validate(row))
-        return newest
-
-    def _list_alerts(self, account_id: str | None, limit: int) -> list[AlertRecord]:
-        query = select(ALERTS).order_by(ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc()).limit(limit)
-        if account_id is not None:
-            query = query.where(ALERTS.c.account_id == account_id)
-        return [AlertRecord.model_validate(row) for row in self._fetch_mappings(query)]
 
 
 def _id_for_key(connection: Connection, table: Table, idempotency_key: str) -> str | None:

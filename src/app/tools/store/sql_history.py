@@ -1,4 +1,4 @@
-"""Reads of the SQL store's history: score rows of accounts over a window, and an account's newest QBR."""
+"""Reads of the SQL store's history: score rows of accounts over a window, an account's newest QBR, churn alerts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, Select, Text, cast, select
 
 from src.app.schemas import CSMHealthScore, QBRContent
-from src.app.tools.store.sql_tables import AUDIT_LOG, HEALTH_SCORES, QBR_PAGES, as_utc
+from src.app.tools.store import AlertRecord
+from src.app.tools.store.sql_tables import ALERTS, AUDIT_LOG, HEALTH_SCORES, QBR_PAGES, as_utc
 
 BATCH = 500
 """Account ids per query."""
@@ -61,8 +62,12 @@ def finished_qbrs_query(period: str, trigger: str | None) -> Select[Any]:
     return query if trigger is None else query.where(QBR_PAGES.c.trigger == trigger)
 
 
+def _batches(ids: list[str]) -> list[list[str]]:
+    return [ids[start : start + BATCH] for start in range(0, len(ids), BATCH)]
+
+
 class HistoryReads:
-    """The `ScoreHistory` capability of the SQL store (mixed into `SQLStore`)."""
+    """The SQL store's reads of history (mixed into `SQLStore`): scores over a window, QBRs, churn alerts."""
 
     _transaction: Callable[..., AbstractContextManager[Connection]]
     _fetch_mappings: Callable[[Any], list[dict[str, Any]]]
@@ -77,3 +82,29 @@ class HistoryReads:
         """The newest stored QBR of an account (for `period`, when given), or None."""
         rows = await asyncio.to_thread(self._fetch_mappings, latest_qbr_query(account_id, period))
         return QBRContent.model_validate(rows[0]["payload"]) if rows else None
+
+    async def last_alerts(self, account_ids: Sequence[str]) -> dict[str, AlertRecord]:
+        """The most recent churn alert per account, for the accounts that have one."""
+        return await asyncio.to_thread(self._last_alerts, account_ids)
+
+    async def list_alerts(self, account_id: str | None = None, *, limit: int = 100) -> list[AlertRecord]:
+        """Churn alerts, newest first, for one account or all."""
+        return await asyncio.to_thread(self._list_alerts, account_id, limit)
+
+    def _last_alerts(self, account_ids: Sequence[str]) -> dict[str, AlertRecord]:
+        newest: dict[str, AlertRecord] = {}
+        for batch in _batches(sorted(set(account_ids))):
+            query = (
+                select(ALERTS)
+                .where(ALERTS.c.account_id.in_(batch))
+                .order_by(ALERTS.c.account_id, ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc())
+            )
+            for row in self._fetch_mappings(query):
+                newest.setdefault(str(row["account_id"]), AlertRecord.model_validate(row))
+        return newest
+
+    def _list_alerts(self, account_id: str | None, limit: int) -> list[AlertRecord]:
+        query = select(ALERTS).order_by(ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc()).limit(limit)
+        if account_id is not None:
+            query = query.where(ALERTS.c.account_id == account_id)
+        return [AlertRecord.model_validate(row) for row in self._fetch_mappings(query)]
