@@ -188,6 +188,10 @@ class RunLedger(Protocol):
         """The `detail` of the run's successful tasks whose keys start with `key_prefix`, in key order."""
         ...
 
+    async def task_detail(self, run_id: str, task_key: str) -> dict[str, Any] | None:
+        """The `detail` recorded with one task of the run, whatever its status; None when there is none."""
+        ...
+
     async def run_progress(self, run_id: str) -> RunProgress | None:
         """Sent, finished, failed and skipped counts of a run."""
         ...

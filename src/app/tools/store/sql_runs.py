@@ -160,6 +160,14 @@ def task_details(transaction: Transaction, run_id: str, key_prefix: str) -> list
         return [dict(detail) for detail in connection.execute(query.order_by(RUN_TASKS.c.task_key)).scalars()]
 
 
+def task_detail(transaction: Transaction, run_id: str, task_key: str) -> dict[str, Any] | None:
+    """The `detail` recorded with one task of the run, whatever its status; None when there is none."""
+    where = (RUN_TASKS.c.run_id == run_id) & (RUN_TASKS.c.task_key == task_key)
+    with transaction(write=False) as connection:
+        detail = connection.execute(select(RUN_TASKS.c.detail).where(where)).scalar_one_or_none()
+    return None if detail is None else dict(detail)
+
+
 def progress(transaction: Transaction, run_id: str) -> RunProgress | None:
     """How far the workers are with a run: sent, finished, failed and skipped counts (None: unknown run)."""
     with transaction(write=False) as connection:
@@ -269,6 +277,10 @@ class RunLedgerMethods:
     async def task_details(self, run_id: str, key_prefix: str) -> list[dict[str, Any]]:
         """The `detail` of the run's successful tasks whose keys start with `key_prefix`, in key order."""
         return await asyncio.to_thread(task_details, self._transaction, run_id, key_prefix)
+
+    async def task_detail(self, run_id: str, task_key: str) -> dict[str, Any] | None:
+        """The `detail` recorded with one task of the run, whatever its status; None when there is none."""
+        return await asyncio.to_thread(task_detail, self._transaction, run_id, task_key)
 
     async def run_progress(self, run_id: str) -> RunProgress | None:
         """Sent, finished, failed and skipped counts of a run."""
