@@ -65,6 +65,12 @@ TARGET_RATIO = 0.85
 LIMITS_DB = 12
 
 
+def unavailable() -> str | None:
+    """Why PostgreSQL, Redis or RabbitMQ cannot be reached, or None when all three answer."""
+    reasons = (postgres_unavailable(), redis_unavailable(), broker_unavailable(RABBITMQ_URL))
+    return next((reason for reason in reasons if reason is not None), None)
+
+
 @contextmanager
 def fresh_schema() -> Iterator[str]:
     """A PostgreSQL URL on a new schema, dropped afterwards."""
@@ -203,9 +209,8 @@ def main() -> None:
     parser.add_argument("--tight-cap", type=int, default=30, help="requests per window, tight")
     parser.add_argument("--tight-window", type=int, default=30, help="its window, seconds")
     args = parser.parse_args()
-    for reason in (postgres_unavailable(), redis_unavailable(), broker_unavailable(RABBITMQ_URL)):
-        if reason is not None:
-            raise SystemExit(f"bench.distributed needs PostgreSQL, Redis and RabbitMQ: {reason}")
+    if (reason := unavailable()) is not None:
+        raise SystemExit(f"bench.distributed needs PostgreSQL, Redis and RabbitMQ: {reason}")
     counts = [int(n) for n in args.workers.split(",")]
     started = time.monotonic()
     caps = {"generous": (args.generous_cap, args.generous_window), "tight": (args.tight_cap, args.tight_window)}
@@ -229,6 +234,7 @@ def main() -> None:
             "latency_s": args.latency,
             "concurrency_per_worker": args.concurrency,
             "tasks_per_slot": args.tasks_per_slot,
+            "run_seconds": args.seconds,
             "caps": {label: {"requests": cap, "window_s": window} for label, (cap, window) in caps.items()},
             "results": results,
             "min_ratio": min(run["ratio"] for run in everything),
