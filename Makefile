@@ -34,7 +34,8 @@ STUDIO_PORT ?= 2024
 studio: install
 	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGSMITH_TRACING=false $(VENV)/bin/langgraph dev --no-browser --port $(STUDIO_PORT)
 
-# Benchmarks (not tests): every bench module in fresh processes, then rewrite bench/RESULTS.md (< 10 min on 2 cores).
+# Benchmarks (not tests): every bench module in fresh processes, then rewrite bench/RESULTS.md (< 10 min on 2 cores,
+# plus ~15 min for bench.distributed when PostgreSQL, Redis and RabbitMQ answer).
 bench: install
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m bench.run_all

@@ -37,6 +37,7 @@ def write_report(results: Path, output: Path, *, total_s: float | None = None) -
             parts.append(_generic(title, found, f"bench/{name}.py"))
     parts.append(_cold_start(by_name.get("cold_start", [])))
     parts.append(_scaling(by_name.get("scaling", [])))
+    parts.append(_distributed(by_name.get("distributed", [])))
     if NOTES.exists():
         parts.append(NOTES.read_text().strip())
     output.write_text("\n\n".join(parts).rstrip() + "\n")
@@ -236,6 +237,47 @@ def _scaling(records: list[dict[str, Any]]) -> str:
         f"{_mark(r['targets']['marginal_within_band'])}).",
         "",
         f"![scan time and peak RSS against book size]({Path(r['plot']).name})",
+    ]
+    return "\n".join(lines)
+
+
+def _distributed(records: list[dict[str, Any]]) -> str:
+    lines = ["## 6. Distributed: the quarterly job on Celery workers", ""]
+    if not records:
+        return "\n".join([*lines, "Not measured (`python -m bench.distributed` needs PostgreSQL, Redis and RabbitMQ)."])
+    r = records[-1]
+    caps = ", ".join(f"{label} {cap['requests']:,} per {cap['window_s']} s" for label, cap in r["caps"].items())
+    sized = f"each run sized to last {r['run_seconds']:g} s at its ideal rate, " if "run_seconds" in r else ""
+    lines += [
+        f"Command: `{r.get('command', 'python -m bench.distributed')}` — the quarterly QBR job on fresh `csm worker` "
+        f"processes (RabbitMQ, PostgreSQL, limits in Redis); server latency {r['latency_s']:g} s, "
+        f"{r['concurrency_per_worker']} LLM requests in flight per worker, {r['tasks_per_slot']} tasks per LLM slot; "
+        f"caps: {caps}; {sized}the ideal is min(workers × concurrency / latency, cap rate). Seconds run from "
+        "the run's claim to its completion.",
+        "",
+        "| cap | workers | accounts | seconds | QBRs/s | ideal/s | ratio | claim → 1st request s | 1st → last "
+        "request s | last reply → done s | lost | dup. | busiest cap window | 429s | worker CPU s/QBR | load 1 min |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, runs in r["results"].items():
+        cap = r["caps"][label]["requests"]
+        for run in runs:
+            t = run["timeline_s"]
+            lines.append(
+                f"| {label} | {run['workers']} | {run['accounts']} | {run['seconds']:.1f} | "
+                f"{run['throughput_per_s']:.3f} | {run['ideal_per_s']:g} | {run['ratio']:.3f} | "
+                f"{t['claim_to_first_request']} | {t['first_to_last_request']} | {t['last_reply_to_completion']} | "
+                f"{run['lost']} | {run['duplicated']} | {run['max_in_window']} of {cap:,} | {run['status_429']} | "
+                f"{run['worker_cpu_s_per_task']} | {run['load_average_1m']} |"
+            )
+    targets = r["targets"]
+    lines += [
+        "",
+        f"Lowest ratio {r['min_ratio']} (≥ 0.85 at every worker count: {_mark(targets['ratio_at_least_0_85'])}); "
+        f"lost {r['lost']}, duplicated {r['duplicated']}, over the cap {r['over_cap']} (zero each: "
+        f"{_mark(targets['zero_lost'])} / {_mark(targets['zero_duplicated'])} / {_mark(targets['zero_over_cap'])}); "
+        f"never more requests in flight than workers × concurrency: {_mark(targets['slots_respected'])}. "
+        f"The whole benchmark took {r['bench_seconds'] / 60:.1f} min.",
     ]
     return "\n".join(lines)
 

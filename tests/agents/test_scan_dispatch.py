@@ -10,7 +10,7 @@ from typing import Any
 
 from src.app.agents.base import AgentRegistration
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
-from src.app.agents.customer_success.dispatch import ALERT_STEP_KEY, queue_alert_step
+from src.app.agents.customer_success.dispatch import ALERT_STEP_KEY, PAGE_KEY_PREFIX, queue_alert_step
 from src.app.agents.customer_success.scheduler import CSMScheduler
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
@@ -74,7 +74,7 @@ async def test_a_scan_on_workers_scores_every_page_and_alerts_like_one_process(t
         active = await store.load_accounts()
         pages = outcome["pages"]
         assert outcome["status"] == "dispatched" and outcome["sent"] == pages + 1
-        assert pages >= -(-len(active) // PAGE_SIZE) > 3
+        assert pages == -(-len(active) // PAGE_SIZE) > 3
         assert await store.list_alerts() == [] and await store.latest_scores() == {}  # nothing ran here
 
         sent = dispatcher.take()
@@ -142,3 +142,49 @@ async def test_pages_done_before_the_dispatch_is_recorded_still_get_their_alert_
         run = (await store.list_runs())[0]
     assert run.status == "succeeded" and run.summary is not None
     assert run.summary["ok"] == run.summary["sent"] == outcome["pages"] + 1
+
+
+async def test_a_run_taken_over_after_the_book_changed_sends_the_same_pages_and_skips_no_account(
+    tmp_path: Path,
+) -> None:
+    async with book(tmp_path / "changed") as (agent, store, _):
+        first = RecordingDispatcher()
+        scheduler = CSMScheduler(
+            agent, store=store, clock=lambda: MORNING, owner="s1", dispatcher=first, scan_page_size=PAGE_SIZE
+        )
+        outcome = await scheduler.run_job(JOB)
+        book_then = {str(record["account_id"]) for record in await store.load_accounts()}
+        old = [task for _, _, task in first.take()]
+        run_id = outcome["run_id"]
+        await run_recorded(agent, store, run_id, JOB, old[0], worker="w1", dispatcher=first)
+
+        # Ten accounts sorting before every other: cut afresh, each page would start ten accounts earlier.
+        added = [{**record, "account_id": f"0000-new-{n}"} for n, record in enumerate(await store.load_accounts())]
+        await store.upsert_accounts([*added[:10], {**added[10], "account_id": "zzzz-new"}])
+        second = RecordingDispatcher()
+        taker = CSMScheduler(
+            agent, store=store, clock=lambda: MORNING, owner="s2", dispatcher=second, scan_page_size=PAGE_SIZE
+        )
+        again = await taker.run_job(JOB, take_over=True)
+        new = [task for _, _, task in second.take()]
+        assert again["status"] == "dispatched" and again["resumed"] and again["pages"] == outcome["pages"]
+        assert [task["page"] for task in new] == [task["page"] for task in old]
+
+        # Both attempts' pages are delivered, the old ones still queued winning every other page number.
+        for index, (stale, fresh) in enumerate(zip(old, new, strict=True)):
+            for task in (stale, fresh) if index % 2 == 0 else (fresh, stale):
+                await run_recorded(agent, store, run_id, JOB, task, worker="w2", dispatcher=second)
+        for step in second.take():
+            await run_recorded(agent, store, *step, worker="w3", dispatcher=second)
+        scored = set(await store.latest_scores())
+        pages = await store.task_details(run_id, PAGE_KEY_PREFIX)
+        malformed = {str(error["account_id"]) for page in pages for error in page["errors"]}
+        run = (await store.list_runs())[0]
+
+    assert malformed and book_then - malformed <= scored, f"never scored: {sorted(book_then - scored - malformed)[:5]}"
+    assert "zzzz-new" in scored  # added past the last cut, whose page had not run: scored, as in one run
+    assert not any(f"0000-new-{n}" in scored for n in range(10))  # their page was done: tomorrow's scan
+    assert run.status == "succeeded" and run.summary is not None
+    tasks = outcome["pages"] + 1
+    assert (run.summary["sent"], run.summary["ok"], run.summary["failed"]) == (tasks, tasks, 0)
+    assert run.summary["scanned"] == len(book_then) + 1

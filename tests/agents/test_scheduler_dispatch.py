@@ -51,21 +51,39 @@ class FailingAgent:
         return await self.agent.execute(task, context)
 
 
-@pytest.fixture
-async def book(tmp_path: Path) -> AsyncIterator[tuple[CustomerSuccessAgent, SQLStore]]:
-    store = SQLStore(f"sqlite:///{tmp_path / 'csm.sqlite'}")  # where `csm --data-dir tmp_path` looks
-    await store.upsert_accounts(load_sample_book(today=QUARTER_START.date())[:BOOK_SIZE])
-    agent = CustomerSuccessAgent(
+class DiesAfterTheWork:
+    """The real agent, in a worker that dies once the task's graph is done, before its outcome is recorded."""
+
+    def __init__(self, agent: CustomerSuccessAgent) -> None:
+        self.agent = agent
+
+    async def execute(self, task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        await self.agent.execute(task, context)
+        raise WorkerLost("SIGKILL")
+
+
+class WorkerLost(BaseException):
+    """Stands for the worker process dying: nothing after it runs."""
+
+
+def _agent(store: SQLStore, folder: Path, llm: ScriptedLLM) -> CustomerSuccessAgent:
+    return CustomerSuccessAgent(
         AgentRegistration(agent_id="csm-dispatch", name="CustomerSuccess", version="1.0", capabilities=[]),
-        llm_service=ScriptedLLM(),
+        llm_service=llm,
         health_scorer=CSMHealthScorer(),
         gmail_service=RecordingMail(),
         chat_service=RecordingChat(),
         event_bus=RecordingEvents(),
-        settings=CSMSettings(data_dir=tmp_path),
+        settings=CSMSettings(data_dir=folder),
         store=store,
     )
-    yield agent, store
+
+
+@pytest.fixture
+async def book(tmp_path: Path) -> AsyncIterator[tuple[CustomerSuccessAgent, SQLStore]]:
+    store = SQLStore(f"sqlite:///{tmp_path / 'csm.sqlite'}")  # where `csm --data-dir tmp_path` looks
+    await store.upsert_accounts(load_sample_book(today=QUARTER_START.date())[:BOOK_SIZE])
+    yield _agent(store, tmp_path, ScriptedLLM()), store
     await store.aclose()
 
 
@@ -148,6 +166,30 @@ async def test_a_run_taken_over_after_its_lease_counts_each_account_once(book: A
     counts = (run.summary["sent"], run.summary["ok"], run.summary["failed"], run.summary["skipped"])
     assert counts == (BOOK_SIZE, BOOK_SIZE - 1, 1, 0)
     assert failing.calls == 1
+
+
+async def test_the_calls_of_a_task_whose_worker_died_before_recording_it_count_in_the_run(
+    book: Any, tmp_path: Path
+) -> None:
+    _, store = book
+    llm = ScriptedLLM()
+    agent = _agent(store, tmp_path, llm)
+    dispatcher = RecordingDispatcher()
+    scheduler = CSMScheduler(agent, store=store, clock=lambda: QUARTER_START, owner="s", dispatcher=dispatcher)
+    run_id = (await scheduler.run_job("csm_quarterly_qbr"))["run_id"]
+    _, job, victim = dispatcher.sent[0]
+    with pytest.raises(WorkerLost):
+        await run_recorded(DiesAfterTheWork(agent), store, run_id, job, victim, worker="w1")
+    assert len(llm.calls) == 1 and not await store.task_recorded(run_id, task_key(victim))
+
+    for _, job, task in dispatcher.sent:  # the victim's task is redelivered among the rest
+        await run_recorded(agent, store, run_id, job, task, worker="w2")
+    run = (await store.list_runs())[0]
+    assert run.status == "succeeded" and run.summary is not None
+    assert (run.summary["sent"], run.summary["ok"]) == (BOOK_SIZE, BOOK_SIZE)
+    usage = run.summary["llm_usage"]
+    assert usage["calls"] == len(llm.calls) >= BOOK_SIZE, "every reply the provider sent, the dead worker's too"
+    assert usage["total_tokens"] == 18 * len(llm.calls)
 
 
 async def csm_runs(folder: Path) -> dict[str, Any]:

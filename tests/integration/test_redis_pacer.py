@@ -1,4 +1,4 @@
-"""The shared pacer against the machine's Redis: three event loops in threads, one cap between them."""
+"""The shared pacer against the machine's Redis: three event loops share one cap; a turn is never slept past."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import asyncio
 import threading
 import time
 import uuid
+from types import SimpleNamespace
+
+import pytest
+from limits.aio.storage.redis import redispy
 
 from src.app.tools.ratelimit import Window
 from src.app.tools.ratelimit.redis_window import RedisPacer
@@ -41,3 +45,19 @@ def test_three_loops_share_one_window() -> None:
     assert len(admitted) == 12
     assert time.monotonic() - started >= 2.0  # 12 requests at 4 per second: three windows
     assert max_in_window(admitted, 0.8) <= 4  # admission stamps are taken after the await: allow their jitter
+
+
+async def test_a_turn_that_comes_between_the_refusal_and_the_stats_is_taken_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require_redis()
+    pacer = RedisPacer(REDIS_URL, namespace=f"csm:test-{uuid.uuid4().hex[:8]}:llm", windows=(Window(1, 1),))
+    now = time.time()
+    # limits' clock as the round trips see it: the first hit at `now`; the second waiter's hit 1 ms before its
+    # turn (refused) and its stats read 1 ms after it (the window is empty by then); every later call on time.
+    scripted = iter([now, now + 0.999, now + 1.001])
+    monkeypatch.setattr(redispy, "time", SimpleNamespace(time=lambda: next(scripted, time.time() + 1.002)))
+    await pacer.wait("model")
+    started = time.monotonic()
+    await pacer.wait("model")
+    assert time.monotonic() - started < 0.5  # not a second's sleep on the empty window's "reset"

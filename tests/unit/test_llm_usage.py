@@ -1,11 +1,11 @@
-"""Usage meters: totals and per-model figures add up, meters nest, and overlapping runs keep their own calls."""
+"""Usage meters: totals and per-model figures add up, meters nest, overlapping runs keep their own calls; sinks."""
 
 from __future__ import annotations
 
 import asyncio
 
 from src.app.tools.llm import LLMReply
-from src.app.tools.llm.usage import UsageMeter, added_usage, metered, record_llm_usage
+from src.app.tools.llm.usage import UsageMeter, added_usage, deliver_llm_usage, metered, record_llm_usage, usage_sink
 
 
 def reply(prompt: int, completion: int, cost: float = 0.0, model: str = "m") -> LLMReply:
@@ -106,3 +106,22 @@ def test_usage_blocks_from_several_workers_add_up_per_model() -> None:
     summed = added_usage([older, one.summary()])
     assert (summed["calls"], summed["cost_usd"], sorted(summed["by_model"])) == (3, 0.5001, ["a", "unknown"])
     assert added_usage([]) == UsageMeter().summary()
+
+
+async def test_sinks_get_each_reply_of_their_block_and_its_tasks_and_nothing_outside() -> None:
+    outer_got: list[int] = []
+    inner_got: list[int] = []
+
+    async def outer(item: LLMReply) -> None:
+        outer_got.append(item.prompt_tokens)
+
+    async def inner(item: LLMReply) -> None:
+        inner_got.append(item.prompt_tokens)
+
+    await deliver_llm_usage([reply(1, 1)])
+    with usage_sink(outer):
+        await deliver_llm_usage([reply(2, 1), reply(3, 1)])
+        with usage_sink(inner):
+            await asyncio.gather(asyncio.create_task(deliver_llm_usage([reply(4, 1)])))
+    await deliver_llm_usage([reply(5, 1)])
+    assert (outer_got, inner_got) == ([2, 3, 4], [4])

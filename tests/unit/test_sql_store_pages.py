@@ -59,12 +59,21 @@ async def test_page_bounds_split_the_active_accounts_into_ranges(store: SQLStore
         await store.page_bounds(page_size=0)
 
 
+async def test_a_book_of_whole_pages_has_no_empty_last_page(store: SQLStore) -> None:
+    await store.upsert_accounts([{"account_id": i, "name": i, "status": "active"} for i in ("a", "b", "c", "d")])
+    assert await store.page_bounds(page_size=2) == [(None, "b"), ("b", None)]
+    assert await store.page_bounds(page_size=4) == [(None, None)]
+    assert await store.page_bounds(page_size=1) == [(None, "a"), ("a", "b"), ("b", "c"), ("c", None)]
+    await store.upsert_accounts([{"account_id": "e", "name": "e", "status": "active"}])  # added after a split
+    assert [r["account_id"] for r in await store.accounts_in_range("b", None)] == ["c", "d", "e"]
+
+
 async def test_a_range_read_leaves_out_the_omitted_keys_and_takes_the_ranges_later_accounts(store: SQLStore) -> None:
     await store.upsert_accounts([{"account_id": i, "name": i, "tickets": [1]} for i in ("a", "c")])
     bounds = await store.page_bounds(page_size=1)
     await store.upsert_accounts([{"account_id": "b", "name": "b", "tickets": [2]}])  # added after the split
     pages = [await store.accounts_in_range(*b, omit=("tickets",)) for b in bounds]
-    assert [[r["account_id"] for r in page] for page in pages] == [["a"], ["b", "c"], []]
+    assert [[r["account_id"] for r in page] for page in pages] == [["a"], ["b", "c"]]
     assert all("tickets" not in record for page in pages for record in page)
 
 

@@ -19,7 +19,7 @@ from src.app.prompts.fencing import fence_facts
 from src.app.schemas import AdoptionInsights, ChurnNarrative, ExpansionPitches, QBRNarrative, SupervisorRoute
 from src.app.state import LLMRequest, WorkError, WorkState
 from src.app.tools.llm.parsing import LLMParseError, parse_model
-from src.app.tools.llm.usage import record_llm_usage
+from src.app.tools.llm.usage import deliver_llm_usage, record_llm_usage
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +51,8 @@ def prompt_requests(facts: Mapping[str, Mapping[str, Any]], prompt: ModuleType, 
 async def call_llm(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, Any]:
     """Make every pending completion concurrently; a failed call becomes an error, never an exception.
 
-    Each reply's usage goes into the state's token counts and into the run's usage meters (`llm_usage`).
+    Each reply's usage goes into the state's token counts and into the run's usage meters (`llm_usage`), and
+    to any usage sink (a worker's run ledger) before the node returns, i.e. before the reply is checkpointed.
     """
     requests = state.get("llm_requests", [])
     llm = runtime.context.llm
@@ -72,6 +73,7 @@ async def call_llm(state: WorkState, runtime: Runtime[CSMContext]) -> dict[str, 
         record_llm_usage(outcome)
         usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + outcome.prompt_tokens
         usage["completion_tokens"] = usage.get("completion_tokens", 0) + outcome.completion_tokens
+    await deliver_llm_usage([outcome for outcome in outcomes if not isinstance(outcome, BaseException)])
     return {
         "llm_replies": replies,
         "llm_usage": usage,

@@ -20,6 +20,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from src.app.agents.customer_success.agent import FAILED_WITH, CustomerSuccessAgent
 from src.app.agents.customer_success.dispatch import TaskDispatcher, queue_alert_step, step_outcome, with_scanned_pages
+from src.app.tools.llm import LLMReply
+from src.app.tools.llm.usage import usage_sink
 from src.app.tools.store import RunLedger
 from src.app.workers.app import ACCOUNT_TASK, app
 from src.app.workers.dispatch import CeleryDispatcher, task_key
@@ -98,6 +100,8 @@ async def run_recorded(
 ) -> dict[str, Any]:
     """Execute `task` unless its outcome is recorded already, record the outcome, complete the run when all are.
 
+    Each LLM reply the task receives is recorded on the run as it arrives (the run's `llm_usage` adds them up).
+
     A whole-book scan's page that finds every page done sends the scan's alert step with `dispatcher`.
     """
     key, account_id = task_key(task), task.get("account_id")
@@ -108,15 +112,19 @@ async def run_recorded(
         return {"run_id": run_id, "task_key": key, "status": "duplicate"}
     FAILED_WITH.set(None)
     runnable = await with_scanned_pages(ledger, run_id, task)
-    result = await agent.execute(runnable, {"job_id": job_id, "run_id": run_id, "scheduler": worker})
+
+    async def record_call(reply: LLMReply) -> None:
+        await ledger.record_llm_call(run_id, key, reply)
+
+    with usage_sink(record_call):
+        result = await agent.execute(runnable, {"job_id": job_id, "run_id": run_id, "scheduler": worker})
     error, error_type = result.get("error"), FAILED_WITH.get()
     if error is not None and error_type in TRANSIENT_ERROR_TYPES and not last_try:
         raise TransientTaskError(f"{error_type}: {error}")
     status = "ok" if error is None else "failed"
-    usage = result.get("llm_usage")
     totals, detail = step_outcome(task, result)
     await ledger.record_task(
-        run_id, key, account_id=account_id, status=status, reason=error, llm_usage=usage, totals=totals, detail=detail
+        run_id, key, account_id=account_id, status=status, reason=error, totals=totals, detail=detail
     )
     await _after_page(ledger, dispatcher, run_id, job_id, task)
     completed = await ledger.complete_if_done(run_id)

@@ -7,6 +7,13 @@ or the scheduler right after recording the dispatch) sends the alert step, which
 back, chooses the alerts over the whole book as one process would (most severe first, the per-scan cap, the
 cooldown), dispatches them idempotently by key and drafts the digests. An alert step sent twice by that race
 finds its outcome recorded and does nothing (or, if both run at once, writes each artifact once by its key).
+
+A page's outcome is keyed by its number, so a number must mean the same accounts in every attempt of the run.
+The first attempt records its page bounds on the run before sending anything (`page_plan`); a run resumed or
+taken over later sends those same pages again, even if the book changed in between. With pages cut afresh, a
+shifted page k + 1 sent by the new attempt could lose its key to the old attempt's page k + 1 still queued,
+and the accounts between the two cuts would be scored by neither. Accounts added since the first attempt fall
+in the pages that cover their ids, as in one uninterrupted run: scored if that page has not run yet.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ from src.app.tasks import ScannedPages
 from src.app.tools.store import PageBounds, RunLedger
 
 PAGE_KEY_PREFIX = "health_scan:page:"
+PLAN_KEY = "health_scan:plan"
+PLANNED = "planned"
+"""The status of the page plan's row: not an outcome, so no count of the run includes it."""
 ALERT_STEP_KEY = "health_scan:alerts"
 ALERT_STEP: dict[str, Any] = {"type": "health_scan", "summary": True, "digest": True, "step": "alerts"}
 """The task that alerts on a scan whose pages were scored on workers (the worker adds `pages_scored`)."""
@@ -38,6 +48,16 @@ def page_tasks(bounds: Sequence[PageBounds]) -> list[dict[str, Any]]:
         {"type": "health_scan", "summary": True, "page": [after, upto], "step": "page", "index": index}
         for index, (after, upto) in enumerate(bounds)
     ]
+
+
+async def page_plan(ledger: RunLedger, run_id: str, bounds: Sequence[PageBounds]) -> list[PageBounds]:
+    """The run's pages: `bounds` on its first attempt, else the bounds its first attempt recorded."""
+    plan = {"bounds": [list(page) for page in bounds]}
+    await ledger.record_task(run_id, PLAN_KEY, account_id=None, status=PLANNED, detail=plan)
+    recorded = await ledger.task_detail(run_id, PLAN_KEY)
+    if recorded is None:
+        raise RuntimeError(f"run {run_id} has no page plan after recording one")
+    return [(after, upto) for after, upto in recorded["bounds"]]
 
 
 def scan_step_key(task: Mapping[str, Any]) -> str | None:

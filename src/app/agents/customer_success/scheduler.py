@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from src.app.agents.customer_success.dispatch import TaskDispatcher, page_tasks, queue_alert_step
+from src.app.agents.customer_success.dispatch import TaskDispatcher, page_plan, page_tasks, queue_alert_step
 from src.app.analysis.signals import days_until
 from src.app.config import CSMSettings
 from src.app.context import platform_context, service_shape, utc_now
@@ -313,8 +313,9 @@ class CSMScheduler:
         store = self._store()
         if not isinstance(store, AccountRanges):
             raise TypeError(f"a scan on workers reads the book by id range; {type(store).__name__} cannot")
-        tasks = page_tasks(await store.page_bounds(page_size=self._scan_page_size, active_only=True))
         dispatcher, run_id, sent = self._dispatch_target()
+        bounds = await store.page_bounds(page_size=self._scan_page_size, active_only=True)
+        tasks = page_tasks(await page_plan(cast(RunLedger, store), run_id, bounds))
         sent.append(await dispatcher.enqueue(run_id, job_id, tasks) + 1)  # the pages, and the alert step
         return {"ok": 0, "failed": 0, "skipped": 0, "pages": len(tasks)}
 

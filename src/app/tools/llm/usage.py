@@ -4,12 +4,16 @@ A run (a scheduled job, an agent task, the demo) opens `metered()`; every comple
 task spawned from it, is added with `record_llm_usage`. Meters nest: a job's meter sees the calls of every task
 it runs while each task's own meter sees only its calls, and two runs that overlap on one event loop never see
 each other's calls, because each has its own copy of the context.
+
+A Celery worker also opens `usage_sink()` around each task: `deliver_llm_usage` hands every reply to it the
+moment the reply arrives, before the graph checkpoints it, so the run records the call even if the worker dies
+before the task's outcome is recorded (its redelivery resumes from the checkpoint and does not call again).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -19,6 +23,9 @@ from src.app.tools.llm import LLMReply
 
 _COST_DIGITS = 6
 _ACTIVE: ContextVar[tuple[UsageMeter, ...]] = ContextVar("csm_llm_usage_meters", default=())
+UsageSink = Callable[[LLMReply], Awaitable[None]]
+"""Records one reply's usage durably (a worker: a row on its run)."""
+_SINKS: ContextVar[tuple[UsageSink, ...]] = ContextVar("csm_llm_usage_sinks", default=())
 
 
 @dataclass
@@ -112,3 +119,20 @@ def record_llm_usage(reply: LLMReply) -> None:
     """Add one completion to every meter active in the current context (a no-op outside any run)."""
     for meter in _ACTIVE.get():
         meter.add(reply)
+
+
+@contextmanager
+def usage_sink(sink: UsageSink) -> Iterator[None]:
+    """Hand every completion made inside the block (and the tasks it starts) to `sink` as it arrives."""
+    token = _SINKS.set((*_SINKS.get(), sink))
+    try:
+        yield
+    finally:
+        _SINKS.reset(token)
+
+
+async def deliver_llm_usage(replies: Sequence[LLMReply]) -> None:
+    """Await every sink active in the current context for each reply (a no-op outside any)."""
+    for sink in _SINKS.get():
+        for reply in replies:
+            await sink(reply)

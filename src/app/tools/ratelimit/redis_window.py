@@ -1,9 +1,12 @@
 """`RedisPacer`: a `SharedPacer` on the `limits` library's moving window in Redis, one ledger per tenant.
 
 `limits` answers yes or no atomically (a Lua script); the waiting is ours: a refused request sleeps until the
-oldest entry of the full window expires, then asks again. The Redis connection belongs to the event loop that
-made it, so each loop gets its own limiter. redis is imported here, at module import: `limits` imports it on
-first use and reads its `__version__`, which a second thread can see missing while the first is still importing.
+oldest entry of the full window expires, then asks again. A window that has room by the time its stats are read
+(the entry that refused the hit expired between the two round trips) is asked again at once: `limits` reports
+the reset of a window with no entry as a whole window from now, and sleeping on that cost a waiter up to a
+second each time it arrived just before a turn. The Redis connection belongs to the event loop that made it, so
+each loop gets its own limiter. redis is imported here, at module import: `limits` imports it on first use and
+reads its `__version__`, which a second thread can see missing while the first is still importing.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class RedisPacer:
         for item in self._items:
             while not await limiter.hit(item, self._namespace, key):
                 stats = await limiter.get_window_stats(item, self._namespace, key)
+                if stats.remaining > 0:
+                    continue  # the entry that refused the hit left the window since: ask again at once
                 delay = min(max(stats.reset_time - time.time(), MIN_WAIT_S), MAX_WAIT_S)
                 await asyncio.sleep(delay + random.uniform(0, WAKE_JITTER_S))  # noqa: S311 - jitter, not crypto
 

@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, Field, field_validator
 
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+from src.app.tools.llm import LLMReply
 
 
 class AlertRecord(BaseModel):
@@ -186,6 +187,14 @@ class RunLedger(Protocol):
 
     async def task_details(self, run_id: str, key_prefix: str) -> list[dict[str, Any]]:
         """The `detail` of the run's successful tasks whose keys start with `key_prefix`, in key order."""
+        ...
+
+    async def record_llm_call(self, run_id: str, task_key: str, reply: LLMReply) -> None:
+        """Record one LLM reply a task of the run received, as it arrives (its usage counts in the run's)."""
+        ...
+
+    async def task_detail(self, run_id: str, task_key: str) -> dict[str, Any] | None:
+        """The `detail` recorded with one task of the run, whatever its status; None when there is none."""
         ...
 
     async def run_progress(self, run_id: str) -> RunProgress | None:

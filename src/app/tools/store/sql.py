@@ -152,7 +152,11 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         return None if is_memory_sqlite(self._url) else self._url.render_as_string(hide_password=False)
 
     async def page_bounds(self, *, page_size: int, active_only: bool = True) -> list[PageBounds]:
-        """(after, upto) id bounds that split the accounts into pages of `page_size`, in id order (one query)."""
+        """(after, upto) id bounds that split the accounts into pages of `page_size`, in id order (one query).
+
+        The last page is open-ended (accounts added after the split with higher ids fall in it) and never empty:
+        a book of exactly k pages has k bounds, an empty book one.
+        """
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
         ends = await asyncio.to_thread(self._page_ends, page_size, active_only)
@@ -415,12 +419,14 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         return page
 
     def _page_ends(self, page_size: int, active_only: bool) -> list[str]:
+        """The id ending each full page but the last account's: the last page stays open-ended, never empty."""
         position = func.row_number().over(order_by=ACCOUNTS.c.account_id).label("position")
-        numbered = select(ACCOUNTS.c.account_id, position)
+        numbered = select(ACCOUNTS.c.account_id, position, func.count().over().label("total"))
         if active_only:
             numbered = numbered.where(is_active())
         ranked = numbered.subquery()
-        query = select(ranked.c.account_id).where(ranked.c.position % page_size == 0).order_by(ranked.c.account_id)
+        ends = (ranked.c.position % page_size == 0) & (ranked.c.position < ranked.c.total)
+        query = select(ranked.c.account_id).where(ends).order_by(ranked.c.account_id)
         with self._transaction(write=False) as connection:
             return [str(account_id) for account_id in connection.execute(query).scalars()]
 

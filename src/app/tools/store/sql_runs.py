@@ -15,9 +15,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from src.app.tools.llm import LLMReply
 from src.app.tools.llm.usage import added_usage
 from src.app.tools.store import RunClaim, RunProgress
-from src.app.tools.store.sql_tables import RUN_TASKS, RUNS, check_text, new_id, utc_now
+from src.app.tools.store.sql_tables import RUN_LLM_CALLS, RUN_TASKS, RUNS, check_text, new_id, utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -160,6 +161,24 @@ def task_details(transaction: Transaction, run_id: str, key_prefix: str) -> list
         return [dict(detail) for detail in connection.execute(query.order_by(RUN_TASKS.c.task_key)).scalars()]
 
 
+def record_llm_call(transaction: Transaction, run_id: str, task_key: str, reply: LLMReply) -> None:
+    """Record one LLM reply a task of the run received (each reply once: it gets its own id)."""
+    row: dict[str, Any] = {"run_id": run_id, "call_id": new_id("call"), "task_key": task_key}
+    row |= {"model": reply.model or "unknown", "prompt_tokens": reply.prompt_tokens}
+    row |= {"completion_tokens": reply.completion_tokens, "cost_usd": reply.cost_usd, "recorded_at": utc_now()}
+    check_text(RUN_LLM_CALLS, row)
+    with transaction(write=True) as connection:
+        connection.execute(insert(RUN_LLM_CALLS), row)
+
+
+def task_detail(transaction: Transaction, run_id: str, task_key: str) -> dict[str, Any] | None:
+    """The `detail` recorded with one task of the run, whatever its status; None when there is none."""
+    where = (RUN_TASKS.c.run_id == run_id) & (RUN_TASKS.c.task_key == task_key)
+    with transaction(write=False) as connection:
+        detail = connection.execute(select(RUN_TASKS.c.detail).where(where)).scalar_one_or_none()
+    return None if detail is None else dict(detail)
+
+
 def progress(transaction: Transaction, run_id: str) -> RunProgress | None:
     """How far the workers are with a run: sent, finished, failed and skipped counts (None: unknown run)."""
     with transaction(write=False) as connection:
@@ -204,6 +223,7 @@ def _progress(connection: Connection, run_id: str) -> RunProgress | None:
     usages = connection.execute(
         select(RUN_TASKS.c.llm_usage).where(RUN_TASKS.c.run_id == run_id, RUN_TASKS.c.llm_usage.is_not(None))
     ).scalars()
+    calls = _llm_calls(connection, run_id)
     totals: Counter[str] = Counter()
     for counts_of_task in connection.execute(
         select(RUN_TASKS.c.totals).where(RUN_TASKS.c.run_id == run_id, RUN_TASKS.c.totals.is_not(None))
@@ -220,9 +240,24 @@ def _progress(connection: Connection, run_id: str) -> RunProgress | None:
         skipped=counts.get("skipped", 0),
         errors=[{"account_id": str(a if a is not None else key), "message": str(r)} for a, key, r in failures],
         dispatched=dispatched_summary,
-        llm_usage=added_usage([dispatched_summary.get("llm_usage"), *usages]),
+        llm_usage=added_usage([dispatched_summary.get("llm_usage"), *usages, calls]),
         totals=dict(totals),
     )
+
+
+def _llm_calls(connection: Connection, run_id: str) -> dict[str, Any]:
+    """The run's recorded LLM replies added up per model, as an `llm_usage` block."""
+    c = RUN_LLM_CALLS.c
+    per_model = connection.execute(
+        select(c.model, func.count(), func.sum(c.prompt_tokens), func.sum(c.completion_tokens), func.sum(c.cost_usd))
+        .where(c.run_id == run_id)
+        .group_by(c.model)
+    )
+    by_model = {
+        str(model): {"calls": int(n), "prompt_tokens": int(prompt), "completion_tokens": int(out), "cost_usd": cost}
+        for model, n, prompt, out, cost in per_model
+    }
+    return {"by_model": by_model}
 
 
 class RunLedgerMethods:
@@ -269,6 +304,14 @@ class RunLedgerMethods:
     async def task_details(self, run_id: str, key_prefix: str) -> list[dict[str, Any]]:
         """The `detail` of the run's successful tasks whose keys start with `key_prefix`, in key order."""
         return await asyncio.to_thread(task_details, self._transaction, run_id, key_prefix)
+
+    async def record_llm_call(self, run_id: str, task_key: str, reply: LLMReply) -> None:
+        """Record one LLM reply a task of the run received, as it arrives."""
+        await asyncio.to_thread(record_llm_call, self._transaction, run_id, task_key, reply)
+
+    async def task_detail(self, run_id: str, task_key: str) -> dict[str, Any] | None:
+        """The `detail` recorded with one task of the run, whatever its status; None when there is none."""
+        return await asyncio.to_thread(task_detail, self._transaction, run_id, task_key)
 
     async def run_progress(self, run_id: str) -> RunProgress | None:
         """Sent, finished, failed and skipped counts of a run."""

@@ -307,6 +307,22 @@ RUN_TASKS = Table(
 `totals` are counts the run's summary adds up (accounts scored, alerts); `detail` is what a later task of the
 run reads back (a scan page's alert candidates)."""
 
+RUN_LLM_CALLS = Table(
+    "run_llm_calls",
+    METADATA,
+    Column("run_id", _ID, primary_key=True),
+    Column("call_id", _ID, primary_key=True),
+    Column("task_key", _KEY, nullable=False),
+    Column("model", String(255), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+"""One row per LLM reply a worker's task received, written as it arrives (before the graph checkpoints it), so a
+run's usage includes the calls of a task whose worker died before recording the task's outcome. A new table:
+`create_all` adds it to a database made by an earlier version."""
+
 ADDED_COLUMNS = (
     ACCOUNTS.c.scan_record,
     ACCOUNTS.c.rep_email,
