@@ -148,6 +148,47 @@ ESSENTIAL_IDENTITY: tuple[str, ...] = ("account_id", "name")
 """Identity fields without which an account cannot be scored, alerted or drafted; any other bad field is dropped."""
 
 
+_OPTIONAL_TEXT = ("plan", "status", "rep_email", "ae_email", "chat_space")
+_SEAT_COUNTS = ("seats_purchased", "seats_active")
+_EXACT_INT = 2**53
+
+
+def has_plain_identity(record: Mapping[str, Any]) -> bool:
+    """Whether a record's identity is plainly valid, decided without pydantic (a whole-book scan asks per account).
+
+    True only where `read_identity` finds nothing wrong: ids and names of the right length, a non-negative number
+    for ARR, text or nothing for the owners, plan and status, counts for seats and a `YYYY-MM-DD` date for the
+    contract end. False means "not sure": `identity_problems` decides, and names what is wrong.
+    """
+    get = record.get
+    account_id, name = get("account_id"), get("name")
+    if type(account_id) is not str or not 0 < len(account_id) <= 200:
+        return False
+    if type(name) is not str or not 0 < len(name) <= 500:
+        return False
+    arr = get("arr", 0)
+    if not (type(arr) is float or (type(arr) is int and arr < _EXACT_INT)) or not arr >= 0:
+        return False
+    if any(value is not None and type(value) is not str for value in map(get, _OPTIONAL_TEXT)):
+        return False
+    if any(value is not None and not (type(value) is int and value >= 0) for value in map(get, _SEAT_COUNTS)):
+        return False
+    end = get("contract_end_date")
+    return end is None or (type(end) is str and _plain_date(end))
+
+
+@lru_cache(maxsize=4096)
+def _plain_date(text: str) -> bool:
+    """Whether `text` is a valid calendar date written `YYYY-MM-DD` (a book's accounts share few end dates)."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not (text[:4] + text[5:7] + text[8:]).isdigit():
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_identity(record: Mapping[str, Any]) -> AccountRecord:
     """Validate only a raw record's identity fields (`IDENTITY_FIELDS`); the detail fields are left empty.
 

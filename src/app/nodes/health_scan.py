@@ -23,10 +23,10 @@ from src.app.nodes.outbox import deliver_pending
 from src.app.prompts import health_scan as prompt
 from src.app.scan.book import in_pages, whole_book
 from src.app.scan.page import ScanSpec, score_page
-from src.app.schemas import ChurnNarrative, CSMHealthScore, jsonable
+from src.app.schemas import ChurnNarrative, CSMHealthScore, StoredScore, jsonable
 from src.app.state import WorkError, WorkState
 from src.app.tasks import HealthScanTask, ScannedPages, as_task
-from src.app.tools.store import AccountRanges, CSMStore, UnreadableAccounts, score_history
+from src.app.tools.store import AccountRanges, CSMStore, PriorScores, UnreadableAccounts, score_history
 
 log = structlog.get_logger(__name__)
 
@@ -163,7 +163,11 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
 async def _held_back(ctx: CSMContext, chosen: set[str], state: WorkState) -> int:
     """How many candidates the cap kept from an alert: those not chosen that were due (not in their cooldown)."""
     unseen = [account_id for _, _, account_id in state.get("alert_candidates", []) if account_id not in chosen]
-    scores = await ctx.store.latest_scores(unseen) if unseen else {}
+    if not unseen:
+        return 0
+    store = ctx.store
+    scores: Mapping[str, StoredScore]
+    scores = await store.prior_scores(unseen) if isinstance(store, PriorScores) else await store.latest_scores(unseen)
     return list((await alert_statuses(ctx, list(scores.values()))).values()).count("due")
 
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from src.app.analysis.derived_signals import TREND_FIELDS, TREND_WINDOWS, StoredScores
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.scan import score_book
-from src.app.analysis.signals import AccountDataError, identity_problems
-from src.app.schemas import CSMHealthScore
+from src.app.analysis.signals import AccountDataError, has_plain_identity, identity_problems
+from src.app.schemas import CSMHealthScore, StoredScore
 from src.app.state import WorkError
 from src.app.tasks import HealthScanTask
-from src.app.tools.store import CSMStore, ScorePoints
+from src.app.tools.store import CSMStore, PriorScores, ScorePoints
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 """Churn risk levels, most severe first: the first key of the order in which alerts are chosen."""
@@ -81,16 +81,15 @@ async def score_page(store: CSMStore, spec: ScanSpec, records: list[dict[str, An
     A score identical to one already saved on the same local day is not saved again (a rerun adds no row).
     """
     ids = [str(record.get("account_id")) for record in records]
-    previous = await store.latest_scores(ids)
+    previous: Mapping[str, StoredScore]
+    previous = await store.prior_scores(ids) if isinstance(store, PriorScores) else await store.latest_scores(ids)
     history = await _trend_history(store, spec, ids)
     outcome = score_book(
         apply_overrides(records, spec), scorer=spec.scorer, previous=previous, now=spec.now, tz=spec.tz, history=history
     )
     errors = [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
     scores, identity_errors = _with_valid_identity(outcome.scores, records)
-    repeated = {
-        s.account_id: previous[s.account_id] for s in scores if _repeats(s, previous.get(s.account_id), spec.tz)
-    }
+    repeated = await _repeated(store, scores, previous, spec.tz)
     await store.save_scores([s for s in scores if s.account_id not in repeated])
     held = [repeated.get(s.account_id, s) for s in scores]
     return PageResult(
@@ -138,6 +137,9 @@ def _with_valid_identity(
     by_id = {str(record.get("account_id")): record for record in records}
     valid, errors = [], []
     for score in scores:
+        if has_plain_identity(by_id[score.account_id]):
+            valid.append(score)
+            continue
         try:
             problems = identity_problems(by_id[score.account_id])
         except AccountDataError as problem:
@@ -148,6 +150,32 @@ def _with_valid_identity(
             message = f"account {score.account_id} was scored; ignored invalid fields: " + "; ".join(problems)
             errors.append(WorkError(account_id=score.account_id, stage="identity", message=message))
     return valid, errors
+
+
+async def _repeated(
+    store: CSMStore, scores: list[CSMHealthScore], previous: Mapping[str, StoredScore], tz: ZoneInfo
+) -> dict[str, CSMHealthScore]:
+    """The stored scores that the new ones repeat, by account id: a rerun on the same local day adds no row.
+
+    Only accounts already scored today are compared, with their whole stored score (read for them alone).
+    """
+    days: dict[datetime, date] = {}
+
+    def local_day(moment: datetime) -> date:
+        day = days.get(moment)
+        if day is None:
+            day = days[moment] = moment.astimezone(tz).date()
+        return day
+
+    today = set()
+    for score in scores:
+        prior = previous.get(score.account_id)
+        if prior is not None and local_day(prior.computed_at) == local_day(score.computed_at):
+            today.add(score.account_id)
+    if not today:
+        return {}
+    stored = await store.latest_scores(sorted(today))
+    return {s.account_id: stored[s.account_id] for s in scores if _repeats(s, stored.get(s.account_id), tz)}
 
 
 def _repeats(score: CSMHealthScore, stored: CSMHealthScore | None, tz: ZoneInfo) -> bool:

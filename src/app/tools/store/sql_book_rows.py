@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select, text, update
@@ -47,25 +48,32 @@ def keep_book(connection: Connection, scores: Sequence[CSMHealthScore]) -> bool:
     It must not when score rows before these were never applied (a store an older version wrote: the desk's
     catch-up reads those in order first) or when the scores span several days (the catch-up snapshots each day).
     """
-    days = {as_utc(score.computed_at).date().isoformat() for score in scores}
+    utc = {when: as_utc(when) for when in {score.computed_at for score in scores}}
+    days = {when.date().isoformat() for when in utc.values()}
     h = HEALTH_SCORES.c
     pending = connection.execute(select(func.count(), func.max(h.id)).where(h.id > book_mark(connection)))
     count, newest_id = pending.one()
     if len(days) != 1 or count != len(scores):
         return False
-    newest: dict[str, CSMHealthScore] = {}
-    for score in scores:
-        kept = newest.get(score.account_id)
-        if kept is None or score.computed_at >= kept.computed_at:
-            newest[score.account_id] = score
+    if len({score.account_id for score in scores}) != len(scores):
+        newest: dict[str, CSMHealthScore] = {}
+        for score in scores:
+            kept = newest.get(score.account_id)
+            if kept is None or score.computed_at >= kept.computed_at:
+                newest[score.account_id] = score
+        scores = list(newest.values())
     if connection.execute(select(DESK_MARKS.c.value).where(DESK_MARKS.c.name == ACCOUNTS_MARK)).scalar() is None:
         newest_update = connection.execute(select(func.max(ACCOUNTS.c.updated_at))).scalar()
         if newest_update is not None:  # the rows written below carry every account's fields as of now
             upsert(connection, DESK_MARKS, "name", [{"name": ACCOUNTS_MARK, "value": newest_update.isoformat()}])
-    rows = [
-        health_row(s.account_id, s.score, s.rag, s.churn_risk_level, s.signal_breakdown, as_utc(s.computed_at))
-        for s in newest.values()
-    ]
+    rows = health_rows(
+        [s.account_id for s in scores],
+        [s.score for s in scores],
+        [s.rag for s in scores],
+        [s.churn_risk_level for s in scores],
+        [s.signal_breakdown for s in scores],
+        [utc[s.computed_at] for s in scores],
+    )
     apply_day(connection, days.pop(), rows, last_id=int(newest_id))
     return True
 
@@ -119,33 +127,57 @@ def copy_account_fields(connection: Connection, since: datetime) -> None:
     connection.execute(statement)
 
 
-def health_row(
-    account_id: str,
-    score: float,
-    rag: str,
-    churn_risk_level: str,
-    breakdown: Mapping[str, float],
-    computed_at: datetime,
+def health_rows(
+    account_ids: Sequence[str],
+    scores: Sequence[float],
+    rags: Sequence[str],
+    churn_risk_levels: Sequence[str],
+    breakdowns: Sequence[Mapping[str, float]],
+    computed_at: Sequence[datetime],
     *,
     max_points: Mapping[str, float] = SIGNAL_MAX_POINTS,
-) -> dict[str, Any]:
-    """An `account_health` row without its account fields: the score and the signals that cost the most.
+) -> list[dict[str, Any]]:
+    """`account_health` rows without their account fields: each score and the signals that cost it the most."""
+    tops = top_signals(breakdowns, max_points)
+    columns = zip(account_ids, scores, rags, churn_risk_levels, tops, computed_at, strict=True)
+    return [
+        {
+            "account_id": account_id,
+            "score": score,
+            "rag": rag,
+            "previous_score": None,
+            "delta": None,
+            "churn_risk_level": level,
+            "top_signals": top,
+            "computed_at": when,
+        }
+        for account_id, score, rag, level, top, when in columns
+    ]
 
-    Points lost are compared in whole cents (breakdowns hold points rounded to 2 places), the larger loss first,
-    then by name; this runs once per score a scan writes.
+
+def top_signals(breakdowns: Sequence[Mapping[str, float]], max_points: Mapping[str, float]) -> list[list[list[Any]]]:
+    """Per breakdown, up to `TOP_SIGNALS` [signal, points lost] pairs, the larger loss first, then by name.
+
+    Points lost are compared in whole cents (breakdowns hold points rounded to 2 places), for a page of
+    breakdowns at once.
     """
-    get = breakdown.get
-    cents = sorted([(int((get(name, 0.0) - best) * 100 - 0.5), name) for name, best in max_points.items()])
-    return {
-        "account_id": account_id,
-        "score": score,
-        "rag": rag,
-        "previous_score": None,
-        "delta": None,
-        "churn_risk_level": churn_risk_level,
-        "top_signals": [[name, -cent / 100] for cent, name in cents[:TOP_SIGNALS] if cent < 0],
-        "computed_at": computed_at,
-    }
+    import numpy as np  # imported by the first score write, never by a command that writes none
+
+    names = sorted(max_points)
+    pick = itemgetter(*names)
+    try:
+        picked = [pick(breakdown) for breakdown in breakdowns]
+    except KeyError:  # a breakdown without some signal counts it as 0 points
+        picked = [[breakdown.get(name, 0.0) for name in names] for breakdown in breakdowns]
+    got = np.array(picked, dtype=np.float64).reshape(len(breakdowns), len(names))
+    best = np.array([max_points[name] for name in names], dtype=np.float64)
+    cents = ((got - best) * 100 - 0.5).astype(np.int64)  # truncated toward zero, as `int()` does
+    order = np.argsort(cents, axis=1, kind="stable")[:, :TOP_SIGNALS]  # ties keep name order
+    lost = np.take_along_axis(cents, order, axis=1)
+    return [
+        [[names[column], -cent / 100] for column, cent in zip(columns, row, strict=True) if cent < 0]
+        for columns, row in zip(order.tolist(), lost.tolist(), strict=True)
+    ]
 
 
 def upsert_health(connection: Connection, rows: list[dict[str, Any]]) -> None:
