@@ -11,13 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from src.app.analysis import signals
 from src.app.analysis.signals import (
+    IDENTITY_FIELDS,
     REQUIRED_SIGNALS,
     AccountDataError,
     days_until,
-    has_plain_identity,
     identity_problems,
     parse_account,
+    plain_identities,
     signals_from_record,
 )
 
@@ -311,11 +313,16 @@ def test_an_identity_called_plainly_valid_is_one_pydantic_finds_nothing_wrong_wi
     record: dict[str, Any], account_id: str, name: str
 ) -> None:
     full = {"account_id": account_id, "name": name, **record}
-    if has_plain_identity(full):
+    [plain] = plain_identities([full])
+    if plain:
         assert identity_problems(full) == []
+    assert plain_identities([RECORD, full, RECORD]) == [True, plain, True]
 
 
 def test_a_typical_record_has_a_plain_identity_and_a_bad_date_does_not() -> None:
-    assert has_plain_identity(RECORD)
-    assert not has_plain_identity({**RECORD, "contract_end_date": "2026-02-30"})
-    assert not has_plain_identity({**RECORD, "arr": "lots"})
+    bad = [{**RECORD, "contract_end_date": "2026-02-30"}, {**RECORD, "arr": "lots"}, {**RECORD, "plan": None}]
+    assert plain_identities([RECORD, *bad, {"account_id": "a", "name": "A"}]) == [True, False, False, False, True]
+
+
+def test_the_plain_identity_check_covers_every_identity_field() -> None:
+    assert {name for name, *_ in signals._IDENTITY_CHECKS} == set(IDENTITY_FIELDS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -148,33 +148,10 @@ ESSENTIAL_IDENTITY: tuple[str, ...] = ("account_id", "name")
 """Identity fields without which an account cannot be scored, alerted or drafted; any other bad field is dropped."""
 
 
-_OPTIONAL_TEXT = ("plan", "status", "rep_email", "ae_email", "chat_space")
-_SEAT_COUNTS = ("seats_purchased", "seats_active")
 _EXACT_INT = 2**53
-
-
-def has_plain_identity(record: Mapping[str, Any]) -> bool:
-    """Whether a record's identity is plainly valid, decided without pydantic (a whole-book scan asks per account).
-
-    True only where `read_identity` finds nothing wrong: ids and names of the right length, a non-negative number
-    for ARR, text or nothing for the owners, plan and status, counts for seats and a `YYYY-MM-DD` date for the
-    contract end. False means "not sure": `identity_problems` decides, and names what is wrong.
-    """
-    get = record.get
-    account_id, name = get("account_id"), get("name")
-    if type(account_id) is not str or not 0 < len(account_id) <= 200:
-        return False
-    if type(name) is not str or not 0 < len(name) <= 500:
-        return False
-    arr = get("arr", 0)
-    if not (type(arr) is float or (type(arr) is int and arr < _EXACT_INT)) or not arr >= 0:
-        return False
-    if any(value is not None and type(value) is not str for value in map(get, _OPTIONAL_TEXT)):
-        return False
-    if any(value is not None and not (type(value) is int and value >= 0) for value in map(get, _SEAT_COUNTS)):
-        return False
-    end = get("contract_end_date")
-    return end is None or (type(end) is str and _plain_date(end))
+_NO_TYPES: frozenset[type] = frozenset()
+_TEXT_TYPES: frozenset[type] = frozenset({str})
+_OPTIONAL_TEXT_TYPES: frozenset[type] = frozenset({str, type(None)})
 
 
 @lru_cache(maxsize=4096)
@@ -187,6 +164,51 @@ def _plain_date(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _text(value: Any) -> bool:
+    return type(value) is str
+
+
+def _optional_text(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _count(value: Any) -> bool:
+    return value is None or (type(value) is int and value >= 0)
+
+
+_IDENTITY_CHECKS: tuple[tuple[str, Any, Callable[[Any], bool], frozenset[type]], ...] = (
+    # (field, value when absent, the plain-validity check, types that pass it whatever their value)
+    ("account_id", None, lambda v: type(v) is str and 0 < len(v) <= 200, _NO_TYPES),
+    ("name", None, lambda v: type(v) is str and 0 < len(v) <= 500, _NO_TYPES),
+    ("arr", 0, lambda v: type(v) in (int, float) and 0 <= v < _EXACT_INT, _NO_TYPES),
+    ("plan", "", _text, _TEXT_TYPES),
+    ("status", "", _text, _TEXT_TYPES),
+    ("rep_email", None, _optional_text, _OPTIONAL_TEXT_TYPES),
+    ("ae_email", None, _optional_text, _OPTIONAL_TEXT_TYPES),
+    ("chat_space", None, _optional_text, _OPTIONAL_TEXT_TYPES),
+    ("seats_purchased", None, _count, _NO_TYPES),
+    ("seats_active", None, _count, _NO_TYPES),
+    ("contract_end_date", None, lambda v: v is None or (type(v) is str and _plain_date(v)), _NO_TYPES),
+)
+
+
+def plain_identities(records: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """Per record, whether its identity is plainly valid, decided without pydantic, a page of records at once.
+
+    True only where `read_identity` finds nothing wrong: ids and names of the right length, a non-negative number
+    for ARR, text for plan and status, text or nothing for the owners, counts for seats and a `YYYY-MM-DD` date for
+    the contract end. False means "not sure": `identity_problems` decides, and names what is wrong.
+    """
+    plain = [True] * len(records)
+    for name, default, check, plain_types in _IDENTITY_CHECKS:
+        values = [record.get(name, default) for record in records]
+        if plain_types and set(map(type, values)) <= plain_types:
+            continue
+        if not all(map(check, values)):
+            plain = [ok and check(value) for ok, value in zip(plain, values, strict=True)]
+    return plain
 
 
 def parse_identity(record: Mapping[str, Any]) -> AccountRecord:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from src.app.analysis.derived_signals import TREND_FIELDS, TREND_WINDOWS, StoredScores
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.scan import score_book
-from src.app.analysis.signals import AccountDataError, has_plain_identity, identity_problems
+from src.app.analysis.signals import AccountDataError, identity_problems, plain_identities
 from src.app.schemas import CSMHealthScore, StoredScore
 from src.app.state import WorkError
 from src.app.tasks import HealthScanTask
@@ -135,9 +135,10 @@ def _with_valid_identity(
     (`arr: "lots"`) is reported and the score kept.
     """
     by_id = {str(record.get("account_id")): record for record in records}
+    plain = dict(zip(by_id, plain_identities(list(by_id.values())), strict=True))
     valid, errors = [], []
     for score in scores:
-        if has_plain_identity(by_id[score.account_id]):
+        if plain[score.account_id]:
             valid.append(score)
             continue
         try:

@@ -42,6 +42,7 @@ from src.app.tools.store.sql_engine import (
     add_missing_columns,
     create_store_engine,
     create_tables,
+    driver_rows,
     is_memory_sqlite,
     write_accounts,
 )
@@ -400,7 +401,7 @@ class SQLStore(ScoreRows, HistoryReads, OutboxRows, RunLedgerMethods):
         if upto is not None:
             query = query.where(ACCOUNTS.c.account_id <= upto)
         with self._transaction(write=False) as connection:
-            page = [(account_id, from_json(text)) for account_id, text in connection.execute(query)]
+            page = [(account_id, from_json(text)) for account_id, text in driver_rows(connection, query)]
         for _, loaded in page if omit else ():  # what the database could not trim
             for key in omit:
                 loaded.pop(key, None)

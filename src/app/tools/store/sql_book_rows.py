@@ -18,8 +18,16 @@ from sqlalchemy.engine import Connection
 
 from src.app.analysis.health import SIGNAL_MAX_POINTS
 from src.app.schemas import CSMHealthScore
-from src.app.tools.store.sql_engine import insert_bound_rows
-from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, ACCOUNTS, BOOK_DAYS, DESK_MARKS, HEALTH_SCORES, as_utc
+from src.app.tools.store.sql_engine import driver_rows, insert_bound_rows
+from src.app.tools.store.sql_tables import (
+    ACCOUNT_HEALTH,
+    ACCOUNTS,
+    BOOK_DAYS,
+    DESK_MARKS,
+    HEALTH_SCORES,
+    as_utc,
+    id_table,
+)
 
 ACCOUNT_FIELDS = ("name", "status", "rep_email", "arr", "segment", "renewal_date")
 """The account columns `account_health` keeps a copy of."""
@@ -84,13 +92,9 @@ def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, l
     Rows of accounts new to the book get their accounts' listing fields; rows already there keep theirs (the
     desk's refresh copies those of accounts updated since, by the `updated_at` index).
     """
-    known: set[str] = set()
-    for batch in _batches([row["account_id"] for row in rows]):
-        known.update(
-            connection.execute(
-                select(ACCOUNT_HEALTH.c.account_id).where(ACCOUNT_HEALTH.c.account_id.in_(batch))
-            ).scalars()
-        )
+    wanted = id_table([row["account_id"] for row in rows], connection.dialect.name)
+    listed = select(ACCOUNT_HEALTH.c.account_id).where(ACCOUNT_HEALTH.c.account_id.in_(select(wanted.c.value)))
+    known = {account_id for (account_id,) in driver_rows(connection, listed)}
     upsert_health(connection, [row for row in rows if row["account_id"] in known])
     fresh = [row for row in rows if row["account_id"] not in known]
     if fresh:

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 
 from src.app.tools.store.sql_tables import ACCOUNT_FIELD_COLUMNS, ACCOUNTS, ADDED_COLUMNS, METADATA, JSONText
@@ -137,6 +138,22 @@ def insert_bound_columns(
         values = columns[key]
         bound.append(values if bind is None else _bind_each(bind, values))
     connection.exec_driver_sql(compiled.string, list(zip(*bound, strict=True)))
+
+
+def driver_rows(connection: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """A SELECT's rows as the driver's own tuples, with no result processing (a scan reads thousands a page).
+
+    Only for queries whose parameters and columns need no type processing: text, numbers, JSON as text.
+    """
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    arguments = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.string, arguments)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _bind_each(bind: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:

@@ -8,15 +8,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from pydantic_core import from_json, to_json
-from sqlalchemy import FromClause, Select, Text, bindparam, cast, func, insert, select
-from sqlalchemy.dialects import postgresql
+from pydantic_core import from_json
+from sqlalchemy import FromClause, Select, Text, cast, insert, select
 from sqlalchemy.engine import URL, Connection
 
 from src.app.schemas import DEFAULT_SCORECARD_NAME, DEFAULT_SCORECARD_VERSION, CSMHealthScore, PriorScore
 from src.app.tools.store.sql_book_rows import keep_book, lock_book
-from src.app.tools.store.sql_engine import insert_bound_columns
-from src.app.tools.store.sql_tables import ACCOUNT_ID_TYPE, HEALTH_SCORES, as_utc, score_columns
+from src.app.tools.store.sql_engine import driver_rows, insert_bound_columns
+from src.app.tools.store.sql_tables import HEALTH_SCORES, as_utc, id_table, score_columns
 
 SEEK_BATCH_SIZE = 10_000
 """Ids per newest-score lookup (they travel as one parameter, so no parameter limit applies)."""
@@ -80,9 +79,8 @@ class ScoreRows:
         wanted = None if account_ids is None else sorted(set(account_ids))
         batches = [None] if wanted is None else _batches(wanted, SEEK_BATCH_SIZE)
         with self._transaction(write=False) as connection:
-            return [
-                row for batch in batches for row in connection.execute(latest_scores_query(batch, dialect, columns))
-            ]
+            queries = [latest_scores_query(batch, dialect, columns) for batch in batches]
+            return [row for query in queries for row in driver_rows(connection, query)]
 
     def _save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
         """Insert the score rows and, in the same transaction, bring the desk's book tables up to them."""
@@ -120,12 +118,8 @@ def latest_scores_query(
     wanted: FromClause
     if account_ids is None:
         wanted = select(HEALTH_SCORES.c.account_id.label("value")).distinct().subquery("wanted")
-    elif dialect == "postgresql":
-        ids = bindparam("wanted_ids", list(account_ids), type_=postgresql.ARRAY(ACCOUNT_ID_TYPE))
-        wanted = func.unnest(ids).table_valued("value").render_derived(name="wanted")
     else:
-        wanted = func.json_each(bindparam("wanted_ids", to_json(list(account_ids)).decode(), type_=Text))
-        wanted = wanted.table_valued("value").alias("wanted")
+        wanted = id_table(account_ids, dialect)
     history = HEALTH_SCORES.alias("history")
     newest = (
         select(history.c.id)

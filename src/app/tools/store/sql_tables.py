@@ -23,11 +23,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     case,
     cast,
     func,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
 from src.app.analysis.signals import DETAIL_FIELDS
@@ -417,6 +419,18 @@ def _stored_fields(score: CSMHealthScore) -> dict[str, Any]:
     if fields["computed_at"].tzinfo is not UTC:
         fields = {**fields, "computed_at": as_utc(fields["computed_at"])}
     return {**fields, "should_alert": score.should_alert, "score_delta": score.score_delta}
+
+
+def id_table(account_ids: Sequence[str], dialect: str) -> FromClause:
+    """The ids as a one-column table (`value`) from a single parameter: a JSON array (SQLite) or an array.
+
+    One parameter however many ids: no statement with thousands of bound values to compile and bind.
+    """
+    if dialect == "postgresql":
+        ids = bindparam("wanted_ids", list(account_ids), type_=postgresql.ARRAY(ACCOUNT_ID_TYPE))
+        return func.unnest(ids).table_valued("value").render_derived(name="wanted")
+    listed = func.json_each(bindparam("wanted_ids", to_json(list(account_ids)).decode(), type_=Text))
+    return listed.table_valued("value").alias("wanted")
 
 
 def new_id(prefix: str) -> str:
