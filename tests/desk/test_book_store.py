@@ -159,3 +159,23 @@ def test_a_page_of_breakdowns_gets_the_top_signals_each_gets_alone(breakdowns: l
         )
     ]
     assert together == alone == by_hand
+
+
+async def test_each_snapshot_holds_the_books_rag_counts_as_a_full_count_gives_them(sql_store: SQLStore) -> None:
+    await sql_store.upsert_accounts([{"account_id": f"a{i}", "name": f"Acct {i}"} for i in range(12)])
+    pages = [
+        [score(f"a{i}", 80, 3) for i in range(6)],  # a first page: no snapshot yet
+        [score(f"a{i}", 30 + 6 * i, 3) for i in range(4, 12)],  # half known, half new
+        [score(f"a{i}", 95 - 8 * i, 2) for i in range(0, 12, 2)],  # a new day, RAGs moving both ways
+        [score("a1", 20, 5)],  # computed before the book's score: the book keeps the newer one
+        [score(f"a{i}", 45, 0) for i in range(12)],
+    ]
+    for page in pages:
+        await sql_store.save_scores(page)
+        with sql_store._transaction(write=False) as connection:
+            [(counts,)] = connection.execute(
+                BOOK_DAYS.select().with_only_columns(BOOK_DAYS.c.counts).order_by(BOOK_DAYS.c.last_score_id.desc())
+            ).all()[:1]
+            rags = list(connection.execute(ACCOUNT_HEALTH.select().with_only_columns(ACCOUNT_HEALTH.c.rag)).scalars())
+        assert counts == {rag: rags.count(rag) for rag in sorted(set(rags))}
+    await sql_store.aclose()

@@ -7,6 +7,7 @@ a scan leaves the book current and the desk's first view reads nothing back) and
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -87,23 +88,38 @@ def keep_book(connection: Connection, scores: Sequence[CSMHealthScore]) -> bool:
 
 
 def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, last_id: int) -> None:
-    """Upsert one day's newest health rows and snapshot the day's RAG counts.
+    """Upsert one day's newest health rows and snapshot the book's RAG counts as of them.
 
     Rows of accounts new to the book get their accounts' listing fields; rows already there keep theirs (the
-    desk's refresh copies those of accounts updated since, by the `updated_at` index).
+    desk's refresh copies those of accounts updated since, by the `updated_at` index). The counts are the last
+    snapshot's with these accounts' RAG before and after swapped, so a page costs what its accounts do, not
+    what the whole book does; without a snapshot to start from, the book is counted.
     """
-    wanted = id_table([row["account_id"] for row in rows], connection.dialect.name)
-    listed = select(ACCOUNT_HEALTH.c.account_id).where(ACCOUNT_HEALTH.c.account_id.in_(select(wanted.c.value)))
-    known = {account_id for (account_id,) in driver_rows(connection, listed)}
-    upsert_health(connection, [row for row in rows if row["account_id"] in known])
-    fresh = [row for row in rows if row["account_id"] not in known]
+    ids = [row["account_id"] for row in rows]
+    before = _rags(connection, ids)
+    last = connection.execute(select(BOOK_DAYS.c.counts).order_by(BOOK_DAYS.c.last_score_id.desc()).limit(1))
+    snapshot_counts = last.scalar()
+    counts = None if snapshot_counts is None else Counter[str](snapshot_counts)
+    upsert_health(connection, [row for row in rows if row["account_id"] in before])
+    fresh = [row for row in rows if row["account_id"] not in before]
     if fresh:
         fields = account_fields(connection, [row["account_id"] for row in fresh])
         empty = dict.fromkeys(ACCOUNT_FIELDS)
         _insert_rows(connection, ACCOUNT_HEALTH, [{**row, **fields.get(row["account_id"], empty)} for row in fresh])
-    counts = connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by(ACCOUNT_HEALTH.c.rag))
-    snapshot = {"day": day, "counts": {rag: int(n) for rag, n in counts}, "last_score_id": last_id}
+    if counts is not None:
+        counts.subtract(before.values())
+        counts.update(_rags(connection, ids).values())
+    if counts is None or min(counts.values(), default=0) < 0:
+        counts = Counter(dict(connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by("rag")).all()))
+    snapshot = {"day": day, "counts": {rag: int(n) for rag, n in sorted(counts.items()) if n}, "last_score_id": last_id}
     upsert(connection, BOOK_DAYS, "day", [snapshot])
+
+
+def _rags(connection: Connection, account_ids: list[str]) -> dict[str, str]:
+    """The RAG each of these accounts has in the book now, for those it holds."""
+    wanted = id_table(account_ids, connection.dialect.name)
+    h = ACCOUNT_HEALTH.c
+    return dict(driver_rows(connection, select(h.account_id, h.rag).where(h.account_id.in_(select(wanted.c.value)))))
 
 
 def account_fields(connection: Connection, account_ids: list[str]) -> dict[str, dict[str, Any]]:
