@@ -139,6 +139,19 @@ StoredScore = CSMHealthScore | PriorScore
 """A stored score as a scan compares with it: the whole score, or the columns a scan reads of it."""
 
 
+@dataclass(frozen=True, slots=True)
+class AccountRisk:
+    """An account's risk state as the scan that scored it reports it to the alert step."""
+
+    account_id: str
+    rag: Rag
+    churn_risk_level: ChurnRiskLevel
+
+
+RiskOf = StoredScore | AccountRisk
+"""Anything that names an account's risk state (RAG and churn risk level), as alert cooldowns compare them."""
+
+
 class ChurnNarrative(BaseModel):
     """LLM output for a churn alert: why the account is at risk and what to do this week."""
 

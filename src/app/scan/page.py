@@ -17,13 +17,15 @@ from src.app.analysis.derived_signals import TREND_FIELDS, TREND_WINDOWS, Stored
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.scan import score_book
 from src.app.analysis.signals import AccountDataError, identity_problems, plain_identities
-from src.app.schemas import CSMHealthScore, StoredScore
+from src.app.schemas import ChurnRiskLevel, CSMHealthScore, Rag, StoredScore
 from src.app.state import WorkError
 from src.app.tasks import HealthScanTask
 from src.app.tools.store import CSMStore, PriorScores, ScorePoints
 
-SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+SEVERITY_RANK: dict[ChurnRiskLevel, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 """Churn risk levels, most severe first: the first key of the order in which alerts are chosen."""
+SEVERITY_LEVELS: tuple[ChurnRiskLevel, ...] = tuple(SEVERITY_RANK)
+"""The churn risk level of each severity rank."""
 
 TREND_FIELDS_SET = frozenset(TREND_FIELDS)
 
@@ -68,6 +70,8 @@ class PageResult:
     candidates: list[AlertCandidate] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)
     """Every score as history holds it (JSON-safe), when the spec keeps scores."""
+    candidate_rags: dict[str, Rag] = field(default_factory=dict)
+    """Each candidate's RAG, by account id (with its severity rank: the risk state the alert cooldown compares)."""
 
 
 def alert_candidate(score: CSMHealthScore) -> AlertCandidate:
@@ -97,6 +101,7 @@ async def score_page(store: CSMStore, spec: ScanSpec, records: list[dict[str, An
         rag_counts=Counter(score.rag for score in held),
         errors=errors + identity_errors,
         candidates=[alert_candidate(score) for score in held if score.should_alert],
+        candidate_rags={score.account_id: score.rag for score in held if score.should_alert},
         scores=[score.model_dump(mode="json") for score in held] if spec.keep_scores else [],
     )
 
