@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -118,6 +119,37 @@ def trusted_score(fields: dict[str, Any]) -> CSMHealthScore:
     object.__setattr__(score, "__pydantic_extra__", None)
     object.__setattr__(score, "__pydantic_private__", None)
     return score
+
+
+@dataclass(frozen=True, slots=True)
+class PriorScore:
+    """What a whole-book scan reads of an account's newest stored score: enough for deltas, alerts and reruns."""
+
+    account_id: str
+    score: float
+    rag: Rag
+    churn_risk_level: ChurnRiskLevel
+    signal_breakdown: dict[str, float]
+    computed_at: datetime
+    scorecard: tuple[str, str]
+    """(name, version) of the scorecard that computed it."""
+
+
+StoredScore = CSMHealthScore | PriorScore
+"""A stored score as a scan compares with it: the whole score, or the columns a scan reads of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRisk:
+    """An account's risk state as the scan that scored it reports it to the alert step."""
+
+    account_id: str
+    rag: Rag
+    churn_risk_level: ChurnRiskLevel
+
+
+RiskOf = StoredScore | AccountRisk
+"""Anything that names an account's risk state (RAG and churn risk level), as alert cooldowns compare them."""
 
 
 class ChurnNarrative(BaseModel):

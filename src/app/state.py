@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, Field, field_validator
 from typing_extensions import TypedDict  # pydantic validates TypedDicts inside models only from this on 3.11
 
-from src.app.schemas import Confidence, OpportunityType, SalesTaskType
+from src.app.schemas import Confidence, OpportunityType, Rag, SalesTaskType
 from src.app.tasks import Task, parse_task
 
 
@@ -99,6 +99,8 @@ class WorkState(TypedDict, total=False):
     """Health scores computed in this run (health_scan)."""
     alert_candidates: list[tuple[int, float, str]]
     """Accounts whose score should alert, most severe first: (severity rank, score, account id) (health_scan)."""
+    alert_rags: dict[str, Rag]
+    """The RAG of each alert candidate scored in this process, by account id (health_scan)."""
     alert_scores: list[dict[str, Any]]
     """The scores of the accounts chosen for an alert in this run (health_scan)."""
     alerts_held_back: int

@@ -14,7 +14,7 @@ from src.app.analysis.health import SIGNAL_MAX_POINTS, weakest_signals
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store.sql import SQLStore
 from src.app.tools.store.sql_book import RAGS, BookFilter, BookStore
-from src.app.tools.store.sql_book_rows import health_row
+from src.app.tools.store.sql_book_rows import health_rows, top_signals
 from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, BOOK_DAYS, DESK_MARKS
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -134,6 +134,48 @@ async def test_an_account_changed_after_the_scan_shows_its_new_fields_on_the_fir
     )
 )
 def test_the_book_names_the_signals_that_cost_the_most_as_the_scorer_does(breakdown: dict[str, float]) -> None:
-    row = health_row("a", 50, "AMBER", "low", breakdown, NOW)
+    [row] = health_rows(["a"], [50], ["AMBER"], ["low"], [breakdown], [NOW])
     expected = weakest_signals(score("a", 50, 0).model_copy(update={"signal_breakdown": breakdown}))
     assert row["top_signals"] == [[name, round(best - points, 2)] for name, points, best in expected]
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(sorted(SIGNAL_MAX_POINTS)), st.integers(0, 2000).map(lambda cents: cents / 100)
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_page_of_breakdowns_gets_the_top_signals_each_gets_alone(breakdowns: list[dict[str, float]]) -> None:
+    together = top_signals(breakdowns, SIGNAL_MAX_POINTS)
+    alone = [top_signals([breakdown], SIGNAL_MAX_POINTS)[0] for breakdown in breakdowns]
+    by_hand = [
+        [[name, -cent / 100] for cent, name in sorted(lost)[:3] if cent < 0]
+        for lost in (
+            [(int((b.get(name, 0.0) - best) * 100 - 0.5), name) for name, best in SIGNAL_MAX_POINTS.items()]
+            for b in breakdowns
+        )
+    ]
+    assert together == alone == by_hand
+
+
+async def test_each_snapshot_holds_the_books_rag_counts_as_a_full_count_gives_them(sql_store: SQLStore) -> None:
+    await sql_store.upsert_accounts([{"account_id": f"a{i}", "name": f"Acct {i}"} for i in range(12)])
+    pages = [
+        [score(f"a{i}", 80, 3) for i in range(6)],  # a first page: no snapshot yet
+        [score(f"a{i}", 30 + 6 * i, 3) for i in range(4, 12)],  # half known, half new
+        [score(f"a{i}", 95 - 8 * i, 2) for i in range(0, 12, 2)],  # a new day, RAGs moving both ways
+        [score("a1", 20, 5)],  # computed before the book's score: the book keeps the newer one
+        [score(f"a{i}", 45, 0) for i in range(12)],
+    ]
+    for page in pages:
+        await sql_store.save_scores(page)
+        with sql_store._transaction(write=False) as connection:
+            [(counts,)] = connection.execute(
+                BOOK_DAYS.select().with_only_columns(BOOK_DAYS.c.counts).order_by(BOOK_DAYS.c.last_score_id.desc())
+            ).all()[:1]
+            rags = list(connection.execute(ACCOUNT_HEALTH.select().with_only_columns(ACCOUNT_HEALTH.c.rag)).scalars())
+        assert counts == {rag: rags.count(rag) for rag in sorted(set(rags))}
+    await sql_store.aclose()

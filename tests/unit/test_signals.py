@@ -8,12 +8,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from src.app.analysis import signals
 from src.app.analysis.signals import (
+    IDENTITY_FIELDS,
     REQUIRED_SIGNALS,
     AccountDataError,
     days_until,
+    identity_problems,
     parse_account,
+    plain_identities,
     signals_from_record,
 )
 
@@ -279,3 +285,44 @@ def test_parse_account_reports_missing_identity() -> None:
         parse_account(raw)
     assert caught.value.account_id == "<missing account_id>"
     assert caught.value.problems == ["missing required field: account_id", "missing required field: name"]
+
+
+_IDENTITY_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 2**60),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["", "x" * 201, "x" * 501, "2026-12-24", "2026-02-30", "20261224", "2026-12-24T10:00:00", "١٢"]),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["account_id", "name", "arr", "plan", "status", "rep_email", "ae_email", "chat_space"]
+            + ["contract_end_date", "seats_purchased", "seats_active", "notes"]
+        ),
+        _IDENTITY_VALUES,
+    ),
+    st.sampled_from(["acct-1", "", "x" * 201]),
+    st.sampled_from(["Acme", ""]),
+)
+def test_an_identity_called_plainly_valid_is_one_pydantic_finds_nothing_wrong_with(
+    record: dict[str, Any], account_id: str, name: str
+) -> None:
+    full = {"account_id": account_id, "name": name, **record}
+    [plain] = plain_identities([full])
+    if plain:
+        assert identity_problems(full) == []
+    assert plain_identities([RECORD, full, RECORD]) == [True, plain, True]
+
+
+def test_a_typical_record_has_a_plain_identity_and_a_bad_date_does_not() -> None:
+    bad = [{**RECORD, "contract_end_date": "2026-02-30"}, {**RECORD, "arr": "lots"}, {**RECORD, "plan": None}]
+    assert plain_identities([RECORD, *bad, {"account_id": "a", "name": "A"}]) == [True, False, False, False, True]
+
+
+def test_the_plain_identity_check_covers_every_identity_field() -> None:
+    assert {name for name, *_ in signals._IDENTITY_CHECKS} == set(IDENTITY_FIELDS)

@@ -13,6 +13,7 @@ import pytest
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
 from src.app.tools.store import AuditEntry, CSMStore, DraftRecord
 from src.app.tools.store.sql import SQLStore
+from src.app.tools.store.sql_tables import HEALTH_SCORES
 
 T0 = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
 
@@ -205,6 +206,35 @@ async def test_latest_scores_breaks_ties_by_insertion_and_filters_ids(store: SQL
 
     assert list(latest) == ["acc_1"]
     assert latest["acc_1"].score == 55
+
+
+async def test_prior_scores_are_the_latest_scores_columns_without_reading_payloads(store: SQLStore) -> None:
+    paris_winter = timezone(timedelta(hours=1))
+    await store.save_scores([health_score("acc_1", 80, T0 + timedelta(days=1)), health_score("acc_2", 30, T0)])
+    await store.save_scores(
+        [health_score("acc_1", 20, T0), health_score("acc_2", 35, datetime(2026, 1, 6, 9, tzinfo=paris_winter))]
+    )
+
+    prior = await store.prior_scores(["acc_1", "acc_2", "acc_unknown"])
+    latest = await store.latest_scores(["acc_1", "acc_2"])
+
+    assert sorted(prior) == ["acc_1", "acc_2"]
+    for account_id, score in latest.items():
+        expected = (score.score, score.rag, score.churn_risk_level, score.signal_breakdown, score.scorecard)
+        got = prior[account_id]
+        assert (got.score, got.rag, got.churn_risk_level, got.signal_breakdown, got.scorecard) == expected
+        assert got.computed_at == score.computed_at
+        assert_utc(got.computed_at)
+
+
+async def test_prior_scores_of_rows_written_before_scorecards_were_recorded_are_the_default_scorecards(
+    store: SQLStore,
+) -> None:
+    await store.save_scores([health_score("acc_1", 50, T0)])
+    with store._transaction(write=True) as connection:
+        connection.execute(HEALTH_SCORES.update().values(scorecard_name=None, scorecard_version=None))
+
+    assert (await store.prior_scores(["acc_1"]))["acc_1"].scorecard == ("default", "1")
 
 
 async def test_scores_come_back_as_aware_utc_datetimes(store: SQLStore) -> None:

@@ -27,6 +27,7 @@ from src.app.schemas import (
     Engagement,
     InvoiceStatus,
     Rag,
+    StoredScore,
     TicketSentiment,
     UsageTrend,
     trusted_score,
@@ -196,7 +197,7 @@ class CSMHealthScorer:
         signals: CSMHealthSignals,
         account_id: str,
         *,
-        previous: CSMHealthScore | None = None,
+        previous: StoredScore | None = None,
         computed_at: datetime | None = None,
         account: Mapping[str, Any] | None = None,
     ) -> CSMHealthScore:
@@ -254,7 +255,7 @@ class CSMHealthScorer:
         values: Mapping[str, Any],
         account_id: str,
         *,
-        previous: CSMHealthScore | None = None,
+        previous: StoredScore | None = None,
         computed_at: datetime | None = None,
         account: Mapping[str, Any] | None = None,
     ) -> CSMHealthScore:
@@ -409,7 +410,7 @@ def _fields_read(scorecards: ScorecardSet) -> set[str]:
     }
 
 
-def comparable_previous(previous: CSMHealthScore | None, card: ScorecardSpec) -> CSMHealthScore | None:
+def comparable_previous(previous: StoredScore | None, card: ScorecardSpec) -> StoredScore | None:
     """The previous score when the same scorecard (name and version) computed it; scores of others never compare."""
     if previous is None or previous.scorecard != (card.name, card.version):
         return None

@@ -34,6 +34,7 @@ from src.app.schemas import (
     Engagement,
     InvoiceStatus,
     Rag,
+    StoredScore,
     TicketSentiment,
     UsageTrend,
     trusted_score,
@@ -302,7 +303,7 @@ def score_batch(
     records: Sequence[Mapping[str, Any]],
     *,
     scorer: CSMHealthScorer,
-    previous: Mapping[str, CSMHealthScore],
+    previous: Mapping[str, StoredScore],
     now: datetime,
     tz: ZoneInfo,
 ) -> list[CSMHealthScore | None]:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from src.app.analysis.derived_signals import StoredScores, derived_values, same_scorecard
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.signals import AccountDataError, observed_signals, signals_from_record
-from src.app.schemas import CSMHealthScore
+from src.app.schemas import CSMHealthScore, StoredScore
 
 BATCH_MIN_RECORDS = 32
 """Fewest scorable records for which a page is scored at once with numpy rather than account by account."""
@@ -42,7 +42,7 @@ def score_book(
     records: Iterable[Mapping[str, Any]],
     *,
     scorer: CSMHealthScorer,
-    previous: Mapping[str, CSMHealthScore],
+    previous: Mapping[str, StoredScore],
     now: datetime,
     tz: ZoneInfo,
     history: Mapping[str, StoredScores] | None = None,
@@ -75,7 +75,7 @@ def _batched(
     records: list[Mapping[str, Any]],
     *,
     scorer: CSMHealthScorer,
-    previous: Mapping[str, CSMHealthScore],
+    previous: Mapping[str, StoredScore],
     now: datetime,
     tz: ZoneInfo,
 ) -> list[CSMHealthScore | None]:
@@ -102,7 +102,7 @@ def _score_one(
     index: int,
     *,
     scorer: CSMHealthScorer,
-    previous: Mapping[str, CSMHealthScore],
+    previous: Mapping[str, StoredScore],
     now: datetime,
     tz: ZoneInfo,
     history: Mapping[str, StoredScores],
@@ -131,7 +131,7 @@ def score_record(
     account_id: str,
     *,
     scorer: CSMHealthScorer,
-    previous: CSMHealthScore | None,
+    previous: StoredScore | None,
     now: datetime,
     tz: ZoneInfo,
     history: Mapping[str, StoredScores] | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -146,6 +146,69 @@ def _derive_days_to_renewal(
 
 ESSENTIAL_IDENTITY: tuple[str, ...] = ("account_id", "name")
 """Identity fields without which an account cannot be scored, alerted or drafted; any other bad field is dropped."""
+
+
+_EXACT_INT = 2**53
+_NO_TYPES: frozenset[type] = frozenset()
+_TEXT_TYPES: frozenset[type] = frozenset({str})
+_OPTIONAL_TEXT_TYPES: frozenset[type] = frozenset({str, type(None)})
+
+
+@lru_cache(maxsize=4096)
+def _plain_date(text: str) -> bool:
+    """Whether `text` is a valid calendar date written `YYYY-MM-DD` (a book's accounts share few end dates)."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not (text[:4] + text[5:7] + text[8:]).isdigit():
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _text(value: Any) -> bool:
+    return type(value) is str
+
+
+def _optional_text(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _count(value: Any) -> bool:
+    return value is None or (type(value) is int and value >= 0)
+
+
+_IDENTITY_CHECKS: tuple[tuple[str, Any, Callable[[Any], bool], frozenset[type]], ...] = (
+    # (field, value when absent, the plain-validity check, types that pass it whatever their value)
+    ("account_id", None, lambda v: type(v) is str and 0 < len(v) <= 200, _NO_TYPES),
+    ("name", None, lambda v: type(v) is str and 0 < len(v) <= 500, _NO_TYPES),
+    ("arr", 0, lambda v: type(v) in (int, float) and 0 <= v < _EXACT_INT, _NO_TYPES),
+    ("plan", "", _text, _TEXT_TYPES),
+    ("status", "", _text, _TEXT_TYPES),
+    ("rep_email", None, _optional_text, _OPTIONAL_TEXT_TYPES),
+    ("ae_email", None, _optional_text, _OPTIONAL_TEXT_TYPES),
+    ("chat_space", None, _optional_text, _OPTIONAL_TEXT_TYPES),
+    ("seats_purchased", None, _count, _NO_TYPES),
+    ("seats_active", None, _count, _NO_TYPES),
+    ("contract_end_date", None, lambda v: v is None or (type(v) is str and _plain_date(v)), _NO_TYPES),
+)
+
+
+def plain_identities(records: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """Per record, whether its identity is plainly valid, decided without pydantic, a page of records at once.
+
+    True only where `read_identity` finds nothing wrong: ids and names of the right length, a non-negative number
+    for ARR, text for plan and status, text or nothing for the owners, counts for seats and a `YYYY-MM-DD` date for
+    the contract end. False means "not sure": `identity_problems` decides, and names what is wrong.
+    """
+    plain = [True] * len(records)
+    for name, default, check, plain_types in _IDENTITY_CHECKS:
+        values = [record.get(name, default) for record in records]
+        if plain_types and set(map(type, values)) <= plain_types:
+            continue
+        if not all(map(check, values)):
+            plain = [ok and check(value) for ok, value in zip(plain, values, strict=True)]
+    return plain
 
 
 def parse_identity(record: Mapping[str, Any]) -> AccountRecord:

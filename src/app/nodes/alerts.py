@@ -33,6 +33,7 @@ from src.app.schemas import (
     CSMAlertResult,
     CSMHealthScore,
     EmailMessage,
+    RiskOf,
 )
 from src.app.tools.store.sql_review import recent_false_alarms
 
@@ -51,17 +52,17 @@ AUDIT_ARTIFACTS = {
 AlertStatus = Literal["due", "cooldown", "done_today"]
 
 
-def risk_state(score: CSMHealthScore) -> str:
+def risk_state(score: RiskOf) -> str:
     """The risk state an alert is about; the cooldown suppresses repeats of the same state."""
     return f"{score.rag}/{score.churn_risk_level}"
 
 
-def alert_key(ctx: CSMContext, score: CSMHealthScore) -> str:
+def alert_key(ctx: CSMContext, score: RiskOf) -> str:
     """The idempotency key of an account's churn alert: one per account, risk state and day."""
     return f"churn:{score.account_id}:{risk_state(score)}:{ctx.clock().date().isoformat()}"
 
 
-async def alert_statuses(ctx: CSMContext, scores: Sequence[CSMHealthScore]) -> dict[str, AlertStatus]:
+async def alert_statuses(ctx: CSMContext, scores: Sequence[RiskOf]) -> dict[str, AlertStatus]:
     """Per account, whether to alert: "done_today", "cooldown" or "due"; two reads, however many scores.
 
     "done_today": already raised today. "cooldown": the same risk state was alerted within the cooldown, or a

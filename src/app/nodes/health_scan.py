@@ -22,11 +22,11 @@ from src.app.nodes.llm import prompt_requests
 from src.app.nodes.outbox import deliver_pending
 from src.app.prompts import health_scan as prompt
 from src.app.scan.book import in_pages, whole_book
-from src.app.scan.page import ScanSpec, score_page
-from src.app.schemas import ChurnNarrative, CSMHealthScore, jsonable
+from src.app.scan.page import SEVERITY_LEVELS, ScanSpec, score_page
+from src.app.schemas import AccountRisk, ChurnNarrative, CSMHealthScore, RiskOf, StoredScore, jsonable
 from src.app.state import WorkError, WorkState
 from src.app.tasks import HealthScanTask, ScannedPages, as_task
-from src.app.tools.store import AccountRanges, CSMStore, UnreadableAccounts, score_history
+from src.app.tools.store import AccountRanges, CSMStore, PriorScores, UnreadableAccounts, score_history
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +63,7 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
     return {
         "scores": sorted((score for page in pages for score in page.scores), key=lambda score: score["account_id"]),
         "alert_candidates": sorted(candidate for page in pages for candidate in page.candidates),
+        "alert_rags": {account_id: rag for page in pages for account_id, rag in page.candidate_rags.items()},
         "scanned_count": sum(page.scanned for page in pages),
         "scan_counts": {"scored": counts.total(), **{rag: counts[rag] for rag in ("GREEN", "AMBER", "RED")}},
         "errors": errors + [error for page in pages for error in page.errors],
@@ -162,9 +163,23 @@ async def select_alerts(state: WorkState, runtime: Runtime[CSMContext]) -> dict[
 
 async def _held_back(ctx: CSMContext, chosen: set[str], state: WorkState) -> int:
     """How many candidates the cap kept from an alert: those not chosen that were due (not in their cooldown)."""
-    unseen = [account_id for _, _, account_id in state.get("alert_candidates", []) if account_id not in chosen]
-    scores = await ctx.store.latest_scores(unseen) if unseen else {}
-    return list((await alert_statuses(ctx, list(scores.values()))).values()).count("due")
+    unseen = [
+        (rank, account_id) for rank, _, account_id in state.get("alert_candidates", []) if account_id not in chosen
+    ]
+    rags = state.get("alert_rags", {})
+    risks: list[RiskOf] = [
+        AccountRisk(account_id, rags[account_id], SEVERITY_LEVELS[rank])
+        for rank, account_id in unseen
+        if account_id in rags
+    ]
+    unknown = [account_id for _, account_id in unseen if account_id not in rags]  # pages scored on workers
+    if unknown:
+        store = ctx.store
+        scores: Mapping[str, StoredScore]
+        read = store.prior_scores if isinstance(store, PriorScores) else store.latest_scores
+        scores = await read(unknown)
+        risks += scores.values()
+    return list((await alert_statuses(ctx, risks)).values()).count("due")
 
 
 async def build_prompt(state: WorkState) -> dict[str, Any]:

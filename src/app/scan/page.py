@@ -9,21 +9,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from src.app.analysis.derived_signals import TREND_FIELDS, TREND_WINDOWS, StoredScores
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.scan import score_book
-from src.app.analysis.signals import AccountDataError, identity_problems
-from src.app.schemas import CSMHealthScore
+from src.app.analysis.signals import AccountDataError, identity_problems, plain_identities
+from src.app.schemas import ChurnRiskLevel, CSMHealthScore, Rag, StoredScore
 from src.app.state import WorkError
 from src.app.tasks import HealthScanTask
-from src.app.tools.store import CSMStore, ScorePoints
+from src.app.tools.store import CSMStore, PriorScores, ScorePoints
 
-SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+SEVERITY_RANK: dict[ChurnRiskLevel, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 """Churn risk levels, most severe first: the first key of the order in which alerts are chosen."""
+SEVERITY_LEVELS: tuple[ChurnRiskLevel, ...] = tuple(SEVERITY_RANK)
+"""The churn risk level of each severity rank."""
 
 TREND_FIELDS_SET = frozenset(TREND_FIELDS)
 
@@ -68,6 +70,8 @@ class PageResult:
     candidates: list[AlertCandidate] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)
     """Every score as history holds it (JSON-safe), when the spec keeps scores."""
+    candidate_rags: dict[str, Rag] = field(default_factory=dict)
+    """Each candidate's RAG, by account id (with its severity rank: the risk state the alert cooldown compares)."""
 
 
 def alert_candidate(score: CSMHealthScore) -> AlertCandidate:
@@ -81,16 +85,15 @@ async def score_page(store: CSMStore, spec: ScanSpec, records: list[dict[str, An
     A score identical to one already saved on the same local day is not saved again (a rerun adds no row).
     """
     ids = [str(record.get("account_id")) for record in records]
-    previous = await store.latest_scores(ids)
+    previous: Mapping[str, StoredScore]
+    previous = await store.prior_scores(ids) if isinstance(store, PriorScores) else await store.latest_scores(ids)
     history = await _trend_history(store, spec, ids)
     outcome = score_book(
         apply_overrides(records, spec), scorer=spec.scorer, previous=previous, now=spec.now, tz=spec.tz, history=history
     )
     errors = [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
     scores, identity_errors = _with_valid_identity(outcome.scores, records)
-    repeated = {
-        s.account_id: previous[s.account_id] for s in scores if _repeats(s, previous.get(s.account_id), spec.tz)
-    }
+    repeated = await _repeated(store, scores, previous, spec.tz)
     await store.save_scores([s for s in scores if s.account_id not in repeated])
     held = [repeated.get(s.account_id, s) for s in scores]
     return PageResult(
@@ -98,6 +101,7 @@ async def score_page(store: CSMStore, spec: ScanSpec, records: list[dict[str, An
         rag_counts=Counter(score.rag for score in held),
         errors=errors + identity_errors,
         candidates=[alert_candidate(score) for score in held if score.should_alert],
+        candidate_rags={score.account_id: score.rag for score in held if score.should_alert},
         scores=[score.model_dump(mode="json") for score in held] if spec.keep_scores else [],
     )
 
@@ -136,8 +140,12 @@ def _with_valid_identity(
     (`arr: "lots"`) is reported and the score kept.
     """
     by_id = {str(record.get("account_id")): record for record in records}
+    plain = dict(zip(by_id, plain_identities(list(by_id.values())), strict=True))
     valid, errors = [], []
     for score in scores:
+        if plain[score.account_id]:
+            valid.append(score)
+            continue
         try:
             problems = identity_problems(by_id[score.account_id])
         except AccountDataError as problem:
@@ -148,6 +156,32 @@ def _with_valid_identity(
             message = f"account {score.account_id} was scored; ignored invalid fields: " + "; ".join(problems)
             errors.append(WorkError(account_id=score.account_id, stage="identity", message=message))
     return valid, errors
+
+
+async def _repeated(
+    store: CSMStore, scores: list[CSMHealthScore], previous: Mapping[str, StoredScore], tz: ZoneInfo
+) -> dict[str, CSMHealthScore]:
+    """The stored scores that the new ones repeat, by account id: a rerun on the same local day adds no row.
+
+    Only accounts already scored today are compared, with their whole stored score (read for them alone).
+    """
+    days: dict[datetime, date] = {}
+
+    def local_day(moment: datetime) -> date:
+        day = days.get(moment)
+        if day is None:
+            day = days[moment] = moment.astimezone(tz).date()
+        return day
+
+    today = set()
+    for score in scores:
+        prior = previous.get(score.account_id)
+        if prior is not None and local_day(prior.computed_at) == local_day(score.computed_at):
+            today.add(score.account_id)
+    if not today:
+        return {}
+    stored = await store.latest_scores(sorted(today))
+    return {s.account_id: stored[s.account_id] for s in scores if _repeats(s, stored.get(s.account_id), tz)}
 
 
 def _repeats(score: CSMHealthScore, stored: CSMHealthScore | None, tz: ZoneInfo) -> bool:

@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, field_validator
 
-from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
+from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, PriorScore, QBRContent
 from src.app.tools.llm import LLMReply
 
 
@@ -336,6 +336,15 @@ class ScorePoints(Protocol):
         self, account_ids: Sequence[str], *, since: datetime
     ) -> dict[str, list[tuple[datetime, float, tuple[str, str]]]]:
         """Per account, its scores computed at or after `since` as (when, score, (scorecard name, version))."""
+        ...
+
+
+@runtime_checkable
+class PriorScores(Protocol):
+    """Optional store capability: each account's newest score as the few columns a whole-book scan compares with."""
+
+    async def prior_scores(self, account_ids: Sequence[str]) -> dict[str, PriorScore]:
+        """The newest stored score per account (accounts without one are absent), without its payload."""
         ...
 
 

@@ -26,7 +26,6 @@ from sqlalchemy.sql import Executable
 
 from src.app.analysis.signals import DETAIL_FIELDS
 from src.app.schemas import (
-    CSMHealthScore,
     ExpansionOpportunity,
     FeatureAdoptionReport,
     QBRContent,
@@ -38,45 +37,38 @@ from src.app.tools.store import (
     RunClaim,
     SavedArtifact,
 )
-from src.app.tools.store.sql_book_rows import keep_book, lock_book
 from src.app.tools.store.sql_engine import (
     add_missing_columns,
     create_store_engine,
     create_tables,
-    insert_bound_rows,
+    driver_rows,
     is_memory_sqlite,
     write_accounts,
 )
 from src.app.tools.store.sql_history import HistoryReads, finished_qbrs_query
 from src.app.tools.store.sql_outbox import OutboxRows
 from src.app.tools.store.sql_runs import ClaimRules, RunLedgerMethods, RunRecord, claim_run, finish_run
-from src.app.tools.store.sql_scores import history_by_account, history_query, latest_scores_query
+from src.app.tools.store.sql_scores import ScoreRows, history_by_account, history_query
 from src.app.tools.store.sql_tables import (
     ACCOUNTS,
     ADOPTION_REPORTS,
     ALERTS,
     AUDIT_LOG,
     DRAFTS,
-    HEALTH_SCORES,
     METADATA,
     OPPORTUNITIES,
     QBR_PAGES,
     RUNS,
     account_rows,
-    as_utc,
     check_text,
     is_active,
     new_id,
     record_without,
-    score_row,
     utc_now,
 )
 
 BATCH_SIZE = 900
 """Rows per executemany batch and ids per IN list (below SQLite's historic 999-parameter limit)."""
-
-SEEK_BATCH_SIZE = 10_000
-"""Ids per newest-score lookup (they travel as one parameter, so no parameter limit applies)."""
 
 _TRIMMING_DIALECTS = frozenset({"sqlite", "postgresql"})
 """Databases that drop omitted record keys in SQL (others drop them after decoding)."""
@@ -95,7 +87,7 @@ class ArtifactRow(Generic[ContentT]):
     content: ContentT
 
 
-class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
+class SQLStore(ScoreRows, HistoryReads, OutboxRows, RunLedgerMethods):
     """`CSMStore` on SQLAlchemy Core; construction does no I/O, the engine and tables are made on first use.
 
     Every blocking call runs in a worker thread (`asyncio.to_thread`), so the event loop is never blocked.
@@ -172,19 +164,11 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         page = await asyncio.to_thread(self._account_page, after, active_only, None, tuple(omit), upto)
         return [record for _, record in page]
 
-    async def latest_scores(self, account_ids: Sequence[str] | None = None) -> dict[str, CSMHealthScore]:
-        """The newest stored score per account (by `computed_at`, then insertion order)."""
-        return await asyncio.to_thread(self._latest_scores, account_ids)
-
     async def score_points(
         self, account_ids: Sequence[str], *, since: datetime
     ) -> dict[str, list[tuple[datetime, float, tuple[str, str]]]]:
         """Per account, its scores computed at or after `since`, oldest first, with the scorecard of each."""
         return await asyncio.to_thread(self._score_points, account_ids, since)
-
-    async def save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
-        """Append scores to the history, one row per account and scan."""
-        await asyncio.to_thread(self._save_scores, scores)
 
     async def record_alert(self, account_id: str, risk_state: str, *, idempotency_key: str, at: datetime) -> bool:
         """Record a churn alert; False when this key was already recorded."""
@@ -412,7 +396,7 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         if upto is not None:
             query = query.where(ACCOUNTS.c.account_id <= upto)
         with self._transaction(write=False) as connection:
-            page = [(account_id, from_json(text)) for account_id, text in connection.execute(query)]
+            page = [(account_id, from_json(text)) for account_id, text in driver_rows(connection, query)]
         for _, loaded in page if omit else ():  # what the database could not trim
             for key in omit:
                 loaded.pop(key, None)
@@ -430,20 +414,6 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
         with self._transaction(write=False) as connection:
             return [str(account_id) for account_id in connection.execute(query).scalars()]
 
-    def _latest_scores(self, account_ids: Sequence[str] | None) -> dict[str, CSMHealthScore]:
-        dialect = self._url.get_backend_name()
-        batches = [None] if account_ids is None else list(_id_batches(account_ids, size=SEEK_BATCH_SIZE))
-        with self._transaction(write=False) as connection:
-            payloads = [
-                payload
-                for batch in batches
-                for payload in connection.execute(latest_scores_query(batch, dialect)).scalars()
-            ]
-        scores = [CSMHealthScore.model_validate_json(payload) for payload in payloads]
-        for score in scores:  # pydantic reads "Z" as its own zero-offset zone; the store hands back `UTC` itself
-            score.computed_at = as_utc(score.computed_at)
-        return {score.account_id: score for score in scores}
-
     def _score_points(
         self, account_ids: Sequence[str], since: datetime
     ) -> dict[str, list[tuple[datetime, float, tuple[str, str]]]]:
@@ -452,16 +422,6 @@ class SQLStore(HistoryReads, OutboxRows, RunLedgerMethods):
                 row for batch in _id_batches(account_ids) for row in connection.execute(history_query(batch, since))
             ]
         return history_by_account(rows)
-
-    def _save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
-        """Insert the score rows and, in the same transaction, bring the desk's book tables up to them."""
-        if not scores:
-            return
-        rows = [score_row(score) for score in scores]
-        with self._transaction(write=True) as connection:
-            lock_book(connection)
-            _insert_rows(connection, HEALTH_SCORES, rows)
-            keep_book(connection, scores)
 
 
 def _id_for_key(connection: Connection, table: Table, idempotency_key: str) -> str | None:
@@ -475,15 +435,6 @@ def _id_batches(account_ids: Sequence[str], *, size: int = BATCH_SIZE) -> Iterat
     if isinstance(account_ids, str):
         raise TypeError(f"account_ids must be a sequence of ids, not the string {account_ids!r}")
     return _batches(sorted(set(account_ids)), size=size)
-
-
-def _insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert rows that all have the same keys (a daily scan's thousands of score rows per page)."""
-    if connection.dialect.name == "sqlite" and rows:
-        insert_bound_rows(connection, table, rows)
-        return
-    for batch in _batches(rows):
-        connection.execute(insert(table), batch)
 
 
 def _batches(items: Sequence[Any], *, size: int = BATCH_SIZE) -> Iterator[list[Any]]:

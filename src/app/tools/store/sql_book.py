@@ -27,7 +27,7 @@ from src.app.tools.store.sql_book_rows import (
     apply_day,
     book_mark,
     copy_account_fields,
-    health_row,
+    health_rows,
     lock_book,
     upsert,
 )
@@ -186,22 +186,24 @@ class BookStore:
             if kept is None or row["computed_at"] >= kept["computed_at"]:
                 scores[row["account_id"]] = dict(row)
         for day, newest in sorted(by_day.items()):
-            health = [self._health_row(row) for row in newest.values()]
-            last_id = rows[-1]["id"] if day == max(by_day) else max(row["id"] for row in newest.values())
+            day_rows = list(newest.values())
+            health = health_rows(
+                [row["account_id"] for row in day_rows],
+                [row["score"] for row in day_rows],
+                [row["rag"] for row in day_rows],
+                [row["churn_risk_level"] for row in day_rows],
+                [_breakdown(row["breakdown"]) for row in day_rows],
+                [row["computed_at"] for row in day_rows],
+                max_points=self._max_points,
+            )
+            last_id = rows[-1]["id"] if day == max(by_day) else max(row["id"] for row in day_rows)
             apply_day(connection, day, health, last_id=last_id)
         return len(rows)
 
-    def _health_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        breakdown = row["breakdown"] if isinstance(row["breakdown"], dict) else from_json(row["breakdown"])
-        return health_row(
-            row["account_id"],
-            row["score"],
-            row["rag"],
-            row["churn_risk_level"],
-            breakdown,
-            row["computed_at"],
-            max_points=self._max_points,
-        )
+
+def _breakdown(value: Any) -> dict[str, float]:
+    """A stored breakdown, decoded unless the driver did."""
+    return value if isinstance(value, dict) else dict(from_json(value))
 
 
 def _artifact_query(table: Table) -> Select[Any]:

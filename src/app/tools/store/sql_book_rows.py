@@ -7,8 +7,10 @@ a scan leaves the book current and the desk's first view reads nothing back) and
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select, text, update
@@ -17,8 +19,16 @@ from sqlalchemy.engine import Connection
 
 from src.app.analysis.health import SIGNAL_MAX_POINTS
 from src.app.schemas import CSMHealthScore
-from src.app.tools.store.sql_engine import insert_bound_rows
-from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, ACCOUNTS, BOOK_DAYS, DESK_MARKS, HEALTH_SCORES, as_utc
+from src.app.tools.store.sql_engine import driver_rows, insert_bound_rows
+from src.app.tools.store.sql_tables import (
+    ACCOUNT_HEALTH,
+    ACCOUNTS,
+    BOOK_DAYS,
+    DESK_MARKS,
+    HEALTH_SCORES,
+    as_utc,
+    id_table,
+)
 
 ACCOUNT_FIELDS = ("name", "status", "rep_email", "arr", "segment", "renewal_date")
 """The account columns `account_health` keeps a copy of."""
@@ -47,51 +57,69 @@ def keep_book(connection: Connection, scores: Sequence[CSMHealthScore]) -> bool:
     It must not when score rows before these were never applied (a store an older version wrote: the desk's
     catch-up reads those in order first) or when the scores span several days (the catch-up snapshots each day).
     """
-    days = {as_utc(score.computed_at).date().isoformat() for score in scores}
+    utc = {when: as_utc(when) for when in {score.computed_at for score in scores}}
+    days = {when.date().isoformat() for when in utc.values()}
     h = HEALTH_SCORES.c
     pending = connection.execute(select(func.count(), func.max(h.id)).where(h.id > book_mark(connection)))
     count, newest_id = pending.one()
     if len(days) != 1 or count != len(scores):
         return False
-    newest: dict[str, CSMHealthScore] = {}
-    for score in scores:
-        kept = newest.get(score.account_id)
-        if kept is None or score.computed_at >= kept.computed_at:
-            newest[score.account_id] = score
+    if len({score.account_id for score in scores}) != len(scores):
+        newest: dict[str, CSMHealthScore] = {}
+        for score in scores:
+            kept = newest.get(score.account_id)
+            if kept is None or score.computed_at >= kept.computed_at:
+                newest[score.account_id] = score
+        scores = list(newest.values())
     if connection.execute(select(DESK_MARKS.c.value).where(DESK_MARKS.c.name == ACCOUNTS_MARK)).scalar() is None:
         newest_update = connection.execute(select(func.max(ACCOUNTS.c.updated_at))).scalar()
         if newest_update is not None:  # the rows written below carry every account's fields as of now
             upsert(connection, DESK_MARKS, "name", [{"name": ACCOUNTS_MARK, "value": newest_update.isoformat()}])
-    rows = [
-        health_row(s.account_id, s.score, s.rag, s.churn_risk_level, s.signal_breakdown, as_utc(s.computed_at))
-        for s in newest.values()
-    ]
+    rows = health_rows(
+        [s.account_id for s in scores],
+        [s.score for s in scores],
+        [s.rag for s in scores],
+        [s.churn_risk_level for s in scores],
+        [s.signal_breakdown for s in scores],
+        [utc[s.computed_at] for s in scores],
+    )
     apply_day(connection, days.pop(), rows, last_id=int(newest_id))
     return True
 
 
 def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, last_id: int) -> None:
-    """Upsert one day's newest health rows and snapshot the day's RAG counts.
+    """Upsert one day's newest health rows and snapshot the book's RAG counts as of them.
 
     Rows of accounts new to the book get their accounts' listing fields; rows already there keep theirs (the
-    desk's refresh copies those of accounts updated since, by the `updated_at` index).
+    desk's refresh copies those of accounts updated since, by the `updated_at` index). The counts are the last
+    snapshot's with these accounts' RAG before and after swapped, so a page costs what its accounts do, not
+    what the whole book does; without a snapshot to start from, the book is counted.
     """
-    known: set[str] = set()
-    for batch in _batches([row["account_id"] for row in rows]):
-        known.update(
-            connection.execute(
-                select(ACCOUNT_HEALTH.c.account_id).where(ACCOUNT_HEALTH.c.account_id.in_(batch))
-            ).scalars()
-        )
-    upsert_health(connection, [row for row in rows if row["account_id"] in known])
-    fresh = [row for row in rows if row["account_id"] not in known]
+    ids = [row["account_id"] for row in rows]
+    before = _rags(connection, ids)
+    last = connection.execute(select(BOOK_DAYS.c.counts).order_by(BOOK_DAYS.c.last_score_id.desc()).limit(1))
+    snapshot_counts = last.scalar()
+    counts = None if snapshot_counts is None else Counter[str](snapshot_counts)
+    upsert_health(connection, [row for row in rows if row["account_id"] in before])
+    fresh = [row for row in rows if row["account_id"] not in before]
     if fresh:
         fields = account_fields(connection, [row["account_id"] for row in fresh])
         empty = dict.fromkeys(ACCOUNT_FIELDS)
         _insert_rows(connection, ACCOUNT_HEALTH, [{**row, **fields.get(row["account_id"], empty)} for row in fresh])
-    counts = connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by(ACCOUNT_HEALTH.c.rag))
-    snapshot = {"day": day, "counts": {rag: int(n) for rag, n in counts}, "last_score_id": last_id}
+    if counts is not None:
+        counts.subtract(before.values())
+        counts.update(_rags(connection, ids).values())
+    if counts is None or min(counts.values(), default=0) < 0:
+        counts = Counter(dict(connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by("rag")).all()))
+    snapshot = {"day": day, "counts": {rag: int(n) for rag, n in sorted(counts.items()) if n}, "last_score_id": last_id}
     upsert(connection, BOOK_DAYS, "day", [snapshot])
+
+
+def _rags(connection: Connection, account_ids: list[str]) -> dict[str, str]:
+    """The RAG each of these accounts has in the book now, for those it holds."""
+    wanted = id_table(account_ids, connection.dialect.name)
+    h = ACCOUNT_HEALTH.c
+    return dict(driver_rows(connection, select(h.account_id, h.rag).where(h.account_id.in_(select(wanted.c.value)))))
 
 
 def account_fields(connection: Connection, account_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -119,33 +147,57 @@ def copy_account_fields(connection: Connection, since: datetime) -> None:
     connection.execute(statement)
 
 
-def health_row(
-    account_id: str,
-    score: float,
-    rag: str,
-    churn_risk_level: str,
-    breakdown: Mapping[str, float],
-    computed_at: datetime,
+def health_rows(
+    account_ids: Sequence[str],
+    scores: Sequence[float],
+    rags: Sequence[str],
+    churn_risk_levels: Sequence[str],
+    breakdowns: Sequence[Mapping[str, float]],
+    computed_at: Sequence[datetime],
     *,
     max_points: Mapping[str, float] = SIGNAL_MAX_POINTS,
-) -> dict[str, Any]:
-    """An `account_health` row without its account fields: the score and the signals that cost the most.
+) -> list[dict[str, Any]]:
+    """`account_health` rows without their account fields: each score and the signals that cost it the most."""
+    tops = top_signals(breakdowns, max_points)
+    columns = zip(account_ids, scores, rags, churn_risk_levels, tops, computed_at, strict=True)
+    return [
+        {
+            "account_id": account_id,
+            "score": score,
+            "rag": rag,
+            "previous_score": None,
+            "delta": None,
+            "churn_risk_level": level,
+            "top_signals": top,
+            "computed_at": when,
+        }
+        for account_id, score, rag, level, top, when in columns
+    ]
 
-    Points lost are compared in whole cents (breakdowns hold points rounded to 2 places), the larger loss first,
-    then by name; this runs once per score a scan writes.
+
+def top_signals(breakdowns: Sequence[Mapping[str, float]], max_points: Mapping[str, float]) -> list[list[list[Any]]]:
+    """Per breakdown, up to `TOP_SIGNALS` [signal, points lost] pairs, the larger loss first, then by name.
+
+    Points lost are compared in whole cents (breakdowns hold points rounded to 2 places), for a page of
+    breakdowns at once.
     """
-    get = breakdown.get
-    cents = sorted([(int((get(name, 0.0) - best) * 100 - 0.5), name) for name, best in max_points.items()])
-    return {
-        "account_id": account_id,
-        "score": score,
-        "rag": rag,
-        "previous_score": None,
-        "delta": None,
-        "churn_risk_level": churn_risk_level,
-        "top_signals": [[name, -cent / 100] for cent, name in cents[:TOP_SIGNALS] if cent < 0],
-        "computed_at": computed_at,
-    }
+    import numpy as np  # imported by the first score write, never by a command that writes none
+
+    names = sorted(max_points)
+    pick = itemgetter(*names)
+    try:
+        picked = [pick(breakdown) for breakdown in breakdowns]
+    except KeyError:  # a breakdown without some signal counts it as 0 points
+        picked = [[breakdown.get(name, 0.0) for name in names] for breakdown in breakdowns]
+    got = np.array(picked, dtype=np.float64).reshape(len(breakdowns), len(names))
+    best = np.array([max_points[name] for name in names], dtype=np.float64)
+    cents = ((got - best) * 100 - 0.5).astype(np.int64)  # truncated toward zero, as `int()` does
+    order = np.argsort(cents, axis=1, kind="stable")[:, :TOP_SIGNALS]  # ties keep name order
+    lost = np.take_along_axis(cents, order, axis=1)
+    return [
+        [[names[column], -cent / 100] for column, cent in zip(columns, row, strict=True) if cent < 0]
+        for columns, row in zip(order.tolist(), lost.tolist(), strict=True)
+    ]
 
 
 def upsert_health(connection: Connection, rows: list[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 
 from src.app.tools.store.sql_tables import ACCOUNT_FIELD_COLUMNS, ACCOUNTS, ADDED_COLUMNS, METADATA, JSONText
@@ -118,21 +119,44 @@ def insert_bound_rows(
 
     SQLAlchemy's own executemany prepares every row generically, which costs twice what SQLite's insert does.
     """
-    keys = list(rows[0])
+    insert_bound_columns(connection, table, {key: [row[key] for row in rows] for key in rows[0]}, statement)
+
+
+def insert_bound_columns(
+    connection: Connection, table: Table, columns: Mapping[str, Sequence[Any]], statement: Insert | None = None
+) -> None:
+    """`insert_bound_rows` of rows given as columns of equal length (column name -> values)."""
+    keys = list(columns)
     compiled = (statement if statement is not None else insert(table)).compile(
         dialect=connection.dialect, column_keys=keys
     )
     order = compiled.positiontup or keys
     dialect = connection.dialect
-    columns = []
+    bound = []
     for key in order:
         bind = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-        values = [row[key] for row in rows]
-        columns.append(values if bind is None else _bind_each(bind, values))
-    connection.exec_driver_sql(compiled.string, list(zip(*columns, strict=True)))
+        values = columns[key]
+        bound.append(values if bind is None else _bind_each(bind, values))
+    connection.exec_driver_sql(compiled.string, list(zip(*bound, strict=True)))
 
 
-def _bind_each(bind: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+def driver_rows(connection: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """A SELECT's rows as the driver's own tuples, with no result processing (a scan reads thousands a page).
+
+    Only for queries whose parameters and columns need no type processing: text, numbers, JSON as text.
+    """
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    arguments = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.string, arguments)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _bind_each(bind: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
     """Each value through its column's bind processor, once per distinct timestamp (a scan stamps every row alike)."""
     if not isinstance(values[0], datetime):
         return list(map(bind, values))

@@ -1,21 +1,116 @@
-"""The SQL store's score-history queries: each account's newest score, and its recent scores with their scorecard."""
+"""The SQL store's score history: saving scores (with the desk's book) and reading each account's newest ones."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from pydantic_core import to_json
-from sqlalchemy import FromClause, Select, Text, bindparam, cast, func, select
-from sqlalchemy.dialects import postgresql
+from pydantic_core import from_json
+from sqlalchemy import FromClause, Select, Text, cast, insert, select
+from sqlalchemy.engine import URL, Connection
 
-from src.app.schemas import DEFAULT_SCORECARD_NAME, DEFAULT_SCORECARD_VERSION
-from src.app.tools.store.sql_tables import ACCOUNT_ID_TYPE, HEALTH_SCORES, as_utc
+from src.app.schemas import DEFAULT_SCORECARD_NAME, DEFAULT_SCORECARD_VERSION, CSMHealthScore, PriorScore
+from src.app.tools.store.sql_book_rows import keep_book, lock_book
+from src.app.tools.store.sql_engine import driver_rows, insert_bound_columns
+from src.app.tools.store.sql_tables import HEALTH_SCORES, as_utc, id_table, score_columns
+
+SEEK_BATCH_SIZE = 10_000
+"""Ids per newest-score lookup (they travel as one parameter, so no parameter limit applies)."""
+INSERT_BATCH_SIZE = 900
+"""Score rows per executemany batch where the driver binds rows one statement at a time (PostgreSQL)."""
 
 
-def latest_scores_query(account_ids: Sequence[str] | None, dialect: str) -> Select[str]:
-    """Each wanted account's newest score payload as JSON text, found by one index seek per account.
+class ScoreRows:
+    """Saving and reading back the score history (mixed into `SQLStore`)."""
+
+    _url: URL
+    _transaction: Callable[..., AbstractContextManager[Connection]]
+
+    async def latest_scores(self, account_ids: Sequence[str] | None = None) -> dict[str, CSMHealthScore]:
+        """The newest stored score per account (by `computed_at`, then insertion order)."""
+        return await asyncio.to_thread(self._latest_scores, account_ids)
+
+    async def prior_scores(self, account_ids: Sequence[str]) -> dict[str, PriorScore]:
+        """The newest stored score per account as the columns a scan compares with (no payload is read)."""
+        return await asyncio.to_thread(self._prior_scores, account_ids)
+
+    async def save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
+        """Append scores to the history, one row per account and scan."""
+        await asyncio.to_thread(self._save_scores, scores)
+
+    def _latest_scores(self, account_ids: Sequence[str] | None) -> dict[str, CSMHealthScore]:
+        payloads = [payload for (payload,) in self._newest_rows(account_ids, (cast(HEALTH_SCORES.c.payload, Text),))]
+        scores = [CSMHealthScore.model_validate_json(payload) for payload in payloads]
+        for score in scores:  # pydantic reads "Z" as its own zero-offset zone; the store hands back `UTC` itself
+            score.computed_at = as_utc(score.computed_at)
+        return {score.account_id: score for score in scores}
+
+    def _prior_scores(self, account_ids: Sequence[str]) -> dict[str, PriorScore]:
+        h = HEALTH_SCORES.c
+        sqlite = self._url.get_backend_name() == "sqlite"
+        columns = (
+            h.account_id,
+            h.score,
+            h.rag,
+            h.churn_risk_level,
+            cast(h.breakdown, Text),
+            cast(h.computed_at, Text) if sqlite else h.computed_at,
+            h.scorecard_name,
+            h.scorecard_version,
+        )
+        moments: dict[Any, datetime] = {}  # a scan stamps every row alike: each distinct value is parsed once
+        prior = {}
+        for account_id, score, rag, level, breakdown, when, name, version in self._newest_rows(account_ids, columns):
+            moment = moments.get(when)
+            if moment is None:
+                moment = moments[when] = as_utc(datetime.fromisoformat(when) if isinstance(when, str) else when)
+            card = (name or DEFAULT_SCORECARD_NAME, version or DEFAULT_SCORECARD_VERSION)
+            prior[account_id] = PriorScore(account_id, score, rag, level, from_json(breakdown), moment, card)
+        return prior
+
+    def _newest_rows(self, account_ids: Sequence[str] | None, columns: tuple[Any, ...]) -> list[Any]:
+        """The given columns of each wanted account's newest score row (`latest_scores_query`)."""
+        if isinstance(account_ids, str):
+            raise TypeError(f"account_ids must be a sequence of ids, not the string {account_ids!r}")
+        dialect = self._url.get_backend_name()
+        wanted = None if account_ids is None else sorted(set(account_ids))
+        batches = [None] if wanted is None else _batches(wanted, SEEK_BATCH_SIZE)
+        with self._transaction(write=False) as connection:
+            queries = [latest_scores_query(batch, dialect, columns) for batch in batches]
+            return [row for query in queries for row in driver_rows(connection, query)]
+
+    def _save_scores(self, scores: Sequence[CSMHealthScore]) -> None:
+        """Insert the score rows and, in the same transaction, bring the desk's book tables up to them."""
+        if not scores:
+            return
+        columns = score_columns(scores)
+        with self._transaction(write=True) as connection:
+            lock_book(connection)
+            _insert_columns(connection, columns)
+            keep_book(connection, scores)
+
+
+def _insert_columns(connection: Connection, columns: dict[str, list[Any]]) -> None:
+    """Insert score rows given as columns: one driver executemany on SQLite, batches of rows elsewhere."""
+    if connection.dialect.name == "sqlite":
+        insert_bound_columns(connection, HEALTH_SCORES, columns)
+        return
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    for start in range(0, len(rows), INSERT_BATCH_SIZE):
+        connection.execute(insert(HEALTH_SCORES), rows[start : start + INSERT_BATCH_SIZE])
+
+
+def _batches(ids: list[str], size: int) -> list[list[str]]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def latest_scores_query(
+    account_ids: Sequence[str] | None, dialect: str, columns: tuple[Any, ...] = (cast(HEALTH_SCORES.c.payload, Text),)
+) -> Select[Any]:
+    """`columns` of each wanted account's newest score row (by default its payload as JSON text), by index seeks.
 
     The cost does not grow with the history's length, unlike ranking every stored row of the accounts. The wanted
     ids arrive as one JSON (SQLite) or array (PostgreSQL) parameter; `None` wants every account with a score.
@@ -23,12 +118,8 @@ def latest_scores_query(account_ids: Sequence[str] | None, dialect: str) -> Sele
     wanted: FromClause
     if account_ids is None:
         wanted = select(HEALTH_SCORES.c.account_id.label("value")).distinct().subquery("wanted")
-    elif dialect == "postgresql":
-        ids = bindparam("wanted_ids", list(account_ids), type_=postgresql.ARRAY(ACCOUNT_ID_TYPE))
-        wanted = func.unnest(ids).table_valued("value").render_derived(name="wanted")
     else:
-        wanted = func.json_each(bindparam("wanted_ids", to_json(list(account_ids)).decode(), type_=Text))
-        wanted = wanted.table_valued("value").alias("wanted")
+        wanted = id_table(account_ids, dialect)
     history = HEALTH_SCORES.alias("history")
     newest = (
         select(history.c.id)
@@ -37,7 +128,7 @@ def latest_scores_query(account_ids: Sequence[str] | None, dialect: str) -> Sele
         .limit(1)
         .scalar_subquery()
     )
-    return select(cast(HEALTH_SCORES.c.payload, Text)).where(HEALTH_SCORES.c.id.in_(select(newest).select_from(wanted)))
+    return select(*columns).where(HEALTH_SCORES.c.id.in_(select(newest).select_from(wanted)))
 
 
 def history_query(account_ids: Sequence[str], since: datetime) -> Select[Any]:

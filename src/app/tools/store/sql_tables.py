@@ -23,11 +23,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     case,
     cast,
     func,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
 from src.app.analysis.signals import DETAIL_FIELDS
@@ -406,22 +408,45 @@ def _short_text(value: Any, limit: int) -> str | None:
     return text[:limit]
 
 
-def score_row(score: CSMHealthScore) -> dict[str, Any]:
-    """The history row of a score, its JSON columns serialised here in one step each (the payload in UTC)."""
-    if score.computed_at.tzinfo is not UTC:
-        score = score.model_copy(update={"computed_at": as_utc(score.computed_at)})
+def score_columns(scores: Sequence[CSMHealthScore]) -> dict[str, list[Any]]:
+    """The history rows of scores as columns, the JSON ones serialised here once each (the payload in UTC).
+
+    The payload is the score's fields and computed fields (what `model_dump_json` writes) serialised from the
+    score's own field dict: no model dump per row.
+    """
+    rows = [_stored_fields(score) for score in scores]
     return {
-        "account_id": score.account_id,
-        "score": score.score,
-        "rag": score.rag,
-        "churn_risk_level": score.churn_risk_level,
-        "churn_triggered_by": score.churn_triggered_by,
-        "breakdown": JSONText(to_json(score.signal_breakdown).decode()),
-        "computed_at": score.computed_at,
-        "payload": JSONText(score.model_dump_json()),
-        "scorecard_name": score.scorecard_name,
-        "scorecard_version": score.scorecard_version,
+        "account_id": [row["account_id"] for row in rows],
+        "score": [row["score"] for row in rows],
+        "rag": [row["rag"] for row in rows],
+        "churn_risk_level": [row["churn_risk_level"] for row in rows],
+        "churn_triggered_by": [row["churn_triggered_by"] for row in rows],
+        "breakdown": [JSONText(to_json(row["signal_breakdown"], inf_nan_mode="null").decode()) for row in rows],
+        "computed_at": [row["computed_at"] for row in rows],
+        "payload": [JSONText(to_json(row, inf_nan_mode="null").decode()) for row in rows],
+        "scorecard_name": [row["scorecard_name"] for row in rows],
+        "scorecard_version": [row["scorecard_version"] for row in rows],
     }
+
+
+def _stored_fields(score: CSMHealthScore) -> dict[str, Any]:
+    """The score's fields (in UTC) and computed fields, as `model_dump` gives them."""
+    fields = score.__dict__
+    if fields["computed_at"].tzinfo is not UTC:
+        fields = {**fields, "computed_at": as_utc(fields["computed_at"])}
+    return {**fields, "should_alert": score.should_alert, "score_delta": score.score_delta}
+
+
+def id_table(account_ids: Sequence[str], dialect: str) -> FromClause:
+    """The ids as a one-column table (`value`) from a single parameter: a JSON array (SQLite) or an array.
+
+    One parameter however many ids: no statement with thousands of bound values to compile and bind.
+    """
+    if dialect == "postgresql":
+        ids = bindparam("wanted_ids", list(account_ids), type_=postgresql.ARRAY(ACCOUNT_ID_TYPE))
+        return func.unnest(ids).table_valued("value").render_derived(name="wanted")
+    listed = func.json_each(bindparam("wanted_ids", to_json(list(account_ids)).decode(), type_=Text))
+    return listed.table_valued("value").alias("wanted")
 
 
 def new_id(prefix: str) -> str:
