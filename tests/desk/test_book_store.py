@@ -14,7 +14,7 @@ from src.app.analysis.health import SIGNAL_MAX_POINTS, weakest_signals
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store.sql import SQLStore
 from src.app.tools.store.sql_book import RAGS, BookFilter, BookStore
-from src.app.tools.store.sql_book_rows import health_rows, top_signals
+from src.app.tools.store.sql_book_rows import _top_of, health_rows, top_signals
 from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, BOOK_DAYS, DESK_MARKS
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -150,6 +150,8 @@ def test_the_book_names_the_signals_that_cost_the_most_as_the_scorer_does(breakd
 )
 def test_a_page_of_breakdowns_gets_the_top_signals_each_gets_alone(breakdowns: list[dict[str, float]]) -> None:
     together = top_signals(breakdowns, SIGNAL_MAX_POINTS)
+    without_numpy = [_top_of(breakdown, sorted(SIGNAL_MAX_POINTS), SIGNAL_MAX_POINTS) for breakdown in breakdowns]
+    assert without_numpy == together
     alone = [top_signals([breakdown], SIGNAL_MAX_POINTS)[0] for breakdown in breakdowns]
     by_hand = [
         [[name, -cent / 100] for cent, name in sorted(lost)[:3] if cent < 0]

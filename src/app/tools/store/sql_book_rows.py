@@ -7,6 +7,7 @@ a scan leaves the book current and the desk's first view reads nothing back) and
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -18,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from src.app.analysis.health import SIGNAL_MAX_POINTS
+from src.app.analysis.scan import NUMPY_REPAID_RECORDS
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store.sql_engine import driver_rows, insert_bound_rows
 from src.app.tools.store.sql_tables import (
@@ -178,12 +180,26 @@ def health_rows(
 def top_signals(breakdowns: Sequence[Mapping[str, float]], max_points: Mapping[str, float]) -> list[list[list[Any]]]:
     """Per breakdown, up to `TOP_SIGNALS` [signal, points lost] pairs, the larger loss first, then by name.
 
-    Points lost are compared in whole cents (breakdowns hold points rounded to 2 places), for a page of
-    breakdowns at once.
+    Points lost are compared in whole cents (breakdowns hold points rounded to 2 places). A page is done at once
+    with numpy, or breakdown by breakdown while numpy is not loaded and the page is too small to repay its import.
     """
-    import numpy as np  # imported by the first score write, never by a command that writes none
-
     names = sorted(max_points)
+    if "numpy" not in sys.modules and len(breakdowns) < NUMPY_REPAID_RECORDS:
+        return [_top_of(breakdown, names, max_points) for breakdown in breakdowns]
+    return _top_signals_at_once(breakdowns, names, max_points)
+
+
+def _top_of(breakdown: Mapping[str, float], names: list[str], max_points: Mapping[str, float]) -> list[list[Any]]:
+    cents = [int((breakdown.get(name, 0.0) - max_points[name]) * 100 - 0.5) for name in names]
+    order = sorted(range(len(names)), key=cents.__getitem__)[:TOP_SIGNALS]  # stable: ties keep name order
+    return [[names[column], -cents[column] / 100] for column in order if cents[column] < 0]
+
+
+def _top_signals_at_once(
+    breakdowns: Sequence[Mapping[str, float]], names: list[str], max_points: Mapping[str, float]
+) -> list[list[list[Any]]]:
+    import numpy as np  # imported by the first large page of scores
+
     pick = itemgetter(*names)
     try:
         picked = [pick(breakdown) for breakdown in breakdowns]
