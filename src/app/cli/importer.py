@@ -22,7 +22,6 @@ from rich.console import Console
 
 from src.app.analysis.signals import AccountDataError, parse_account, signals_from_record
 from src.app.cli.import_readers import (
-    ITEM_KEY,
     FileFormat,
     ImportFileError,
     RowProblem,
@@ -67,10 +66,10 @@ def file_format(path: Path) -> FileFormat:
     return found
 
 
-def validate_row(line: int, row: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) -> dict[str, Any] | RowProblem:
+def validate_row(
+    line: int, record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo, item: int | None = None
+) -> dict[str, Any] | RowProblem:
     """The row as a typed account record ("12" becomes 12), or the problem naming each bad field and value."""
-    item = row.get(ITEM_KEY)
-    record = {key: value for key, value in row.items() if key != ITEM_KEY}
     raw_id = record.get("account_id")
     account_id = printable(raw_id) if isinstance(raw_id, str) else None
     dumped = json.dumps(record, ensure_ascii=False, default=str)  # one scan of the whole row finds any oddity
@@ -113,9 +112,9 @@ async def import_accounts(
     imported: set[str] = set()
     batch: dict[str, Mapping[str, Any]] = {}
     with handle:
-        for line, row in read_rows(handle, fmt):
+        for line, item, row in read_rows(handle, fmt):
             report.rows += 1
-            checked = row if isinstance(row, RowProblem) else validate_row(line, row, now=now, tz=tz)
+            checked = row if isinstance(row, RowProblem) else validate_row(line, row, now=now, tz=tz, item=item)
             if isinstance(checked, RowProblem):
                 report.errors.append(checked)
                 continue
