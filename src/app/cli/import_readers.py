@@ -140,7 +140,7 @@ def _structured(text: str) -> Any:
     """A CSV cell holding a list or an object (features, tickets) as JSON, else the text as it is."""
     try:
         return loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text
 
 
@@ -338,4 +338,7 @@ def object_or_problem(item: Any, line: int, index: int | None) -> Mapping[str, A
 
 def printable(text: str) -> str:
     r"""`text` with bytes that were not UTF-8 shown as `\xNN` escapes (safe to print and to encode as JSON)."""
-    return text.encode("utf-8", UNDECODABLE).decode("utf-8", "backslashreplace")
+    try:
+        return text.encode("utf-8", UNDECODABLE).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # an unpaired surrogate from a JSON escape (\ud800), not a byte of the file
+        return text.encode("utf-8", "backslashreplace").decode()

@@ -119,7 +119,7 @@ def _typed_by_parts(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) -
 
 
 def _oddities(record: Mapping[str, Any]) -> list[str]:
-    """What no store can keep: bytes that were not UTF-8, NUL characters, non-finite numbers (else [])."""
+    """What no store can keep: bytes that were not UTF-8, NUL characters, non-finite numbers, unpaired surrogates."""
     try:  # one serialisation of the whole row finds any oddity; lone surrogates cannot be serialised at all
         dumped = to_json(record, inf_nan_mode="constants")
     except PydanticSerializationError:
@@ -129,7 +129,8 @@ def _oddities(record: Mapping[str, Any]) -> list[str]:
         return [f"not valid UTF-8 in {', '.join(undecodable)}"]
     if dumped is not None and not (b"\\u0000" in dumped or b"NaN" in dumped or b"Infinity" in dumped):
         return []  # no NUL character and no non-finite number, as they look in JSON: nothing to walk
-    return _unstorable_values(record)
+    unpaired = _unpaired_fields(record) if dumped is None else []
+    return _unstorable_values(record) or ([f"unpaired UTF-16 surrogate in {', '.join(unpaired)}"] if unpaired else [])
 
 
 async def import_accounts(
@@ -209,6 +210,19 @@ def _strings(value: Any, name: str = "") -> Iterator[tuple[str, str]]:
 def _undecodable_fields(record: Mapping[str, Any]) -> list[str]:
     """Fields holding bytes that were not UTF-8."""
     return sorted({printable(name) for name, value in _strings(record) if _SURROGATE.search(value)})
+
+
+def _unpaired_fields(record: Mapping[str, Any]) -> list[str]:
+    r"""Fields holding a surrogate that no UTF-8 text can hold (a JSON escape such as \ud800 left unpaired)."""
+    return sorted({printable(name) for name, value in _strings(record) if not _encodes(value)})
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unstorable_values(record: Mapping[str, Any]) -> list[str]:
