@@ -3,7 +3,8 @@
 Every row is checked with the same parsers a scan uses (`parse_account` for identity and detail,
 `signals_from_record` for the health signals): a good row in one validation of both models at once, a row with
 a problem again by each, so the problems are named in their words. A bad row is reported with its line number and
-why (the field and the value) and never stops the import; bytes that are not UTF-8 make only their own row bad.
+why (the field and the value) and never stops the import; bytes that are not UTF-8 make only their own row bad,
+and a row the store still refuses (a status longer than its column) is found by halving its batch.
 The file is read as a stream and good rows are upserted in batches, so memory stays flat in the file size.
 """
 
@@ -41,6 +42,9 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 """Lone surrogates: how bytes that were not UTF-8 look after reading with `surrogateescape`."""
 UPSERT_BATCH = 2000
 """Good rows written per store call (the last row wins for an account id repeated in the file)."""
+
+_Good = tuple[int, int | None, dict[str, Any]]
+"""A validated row waiting in a batch: (line, item, record)."""
 
 Progress = Callable[[int, int, int], None]
 """Called after each batch with (rows read, bytes read, file size)."""
@@ -151,7 +155,7 @@ async def import_accounts(
         raise ImportFileError(f"Cannot read {str(path)!r}: {error.strerror or error}") from None
     report = ImportReport(file=str(path), format=fmt, dry_run=dry_run)
     imported: set[str] = set()
-    batch: dict[str, Mapping[str, Any]] = {}
+    batch: dict[str, _Good] = {}
     with handle, _older_objects_left_alone():
         for line, item, row in read_rows(handle, fmt):
             report.rows += 1
@@ -162,12 +166,13 @@ async def import_accounts(
             account_id = str(checked["account_id"])
             if batch.pop(account_id, None) is not None or account_id in imported:  # re-inserted: the last row wins
                 report.repeated += 1
-            batch[account_id] = checked
+            batch[account_id] = (line, item, checked)
             if len(batch) >= UPSERT_BATCH:
-                await _flush(store, batch, imported, dry_run)
+                report.errors += await _flush(store, batch, imported, dry_run)
                 if progress is not None:
                     progress(report.rows, handle.tell(), size)
-        await _flush(store, batch, imported, dry_run)
+        report.errors += await _flush(store, batch, imported, dry_run)
+    report.errors.sort(key=lambda problem: problem.line)
     report.account_ids = sorted(imported)
     report.imported = 0 if dry_run else len(imported)
     return report
@@ -186,11 +191,25 @@ def _older_objects_left_alone() -> Iterator[None]:
         gc.unfreeze()
 
 
-async def _flush(store: CSMStore, batch: dict[str, Mapping[str, Any]], done: set[str], dry_run: bool) -> None:
-    if batch and not dry_run:
-        await store.upsert_accounts(list(batch.values()))
-    done.update(batch)
+async def _flush(store: CSMStore, batch: dict[str, _Good], done: set[str], dry_run: bool) -> list[RowProblem]:
+    """Upsert the batch, and report the rows the store refused (the others are written)."""
+    refused = [] if dry_run or not batch else await _upsert(store, list(batch.items()))
+    done.update(account_id for account_id in batch if account_id not in {account_id for account_id, _ in refused})
     batch.clear()
+    return [problem for _, problem in refused]
+
+
+async def _upsert(store: CSMStore, rows: list[tuple[str, _Good]]) -> list[tuple[str, RowProblem]]:
+    """Write the rows; when the store refuses them (a value longer than its column), halve until each is found."""
+    try:
+        await store.upsert_accounts([record for _, (_, _, record) in rows])
+    except ValueError as error:
+        if len(rows) > 1:
+            return await _upsert(store, rows[: len(rows) // 2]) + await _upsert(store, rows[len(rows) // 2 :])
+        [(account_id, (line, item, _))] = rows
+        message = f"not stored: {error}"
+        return [(account_id, RowProblem(line=line, item=item, account_id=printable(account_id), message=message))]
+    return []
 
 
 def _strings(value: Any, name: str = "") -> Iterator[tuple[str, str]]:
