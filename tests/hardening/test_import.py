@@ -222,3 +222,39 @@ async def test_one_hostile_row_never_aborts_an_import(tmp_path: Path, fmt: str) 
     assert [problem.line for problem in report.errors] == list(range(first, first + 5))
     for problem, (_, message) in zip(report.errors, HOSTILE_ROWS, strict=True):
         assert message in problem.message, problem
+
+
+async def test_an_unpaired_surrogate_escape_rejects_only_its_row(tmp_path: Path, store: SQLStore) -> None:
+    rows = [make_account("a", HEALTHY), make_account("odd", HEALTHY, nickname="x\ud800y"), make_account("b", HEALTHY)]
+    path = tmp_path / "book.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))  # ASCII: "\ud800" stays an escape
+    report = await run_import(store, path)
+    assert report.account_ids == ["a", "b"]
+    [problem] = report.errors
+    assert (problem.line, problem.account_id, problem.message) == (2, "odd", "unpaired UTF-16 surrogate in nickname")
+
+
+async def test_a_csv_cell_nested_too_deeply_rejects_only_its_row(tmp_path: Path, store: SQLStore) -> None:
+    rows = [make_account("a", HEALTHY), make_account("deep", HEALTHY, tickets="DEEP"), make_account("b", HEALTHY)]
+    path = tmp_path / "book.csv"
+    path.write_bytes(csv_bytes(rows).replace(b"DEEP", b"[" * 5000 + b"]" * 5000))
+    report = await run_import(store, path)
+    assert report.account_ids == ["a", "b"]
+    [problem] = report.errors
+    assert (problem.line, problem.account_id) == (3, "deep") and problem.message.startswith("tickets=")
+
+
+async def test_a_row_the_store_refuses_is_reported_and_the_rest_of_its_batch_written(
+    tmp_path: Path, store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("src.app.cli.importer.UPSERT_BATCH", 4)
+    rows = [make_account(f"acct-{i}", HEALTHY) for i in range(7)]
+    rows[2] = {**rows[2], "status": "s" * 70}  # valid for the parser, longer than the store's column
+    path = tmp_path / "book.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = await run_import(store, path)
+    assert report.account_ids == [f"acct-{i}" for i in (0, 1, 3, 4, 5, 6)] and report.imported == 6
+    [problem] = report.errors
+    assert (problem.line, problem.account_id) == (3, "acct-2")
+    assert problem.message.startswith("not stored: accounts.status allows 64 characters, got 70")
+    assert len(await store.load_accounts(active_only=False)) == 6

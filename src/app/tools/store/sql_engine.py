@@ -109,7 +109,11 @@ def write_accounts(connection: Connection, rows: list[dict[str, Any]]) -> None:
         return
     columns = ("name", "status", "record", "updated_at", "scan_record", *ACCOUNT_FIELD_COLUMNS)
     replaced = {name: statement.excluded[name] for name in columns}
-    connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=replaced), rows)
+    upserting = statement.on_conflict_do_update(index_elements=["account_id"], set_=replaced)
+    if connection.dialect.name == "sqlite":
+        insert_bound_rows(connection, ACCOUNTS, rows, upserting)
+    else:
+        connection.execute(upserting, rows)
 
 
 def insert_bound_rows(

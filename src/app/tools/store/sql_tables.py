@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from pydantic_core import to_json
@@ -34,6 +35,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from src.app.analysis.signals import DETAIL_FIELDS
 from src.app.schemas import CSMHealthScore
+
+_DETAIL_KEYS = set(DETAIL_FIELDS)
+"""The keys a scan's copy of a record (`scan_record`) leaves out."""
 
 
 def as_utc(value: datetime) -> datetime:
@@ -353,15 +357,20 @@ def check_text(table: Table, row: Mapping[str, Any]) -> None:
     Too long for its column: SQLite would store it, PostgreSQL fail without naming the column. NUL characters:
     PostgreSQL cannot store them in text.
     """
-    for column in table.columns:
-        value = row.get(column.name)
+    for name, limit in _text_limits(table):
+        value = row.get(name)
         if not isinstance(value, str):
             continue
-        limit = getattr(column.type, "length", None)
         if limit is not None and len(value) > limit:
-            raise ValueError(f"{table.name}.{column.name} allows {limit} characters, got {len(value)}: {value[:60]!r}")
+            raise ValueError(f"{table.name}.{name} allows {limit} characters, got {len(value)}: {value[:60]!r}")
         if "\x00" in value:
-            raise ValueError(f"{table.name}.{column.name} contains a NUL character: {value[:60]!r}")
+            raise ValueError(f"{table.name}.{name} contains a NUL character: {value[:60]!r}")
+
+
+@cache
+def _text_limits(table: Table) -> tuple[tuple[str, int | None], ...]:
+    """(column, length limit or None) for every column of `table`, looked up once per table."""
+    return tuple((column.name, getattr(column.type, "length", None)) for column in table.columns)
 
 
 def account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -378,7 +387,7 @@ def account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "status": str(record.get("status") or "active"),
             "record": record,
             "updated_at": now,
-            "scan_record": to_json({k: v for k, v in record.items() if k not in DETAIL_FIELDS}).decode(),
+            "scan_record": to_json(record, exclude=_DETAIL_KEYS).decode(),
             **account_field_values(record),
         }
         check_text(ACCOUNTS, rows[account_id])

@@ -1,0 +1,88 @@
+"""`validate_row` checks a row in one validation, yet types and rejects it exactly as the scan's parsers do."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from src.app.analysis.signals import AccountDataError, parse_account, signals_from_record
+from src.app.cli.import_readers import RowProblem
+from src.app.cli.importer import validate_row
+from tests.conftest import NOW
+from tests.support.fakes import HEALTHY, make_account
+
+UTC_ZONE = ZoneInfo("UTC")
+GOOD_VALUES: dict[str, list[Any]] = {
+    "account_id": ["acct-1", "acct-2"],
+    "name": ["Acme", "  Acme  "],
+    "arr": [120_000, 120_000.5, "120000", "1e5", 0],
+    "contract_end_date": ["2027-06-30", "2027-06-30T12:00:00", "2027-06-30T23:30:00-05:00", "2026-01-01"],
+    "days_to_renewal": [None, 30, "30"],
+    "usage_trend": ["growing", "stable"],
+    "tam_health_rag": ["RED", None],
+    "seats_purchased": [10, "10"],
+    "features_available": [["sso"], []],
+    "feature_usage": [{"sso": 3}, {"sso": "3"}],
+    "usage_history": [[1, 2], ["1"]],
+    "tickets": [[{"subject": "SSO?"}], [{"subject": "x", "sentiment": "negative", "extra": 1}]],
+    "notes": ["fine"],
+    "unknown_extra": ["kept", 5, [1]],
+} | {name: [value, str(value), None] for name, value in HEALTHY.items()}
+"""Valid values, many of them only after coercion ("10" is 10), and nulls."""
+BAD_VALUES: dict[str, list[Any]] = {
+    "account_id": ["", 7, "x" * 201],
+    "name": ["", 3],
+    "arr": [-5, "lots"],
+    "contract_end_date": ["soon", 5, "2027-02-30"],
+    "days_to_renewal": ["soon", 1.5],
+    "usage_trend": ["sideways", 3],
+    "tam_health_rag": ["red"],
+    "seats_purchased": [-1, 2.5],
+    "features_available": ["sso", [1]],
+    "feature_usage": [{"sso": "x"}, []],
+    "usage_history": [[1.5], "1"],
+    "tickets": [[{"sentiment": "angry"}], [{"status": 3}], ["x"], {}],
+    "notes": [5],
+} | {name: ["", "lots", -1, 1.5, 3, True, [], {}] for name in HEALTHY}
+"""Values some parser refuses."""
+
+
+def values(table: dict[str, list[Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """Some of the fields, each with one of its values."""
+    return st.fixed_dictionaries({}, optional={name: st.sampled_from(options) for name, options in table.items()})
+
+
+def reference(record: dict[str, Any]) -> dict[str, Any] | list[str]:
+    """What the import made of a row before: each parser in turn, every problem once, typed values in place."""
+    problems: list[str] = []
+    typed: dict[str, Any] = {}
+    for check in (lambda: parse_account(record), lambda: signals_from_record(record, now=NOW, tz=UTC_ZONE)):
+        try:
+            typed |= check().model_dump(mode="json", exclude_unset=True)
+        except AccountDataError as error:
+            problems += [p for p in error.problems if p not in problems]
+    return problems or {key: typed.get(key, value) for key, value in record.items()}
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    good=values(GOOD_VALUES),
+    bad=values(BAD_VALUES) | st.just({}),
+    dropped=st.sets(st.sampled_from(["account_id", "name", "contract_end_date", *HEALTHY]), max_size=1),
+)
+def test_one_validation_types_and_rejects_rows_as_the_parsers_do(
+    good: dict[str, Any], bad: dict[str, Any], dropped: set[str]
+) -> None:
+    record = {**make_account("acct-1", HEALTHY), **good, **bad}
+    for name in dropped:
+        record.pop(name, None)
+    result = validate_row(7, record, now=NOW, tz=UTC_ZONE)
+    expected = reference(record)
+    if isinstance(expected, list):
+        assert isinstance(result, RowProblem) and result.message == "; ".join(expected)
+    else:
+        assert not isinstance(result, RowProblem), result
+        assert list(result.items()) == list(expected.items())
