@@ -83,20 +83,36 @@ class _Lines:
         self.next_number -= len(lines)
 
 
-def _read_record(lines: _Lines) -> tuple[list[str] | str, list[str]]:
-    """The cells of the next CSV record and the lines it used, or the parse error and the lines tried."""
-    used: list[str] = []
+class _Records:
+    """CSV records of physical lines: one reader while rows parse, a fresh one after a row that did not."""
 
-    def feed() -> Iterator[str]:
-        while (line := lines.pop()) is not None:
-            used.append(line)
+    def __init__(self, lines: _Lines) -> None:
+        self._lines = lines
+        self.used: list[str] = []
+        """The lines the last record was read from (or tried)."""
+        self._reader = self._fresh()
+
+    def next(self) -> list[str] | str:
+        """The cells of the next record ([] at the end of the file), or the parse error."""
+        self.used = []
+        try:
+            return next(self._reader, [])
+        except csv.Error as error:
+            self._reader = self._fresh()
+            return str(error)
+
+    def resume_after_first_line(self) -> None:
+        """Read again from the line after the first one the last record used (it was not a good row)."""
+        self._lines.push_back(self.used[1:])
+        self._reader = self._fresh()
+
+    def _fresh(self) -> Iterator[list[str]]:
+        return csv.reader(self._feed(), strict=True)
+
+    def _feed(self) -> Iterator[str]:
+        while (line := self._lines.pop()) is not None:
+            self.used.append(line)
             yield line
-
-    reader = csv.reader(feed(), strict=True)
-    try:
-        return next(reader, []), used
-    except csv.Error as error:
-        return str(error), used
 
 
 def _csv_rows(text: IO[str]) -> Iterator[Row]:
@@ -105,7 +121,8 @@ def _csv_rows(text: IO[str]) -> Iterator[Row]:
     Resuming line by line keeps one stray quote from swallowing every row after it into a single cell.
     """
     lines = _Lines(text)
-    header, _ = _read_record(lines)
+    records = _Records(lines)
+    header = records.next()
     if isinstance(header, str):
         raise ImportFileError(f"line 1: unreadable CSV header: {header}")
     if not header:
@@ -115,16 +132,16 @@ def _csv_rows(text: IO[str]) -> Iterator[Row]:
         raise ImportFileError(f"line 1: the CSV header has no account_id column (columns: {', '.join(columns)})")
     while True:
         line = lines.next_number
-        cells, used = _read_record(lines)
-        if not used:
+        cells = records.next()
+        if not records.used:
             return
         if isinstance(cells, str):
-            lines.push_back(used[1:])
+            records.resume_after_first_line()
             yield line, None, RowProblem(line=line, message=f"unreadable CSV row: {cells}")
         elif not any(cell.strip() for cell in cells):
             continue
         elif len(cells) != len(columns):
-            lines.push_back(used[1:])
+            records.resume_after_first_line()
             message = f"unreadable CSV row: {len(cells)} cells, the header has {len(columns)} columns"
             yield line, None, RowProblem(line=line, account_id=printable(cells[0]), message=message)
         else:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -98,7 +99,7 @@ def _typed_at_once(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) ->
     end, days = record.get("contract_end_date"), None
     if end is not None and record.get("days_to_renewal") is None:
         try:  # what `signals_from_record` derives, and refuses when the date is bad
-            days = days_until(end, now=now, tz=tz)
+            days = _days_until_text(end, now, tz) if isinstance(end, str) else days_until(end, now=now, tz=tz)
         except (TypeError, ValueError):
             return None
     try:
@@ -108,6 +109,12 @@ def _typed_at_once(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) ->
     if days is not None and "days_to_renewal" in record:  # an explicit null is replaced by the derived days
         typed["days_to_renewal"] = days
     return typed
+
+
+@lru_cache(maxsize=4096)
+def _days_until_text(end: str, now: datetime, tz: ZoneInfo) -> int | None:
+    """`days_until` of a date written as text, remembered: a book repeats a few hundred contract end dates."""
+    return days_until(end, now=now, tz=tz)
 
 
 def _typed_by_parts(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:

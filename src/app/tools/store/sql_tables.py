@@ -38,6 +38,8 @@ from src.app.schemas import CSMHealthScore
 
 _DETAIL_KEYS = set(DETAIL_FIELDS)
 """The keys a scan's copy of a record (`scan_record`) leaves out."""
+_ACCOUNT_TEXT = ("account_id", "name", "status")
+"""The text of an account row `check_text` looks at: `account_rows` cuts the others to size or writes them as JSON."""
 
 
 def as_utc(value: datetime) -> datetime:
@@ -351,13 +353,13 @@ class JSONText(str):
     """JSON text serialised already, written to a JSON column as it is."""
 
 
-def check_text(table: Table, row: Mapping[str, Any]) -> None:
-    """Refuse the same text on every database, naming the column.
+def check_text(table: Table, row: Mapping[str, Any], *, only: tuple[str, ...] = ()) -> None:
+    """Refuse the same text on every database, naming the column (`only`: just these columns, else all).
 
     Too long for its column: SQLite would store it, PostgreSQL fail without naming the column. NUL characters:
     PostgreSQL cannot store them in text.
     """
-    for name, limit in _text_limits(table):
+    for name, limit in _text_limits(table, only):
         value = row.get(name)
         if not isinstance(value, str):
             continue
@@ -368,9 +370,10 @@ def check_text(table: Table, row: Mapping[str, Any]) -> None:
 
 
 @cache
-def _text_limits(table: Table) -> tuple[tuple[str, int | None], ...]:
-    """(column, length limit or None) for every column of `table`, looked up once per table."""
-    return tuple((column.name, getattr(column.type, "length", None)) for column in table.columns)
+def _text_limits(table: Table, only: tuple[str, ...]) -> tuple[tuple[str, int | None], ...]:
+    """(column, length limit or None) for the columns of `table` (those in `only`, if given), looked up once."""
+    columns = [column for column in table.columns if not only or column.name in only]
+    return tuple((column.name, getattr(column.type, "length", None)) for column in columns)
 
 
 def account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -390,7 +393,7 @@ def account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "scan_record": to_json(record, exclude=_DETAIL_KEYS).decode(),
             **account_field_values(record),
         }
-        check_text(ACCOUNTS, rows[account_id])
+        check_text(ACCOUNTS, rows[account_id], only=_ACCOUNT_TEXT)
     return list(rows.values())
 
 
