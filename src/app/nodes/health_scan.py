@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +20,7 @@ from src.app.nodes.llm import prompt_requests
 from src.app.nodes.outbox import deliver_pending
 from src.app.prompts import health_scan as prompt
 from src.app.scan.book import in_pages, whole_book
+from src.app.scan.heap import older_objects_left_alone
 from src.app.scan.page import SEVERITY_LEVELS, ScanSpec, score_page
 from src.app.schemas import AccountRisk, ChurnNarrative, CSMHealthScore, RiskOf, StoredScore, jsonable
 from src.app.state import WorkError, WorkState
@@ -43,7 +42,7 @@ async def score_accounts(state: WorkState, runtime: Runtime[CSMContext]) -> dict
     account_ids = task.account_scope()
     if task.pages_scored is not None:  # the alert step of a scan whose pages were scored on workers
         return _scored_on_workers(task.pages_scored)
-    with _older_objects_left_alone():
+    with older_objects_left_alone():
         if task.page is not None:
             pages = [await score_page(ctx.store, spec, await _page_records(ctx.store, task.page))]
             errors = []
@@ -92,21 +91,6 @@ def _scored_on_workers(pages: ScannedPages) -> dict[str, Any]:
 
 def _not_found(account_id: str) -> WorkError:
     return WorkError(account_id=account_id, stage="score_accounts", message=f"Account '{account_id}' was not found")
-
-
-@contextmanager
-def _older_objects_left_alone() -> Iterator[None]:
-    """Keep the garbage collector's full passes off the objects that existed before the block.
-
-    A running app holds millions of long-lived objects (LangGraph, litellm, the store engine); without this, the
-    full collections that a scan's allocations trigger walk all of them again and again (~1.5 s of a 100k scan).
-    Objects created inside the block are collected as usual; the older ones are handed back at the end.
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _unreadable_errors(store: CSMStore, account_ids: list[str] | None) -> list[WorkError]:
