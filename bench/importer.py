@@ -2,7 +2,8 @@
 
 `python -m bench.importer [--rows 10000 100000] [--formats csv json jsonl book]`. Rows are the sample book's
 accounts repeated under new ids. Targets (issue 17): <= 10 s and <= 300 MB for 100,000 rows of each format, and
-the time of the largest size within 12x of ten times fewer rows (linear).
+the time of the largest size within 12x of ten times fewer rows (linear). Each import also reports its CPU
+seconds and the load average after it: on a shared machine the wall time is an upper bound.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -56,17 +59,21 @@ def write_file(rows: list[dict[str, Any]], fmt: str, folder: Path) -> Path:
 
 
 def timed_import(path: Path, data_dir: Path) -> dict[str, Any]:
-    """Wall seconds and peak RSS of one `csm import` in a fresh process."""
+    """Wall seconds, CPU seconds (user + system, all threads), peak RSS and the load of one `csm import`."""
     command = [sys.executable, "-c", "from src.app.cli import main; main()", "import", str(path)]
     command += ["--data-dir", str(data_dir), "--json"]
     with ChildPeaks() as peaks:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = perf_counter()
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
         wall = perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):  # 1: some rows were rejected (the sample book has deliberately bad ones)
         raise RuntimeError(f"import failed ({done.returncode}): {done.stderr[-2000:]}")
     report = json.loads(done.stdout)
-    result = {"wall_s": round(wall, 3), "peak_rss_mb": peaks.total_mb}
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    result = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": peaks.total_mb}
+    result["load_1min"] = round(os.getloadavg()[0], 2)
     return result | {"imported": report["imported"], "rejected": len(report["errors"])}
 
 
