@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+from sqlalchemy import make_url
+
+from src.app.tools.store.sql_engine import create_store_engine
 from tests.hardening.conftest import ROOT, csm_env
 from tests.support.servers import fresh_postgres_schema
 
@@ -46,6 +51,21 @@ asyncio.run(main(sys.argv[1]))
 def test_two_processes_on_a_fresh_sqlite_store_both_succeed_and_write_once(tmp_path: Path) -> None:
     for round_ in range(4):
         _race(WORKER, f"sqlite:///{tmp_path / f'fresh-{round_}.sqlite'}", tmp_path)
+
+
+def test_a_connection_opened_while_a_fresh_file_is_being_written_waits_to_switch_to_wal(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL at once, without its busy timeout, while another writer holds the file."""
+    path = tmp_path / "fresh.sqlite"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE first_writer (x)")
+    threading.Timer(0.3, writer.execute, ["COMMIT"]).start()
+    engine = create_store_engine(make_url(f"sqlite:///{path}"))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("SELECT count(*) FROM first_writer").scalar() == 0
+    engine.dispose()
+    writer.close()
 
 
 def test_two_processes_on_a_fresh_postgres_store_and_checkpointer_both_succeed_and_write_once(

@@ -473,10 +473,16 @@ def weakest_signals(
 ) -> list[tuple[str, float, float]]:
     """The signals that lost the most points, as (signal, points, max_points), largest loss first.
 
-    Signals that earned their maximum are left out; ties are ordered by signal name.
+    Losses are compared in whole cents, so float noise never reorders equal losses; signals that earned their
+    maximum are left out; ties are ordered by signal name.
     """
     max_points = SIGNAL_MAX_POINTS if scorecard is None else scorecard.max_points()
     rows = [(key, score.signal_breakdown.get(key, 0.0), best) for key, best in max_points.items()]
-    losing = [row for row in rows if row[2] - row[1] > 0]
-    losing.sort(key=lambda row: (-(row[2] - row[1]), row[0]))
-    return losing[:limit]
+    losing = [(cents_lost(points, best), key, points, best) for key, points, best in rows]
+    losing.sort(key=lambda row: (-row[0], row[1]))
+    return [(key, points, best) for cents, key, points, best in losing[:limit] if cents > 0]
+
+
+def cents_lost(points: float, best: float) -> int:
+    """Points a signal lost below its maximum, in whole cents (breakdowns hold points rounded to 2 places)."""
+    return -int((points - best) * 100 - 0.5)

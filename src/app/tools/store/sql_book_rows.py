@@ -18,7 +18,7 @@ from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from src.app.analysis.health import SIGNAL_MAX_POINTS
+from src.app.analysis.health import SIGNAL_MAX_POINTS, cents_lost
 from src.app.analysis.scan import NUMPY_REPAID_RECORDS
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store.sql_engine import driver_rows, insert_bound_rows
@@ -190,7 +190,7 @@ def top_signals(breakdowns: Sequence[Mapping[str, float]], max_points: Mapping[s
 
 
 def _top_of(breakdown: Mapping[str, float], names: list[str], max_points: Mapping[str, float]) -> list[list[Any]]:
-    cents = [int((breakdown.get(name, 0.0) - max_points[name]) * 100 - 0.5) for name in names]
+    cents = [-cents_lost(breakdown.get(name, 0.0), max_points[name]) for name in names]
     order = sorted(range(len(names)), key=cents.__getitem__)[:TOP_SIGNALS]  # stable: ties keep name order
     return [[names[column], -cents[column] / 100] for column in order if cents[column] < 0]
 
@@ -207,7 +207,7 @@ def _top_signals_at_once(
         picked = [[breakdown.get(name, 0.0) for name in names] for breakdown in breakdowns]
     got = np.array(picked, dtype=np.float64).reshape(len(breakdowns), len(names))
     best = np.array([max_points[name] for name in names], dtype=np.float64)
-    cents = ((got - best) * 100 - 0.5).astype(np.int64)  # truncated toward zero, as `int()` does
+    cents = ((got - best) * 100 - 0.5).astype(np.int64)  # truncated toward zero: minus `cents_lost`
     order = np.argsort(cents, axis=1, kind="stable")[:, :TOP_SIGNALS]  # ties keep name order
     lost = np.take_along_axis(cents, order, axis=1)
     return [

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from src.app.tools.store.sql_tables import ACCOUNT_FIELD_COLUMNS, ACCOUNTS, ADDED_COLUMNS, METADATA, JSONText
 
@@ -44,11 +45,25 @@ def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     finally:
         cursor.close()
+
+
+@retry(
+    retry=retry_if_exception(lambda error: "locked" in str(error)),
+    wait=wait_random(0.01, 0.1),
+    stop=stop_after_delay(10),
+    reraise=True,
+)
+def _switch_to_wal(cursor: Any) -> None:
+    """Switch to WAL, retried while another process writes the fresh file.
+
+    SQLite answers that race with an immediate "database is locked", without its busy timeout, to avoid a deadlock.
+    """
+    cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def _to_json_text(value: Any) -> str:
