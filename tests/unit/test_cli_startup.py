@@ -52,3 +52,37 @@ def test_a_small_books_scan_loads_no_numpy_llm_client_document_writer_or_sales_g
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["health_scores"]
     assert result.stderr.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_the_csm_process_imports_a_commands_modules_without_collections_and_freezes_them() -> None:
+    code = (
+        "import gc, sys\n"
+        "import src.app.cli as cli\n"
+        "collections = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and collections.append(info['generation']))\n"
+        "cli._ONE_SHOT[0] = True\n"
+        "frozen = gc.get_freeze_count()\n"
+        "try:\n"
+        "    with cli.modules_kept():\n"
+        "        import src.app.cli.runs\n"
+        "        raise RuntimeError('a failed import')\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "print(collections, gc.isenabled(), gc.get_freeze_count() > frozen + 100_000)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "True", "True"]
+
+
+def test_in_another_process_the_commands_leave_the_collector_alone() -> None:
+    import gc
+
+    from src.app.cli import modules_kept
+
+    frozen = gc.get_freeze_count()
+    with modules_kept():
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen

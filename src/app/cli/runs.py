@@ -43,9 +43,10 @@ async def run_task(task: dict[str, Any], *, data_dir: Path | None, quiet: bool) 
         else:
             with progress(console, f"Running {task['type']}"):
                 result = await agent.execute(task, {})
-        render_result(console, result)
-        if "llm_usage" in result:
-            console.print(usage_line(result["llm_usage"]))
+        if not quiet:  # --json prints the result itself: no table to lay out
+            render_result(console, result)
+            if "llm_usage" in result:
+                console.print(usage_line(result["llm_usage"]))
         return result
 
 

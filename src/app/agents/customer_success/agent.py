@@ -15,7 +15,7 @@ from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.signals import parse_account
 from src.app.config import CSMSettings, redact_secrets
 from src.app.context import CSMContext, TaskExecutor, for_caller, platform_context, service_shape
-from src.app.graph.customer_success import build_customer_success_graph
+from src.app.graph import customer_success
 from src.app.nodes.account_facts import load_account
 from src.app.nodes.alerts import dispatch_churn_alert, fallback_narrative
 from src.app.schemas import AccountRecord, CollectionsRisk, CSMAlertResult, CSMHealthScore
@@ -79,7 +79,7 @@ class CustomerSuccessAgent(BaseAgent):
         self._collections_risk: dict[str, CollectionsRisk] = {}
         self._base_context: CSMContext | None = None
         self._log = structlog.get_logger(__name__).bind(agent_id=registration.agent_id)
-        self._graph = build_customer_success_graph()
+        self._graph = customer_success.graph  # compiled once per process; runs share it, each with its context
         self._checkpointer = checkpointer
         self._checkpointed_graph = None if checkpointer is None else self._graph.copy({"checkpointer": checkpointer})
 

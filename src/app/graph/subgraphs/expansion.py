@@ -24,6 +24,3 @@ def build_expansion_graph() -> CompiledStateGraph[WorkState, CSMContext, TaskInp
     builder.add_edge("draft_opportunities", "handoff_to_sales")
     builder.add_edge("handoff_to_sales", END)
     return builder.compile(name="check_expansion")
-
-
-graph = build_expansion_graph()

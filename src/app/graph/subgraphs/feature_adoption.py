@@ -22,6 +22,3 @@ def build_feature_adoption_graph() -> CompiledStateGraph[WorkState, CSMContext, 
     add_llm_steps(builder, prompt="build_prompt", draft="draft_adoption_report")
     builder.add_edge("draft_adoption_report", END)
     return builder.compile(name="track_feature_adoption")
-
-
-graph = build_feature_adoption_graph()

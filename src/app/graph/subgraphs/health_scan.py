@@ -24,6 +24,3 @@ def build_health_scan_graph() -> CompiledStateGraph[WorkState, CSMContext, TaskI
     add_llm_steps(builder, prompt="build_prompt", draft="draft_alerts")
     builder.add_edge("draft_alerts", END)
     return builder.compile(name="health_scan")
-
-
-graph = build_health_scan_graph()

@@ -22,6 +22,3 @@ def build_qbr_graph() -> CompiledStateGraph[WorkState, CSMContext, TaskInput, Ta
     add_llm_steps(builder, prompt="build_prompt", draft="draft_qbr")
     builder.add_edge("draft_qbr", END)
     return builder.compile(name="generate_qbr")
-
-
-graph = build_qbr_graph()
