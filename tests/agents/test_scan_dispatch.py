@@ -188,3 +188,33 @@ async def test_a_run_taken_over_after_the_book_changed_sends_the_same_pages_and_
     tasks = outcome["pages"] + 1
     assert (run.summary["sent"], run.summary["ok"], run.summary["failed"]) == (tasks, tasks, 0)
     assert run.summary["scanned"] == len(book_then) + 1
+
+
+async def test_a_forced_rerun_of_a_completed_scan_sends_every_page_again_and_the_workers_redo_them(
+    tmp_path: Path,
+) -> None:
+    async with book(tmp_path / "forced") as (agent, store, _):
+        dispatcher = RecordingDispatcher()
+        scheduler = CSMScheduler(
+            agent, store=store, clock=lambda: MORNING, owner="s", dispatcher=dispatcher, scan_page_size=PAGE_SIZE
+        )
+        first = await scheduler.run_job(JOB)
+        while dispatcher.sent:  # the pages, then the alert step they queue
+            for run_id, job, task in dispatcher.take():
+                await run_recorded(agent, store, run_id, job, task, worker="w1", dispatcher=dispatcher)
+        assert (await store.list_runs())[0].status == "succeeded"
+        scored_once = await store.count("health_scores")
+
+        forced = await scheduler.run_job(JOB, force=True)
+        assert (forced["run_id"], forced["status"], forced["sent"]) == (first["run_id"], "dispatched", first["sent"])
+        assert (await store.list_runs())[0].status == "running"
+        statuses = []
+        while dispatcher.sent:
+            for run_id, job, task in dispatcher.take():
+                result = await run_recorded(agent, store, run_id, job, task, worker="w2", dispatcher=dispatcher)
+                statuses.append(result["status"])
+        assert statuses == ["ok"] * (first["pages"] + 1), "every page and the alert step redone, none a duplicate"
+        run = (await store.list_runs())[0]
+        assert run.status == "succeeded" and run.summary is not None
+        assert (run.summary["sent"], run.summary["ok"]) == (first["sent"], first["sent"]), "counted anew, once"
+        assert await store.count("health_scores") == scored_once, "a same-day rerun adds no score rows"

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import structlog
 from pydantic import BaseModel
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -92,11 +92,20 @@ def claim_run(
             .where(RUNS.c.run_id == existing.run_id, RUNS.c.attempts == existing.attempts)
             .values(status="running", owner=owner, lease_until=lease_until, attempts=existing.attempts + 1)
         )
+        if taken.rowcount == 1 and existing.status == "succeeded":
+            _forget_outcomes(connection, existing.run_id)
     if taken.rowcount != 1:
         return RunClaim(run_id=None, reason="another scheduler claimed it at the same moment")
     if existing.status == "running" and existing.lease_until > now:
         log.warning("run_taken_over", job_id=job_id, key=key, previous_owner=existing.owner, owner=owner)
     return RunClaim(run_id=existing.run_id, resumed=existing.status == "running")
+
+
+def _forget_outcomes(connection: Connection, run_id: str) -> None:
+    """A forced rerun of a completed run starts from nothing: its workers redo every task, and count anew."""
+    connection.execute(delete(RUN_TASKS).where(RUN_TASKS.c.run_id == run_id))
+    connection.execute(delete(RUN_LLM_CALLS).where(RUN_LLM_CALLS.c.run_id == run_id))
+    connection.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(summary=None, finished_at=None))
 
 
 def finish_run(transaction: Transaction, run_id: str, status: str, summary: Mapping[str, Any] | None) -> None:
