@@ -58,15 +58,33 @@ class RedisPacer:
         return f"RedisPacer(namespace={self._namespace!r}, items={[str(item) for item in self._items]})"
 
     async def wait(self, key: str = "") -> None:
-        """Return once one more request fits in every window; refusals wait for the window to move."""
+        """Return once one more request fits in every window; refusals wait for the window to move.
+
+        Every window is first waited on without taking a place, then all are taken at once: a place taken in one
+        window and then held through a wait on another would be stamped earlier than the request leaves, and
+        let the next request out less than that window apart. A place taken by a racer in between only sends
+        this request round again (the places it did take make later requests wait longer, never shorter).
+        """
         limiter = self._limiter()
+        while True:
+            for item in self._items:
+                while not await limiter.test(item, self._namespace, key):
+                    await self._until_moved(limiter, item, key)
+            if await self._take_all(limiter, key):
+                return
+
+    async def _take_all(self, limiter: MovingWindowRateLimiter, key: str) -> bool:
         for item in self._items:
-            while not await limiter.hit(item, self._namespace, key):
-                stats = await limiter.get_window_stats(item, self._namespace, key)
-                if stats.remaining > 0:
-                    continue  # the entry that refused the hit left the window since: ask again at once
-                delay = min(max(stats.reset_time - time.time(), MIN_WAIT_S), MAX_WAIT_S)
-                await asyncio.sleep(delay + random.uniform(0, WAKE_JITTER_S))  # noqa: S311 - jitter, not crypto
+            if not await limiter.hit(item, self._namespace, key):
+                return False
+        return True
+
+    async def _until_moved(self, limiter: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> None:
+        stats = await limiter.get_window_stats(item, self._namespace, key)
+        if stats.remaining > 0:
+            return  # the entry that refused the request left the window since: ask again at once
+        delay = min(max(stats.reset_time - time.time(), MIN_WAIT_S), MAX_WAIT_S)
+        await asyncio.sleep(delay + random.uniform(0, WAKE_JITTER_S))  # noqa: S311 - jitter, not crypto
 
     def _limiter(self) -> MovingWindowRateLimiter:
         loop = asyncio.get_running_loop()
