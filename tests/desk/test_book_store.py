@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from pydantic_core import from_json
 from sqlalchemy import delete
 
 from src.app.analysis.health import SIGNAL_MAX_POINTS, weakest_signals
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store.sql import SQLStore
 from src.app.tools.store.sql_book import RAGS, BookFilter, BookStore
-from src.app.tools.store.sql_book_rows import _top_of, health_rows, top_signals
+from src.app.tools.store.sql_book_rows import _top_of, health_rows, top_signals, top_signals_json
 from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, BOOK_DAYS, DESK_MARKS
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -139,7 +140,7 @@ async def test_an_account_changed_after_the_scan_shows_its_new_fields_on_the_fir
 def test_the_book_names_the_signals_that_cost_the_most_as_the_scorer_does(breakdown: dict[str, float]) -> None:
     [row] = health_rows(["a"], [50], ["AMBER"], ["low"], [breakdown], [NOW])
     expected = weakest_signals(score("a", 50, 0).model_copy(update={"signal_breakdown": breakdown}))
-    assert row["top_signals"] == [[name, round(best - points, 2)] for name, points, best in expected]
+    assert from_json(row["top_signals"]) == [[name, round(best - points, 2)] for name, points, best in expected]
 
 
 @given(
@@ -164,6 +165,7 @@ def test_a_page_of_breakdowns_gets_the_top_signals_each_gets_alone(breakdowns: l
         )
     ]
     assert together == alone == by_hand
+    assert [from_json(text) for text in top_signals_json(breakdowns, SIGNAL_MAX_POINTS)] == together
 
 
 async def test_each_snapshot_holds_the_books_rag_counts_as_a_full_count_gives_them(sql_store: SQLStore) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -28,6 +29,7 @@ from src.app.tools.store.sql_tables import (
     BOOK_DAYS,
     DESK_MARKS,
     HEALTH_SCORES,
+    JSONText,
     as_utc,
     id_table,
 )
@@ -97,8 +99,7 @@ def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, l
     snapshot's with these accounts' RAG before and after swapped, so a page costs what its accounts do, not
     what the whole book does; without a snapshot to start from, the book is counted.
     """
-    ids = [row["account_id"] for row in rows]
-    before = _rags(connection, ids)
+    before = _rags(connection, [row["account_id"] for row in rows])
     last = connection.execute(select(BOOK_DAYS.c.counts).order_by(BOOK_DAYS.c.last_score_id.desc()).limit(1))
     snapshot_counts = last.scalar()
     counts = None if snapshot_counts is None else Counter[str](snapshot_counts)
@@ -109,8 +110,14 @@ def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, l
         empty = dict.fromkeys(ACCOUNT_FIELDS)
         _insert_rows(connection, ACCOUNT_HEALTH, [{**row, **fields.get(row["account_id"], empty)} for row in fresh])
     if counts is not None:
-        counts.subtract(before.values())
-        counts.update(_rags(connection, ids).values())
+        # Only an account whose RAG the row changes can change the counts (whether or not the upsert took the row,
+        # which an older stored score keeps out); only those are read again.
+        moved = [
+            row["account_id"] for row in rows if row["account_id"] in before and row["rag"] != before[row["account_id"]]
+        ]
+        counts.subtract(before[account_id] for account_id in moved)
+        counts.update((_rags(connection, moved) if moved else {}).values())
+        counts.update(row["rag"] for row in fresh)
     if counts is None or min(counts.values(), default=0) < 0:
         counts = Counter(dict(connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by("rag")).all()))
     snapshot = {"day": day, "counts": {rag: int(n) for rag, n in sorted(counts.items()) if n}, "last_score_id": last_id}
@@ -159,8 +166,11 @@ def health_rows(
     *,
     max_points: Mapping[str, float] = SIGNAL_MAX_POINTS,
 ) -> list[dict[str, Any]]:
-    """`account_health` rows without their account fields: each score and the signals that cost it the most."""
-    tops = top_signals(breakdowns, max_points)
+    """`account_health` rows without their account fields: each score and the signals that cost it the most.
+
+    `top_signals` is JSON text already (`top_signals` serialised), so the insert binds it as it is.
+    """
+    tops = top_signals_json(breakdowns, max_points)
     columns = zip(account_ids, scores, rags, churn_risk_levels, tops, computed_at, strict=True)
     return [
         {
@@ -195,9 +205,41 @@ def _top_of(breakdown: Mapping[str, float], names: list[str], max_points: Mappin
     return [[names[column], -cents[column] / 100] for column in order if cents[column] < 0]
 
 
+def top_signals_json(breakdowns: Sequence[Mapping[str, float]], max_points: Mapping[str, float]) -> list[JSONText]:
+    """`top_signals` of each breakdown as JSON text, written directly from the losses of a large page."""
+    names = sorted(max_points)
+    if "numpy" not in sys.modules and len(breakdowns) < NUMPY_REPAID_RECORDS:
+        return [JSONText(to_json(_top_of(breakdown, names, max_points)).decode()) for breakdown in breakdowns]
+    quoted = [to_json(name).decode() for name in names]
+    pairs: dict[tuple[int, int], str] = {}  # a page's accounts share most of their (signal, loss) pairs
+
+    def pair(column: int, cent: int) -> str:
+        text = pairs.get((column, cent))
+        if text is None:
+            text = pairs[column, cent] = f"[{quoted[column]},{-cent / 100!r}]"
+        return text
+
+    return [
+        JSONText(
+            "[" + ",".join([pair(column, cent) for column, cent in zip(columns, row, strict=True) if cent < 0]) + "]"
+        )
+        for columns, row in zip(*_largest_losses(breakdowns, names, max_points), strict=True)
+    ]
+
+
 def _top_signals_at_once(
     breakdowns: Sequence[Mapping[str, float]], names: list[str], max_points: Mapping[str, float]
 ) -> list[list[list[Any]]]:
+    return [
+        [[names[column], -cent / 100] for column, cent in zip(columns, row, strict=True) if cent < 0]
+        for columns, row in zip(*_largest_losses(breakdowns, names, max_points), strict=True)
+    ]
+
+
+def _largest_losses(
+    breakdowns: Sequence[Mapping[str, float]], names: list[str], max_points: Mapping[str, float]
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Per breakdown, the columns of its `TOP_SIGNALS` largest losses and those losses as negative whole cents."""
     import numpy as np  # imported by the first large page of scores
 
     pick = itemgetter(*names)
@@ -210,10 +252,7 @@ def _top_signals_at_once(
     cents = ((got - best) * 100 - 0.5).astype(np.int64)  # truncated toward zero: minus `cents_lost`
     order = np.argsort(cents, axis=1, kind="stable")[:, :TOP_SIGNALS]  # ties keep name order
     lost = np.take_along_axis(cents, order, axis=1)
-    return [
-        [[names[column], -cent / 100] for column, cent in zip(columns, row, strict=True) if cent < 0]
-        for columns, row in zip(order.tolist(), lost.tolist(), strict=True)
-    ]
+    return order.tolist(), lost.tolist()
 
 
 def upsert_health(connection: Connection, rows: list[dict[str, Any]]) -> None:
