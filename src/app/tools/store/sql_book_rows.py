@@ -243,10 +243,14 @@ def _largest_losses(
     import numpy as np  # imported by the first large page of scores
 
     pick = itemgetter(*names)
-    try:
-        picked = [pick(breakdown) for breakdown in breakdowns]
-    except KeyError:  # a breakdown without some signal counts it as 0 points
-        picked = [[breakdown.get(name, 0.0) for name in names] for breakdown in breakdowns]
+
+    def points(breakdown: Mapping[str, float]) -> Any:
+        try:
+            return pick(breakdown)
+        except KeyError:  # a breakdown without some signal counts it as 0 points (its other breakdowns are picked)
+            return [breakdown.get(name, 0.0) for name in names]
+
+    picked = [points(breakdown) for breakdown in breakdowns]
     got = np.array(picked, dtype=np.float64).reshape(len(breakdowns), len(names))
     best = np.array([max_points[name] for name in names], dtype=np.float64)
     cents = ((got - best) * 100 - 0.5).astype(np.int64)  # truncated toward zero: minus `cents_lost`

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Select, Text, cast, select
 
 from src.app.schemas import CSMHealthScore, QBRContent
 from src.app.tools.store import AlertRecord
+from src.app.tools.store.sql_score_rows import STORED_SCORE_COLUMNS, stored_score
 from src.app.tools.store.sql_tables import ALERTS, AUDIT_LOG, HEALTH_SCORES, QBR_PAGES, as_utc
 
 BATCH = 500
@@ -29,14 +30,15 @@ def read_score_history(
     with transaction(write=False) as connection:
         for start in range(0, len(account_ids), BATCH):
             batch = list(account_ids[start : start + BATCH])
-            query = select(cast(HEALTH_SCORES.c.payload, Text)).where(HEALTH_SCORES.c.account_id.in_(batch))
+            payload = cast(HEALTH_SCORES.c.payload, Text)
+            query = select(payload, *STORED_SCORE_COLUMNS).where(HEALTH_SCORES.c.account_id.in_(batch))
             if since is not None:
                 query = query.where(HEALTH_SCORES.c.computed_at >= since)
             if until is not None:
                 query = query.where(HEALTH_SCORES.c.computed_at <= until)
             query = query.order_by(HEALTH_SCORES.c.computed_at, HEALTH_SCORES.c.id)
-            for payload in connection.execute(query).scalars():
-                score = CSMHealthScore.model_validate_json(payload)
+            for text, *columns in connection.execute(query):
+                score = stored_score(text, columns)
                 score.computed_at = as_utc(score.computed_at)
                 history.setdefault(score.account_id, []).append(score)
     return history
