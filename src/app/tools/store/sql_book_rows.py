@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from math import copysign
 from operator import itemgetter
 from typing import Any
 
@@ -41,6 +42,11 @@ ACCOUNTS_MARK = "accounts_updated_at"
 BOOK_LOCK_KEY = 0x63736D626F6F6B  # "csmbook"
 """PostgreSQL advisory lock held by every writer of score rows and of the book, so rows are applied in id order."""
 TOP_SIGNALS = 3
+_INDEXED = ("score", "rag", "previous_score", "delta")
+"""The `account_health` columns an upsert sets from the score that have an index (`previous_score` has none, but
+it moves with `score`)."""
+StoredHealth = tuple[str, float, float | None, float | None]
+"""An account's row in the book as an upsert compares with it: RAG, score, previous score, delta."""
 _ID_BATCH = 900
 
 
@@ -99,11 +105,11 @@ def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, l
     snapshot's with these accounts' RAG before and after swapped, so a page costs what its accounts do, not
     what the whole book does; without a snapshot to start from, the book is counted.
     """
-    before = _rags(connection, [row["account_id"] for row in rows])
+    before = _stored_health(connection, [row["account_id"] for row in rows])
     last = connection.execute(select(BOOK_DAYS.c.counts).order_by(BOOK_DAYS.c.last_score_id.desc()).limit(1))
     snapshot_counts = last.scalar()
     counts = None if snapshot_counts is None else Counter[str](snapshot_counts)
-    upsert_health(connection, [row for row in rows if row["account_id"] in before])
+    upsert_health(connection, [row for row in rows if row["account_id"] in before], stored=before)
     fresh = [row for row in rows if row["account_id"] not in before]
     if fresh:
         fields = account_fields(connection, [row["account_id"] for row in fresh])
@@ -113,10 +119,12 @@ def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, l
         # Only an account whose RAG the row changes can change the counts (whether or not the upsert took the row,
         # which an older stored score keeps out); only those are read again.
         moved = [
-            row["account_id"] for row in rows if row["account_id"] in before and row["rag"] != before[row["account_id"]]
+            row["account_id"]
+            for row in rows
+            if row["account_id"] in before and row["rag"] != before[row["account_id"]][0]
         ]
-        counts.subtract(before[account_id] for account_id in moved)
-        counts.update((_rags(connection, moved) if moved else {}).values())
+        counts.subtract(before[account_id][0] for account_id in moved)
+        counts.update(stored[0] for stored in (_stored_health(connection, moved) if moved else {}).values())
         counts.update(row["rag"] for row in fresh)
     if counts is None or min(counts.values(), default=0) < 0:
         counts = Counter(dict(connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by("rag")).all()))
@@ -124,11 +132,17 @@ def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, l
     upsert(connection, BOOK_DAYS, "day", [snapshot])
 
 
-def _rags(connection: Connection, account_ids: list[str]) -> dict[str, str]:
-    """The RAG each of these accounts has in the book now, for those it holds."""
+def _stored_health(connection: Connection, account_ids: list[str]) -> dict[str, StoredHealth]:
+    """The RAG, score, previous score and delta each of these accounts has in the book now, for those it holds."""
     wanted = id_table(account_ids, connection.dialect.name)
     h = ACCOUNT_HEALTH.c
-    return dict(driver_rows(connection, select(h.account_id, h.rag).where(h.account_id.in_(select(wanted.c.value)))))
+    query = select(h.account_id, h.rag, h.score, h.previous_score, h.delta).where(
+        h.account_id.in_(select(wanted.c.value))
+    )
+    return {
+        account_id: (rag, score, previous, delta)
+        for account_id, rag, score, previous, delta in driver_rows(connection, query)
+    }
 
 
 def account_fields(connection: Connection, account_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -259,21 +273,50 @@ def _largest_losses(
     return order.tolist(), lost.tolist()
 
 
-def upsert_health(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Newest scores in: a newer score moves the stored one to `previous_score` and records the change as `delta`."""
-    if not rows:
-        return
-    statement = _insert(connection, ACCOUNT_HEALTH)
-    current, fresh = ACCOUNT_HEALTH.c, statement.excluded
-    columns = {name: fresh[name] for name in rows[0] if name not in ("account_id", "previous_score", "delta")}
-    columns |= {"previous_score": current.score, "delta": fresh.score - current.score}
-    # A score read late but computed earlier (history written after a scan) never replaces a newer one.
-    newer = fresh.computed_at > current.computed_at
-    upserting = statement.on_conflict_do_update(index_elements=["account_id"], set_=columns, where=newer)
-    if connection.dialect.name == "sqlite":
-        insert_bound_rows(connection, ACCOUNT_HEALTH, rows, upserting)
-    else:
-        connection.execute(upserting, rows)
+def upsert_health(
+    connection: Connection, rows: list[dict[str, Any]], *, stored: Mapping[str, StoredHealth] | None = None
+) -> None:
+    """Newest scores in: a newer score moves the stored one to `previous_score` and records the change as `delta`.
+
+    Given the rows' `stored` values, an indexed column that a row would set to the value it already holds is left
+    out of that row's update (rows are upserted in groups by the columns they move): SQLite rewrites a column's
+    index entries whenever the column is set, even to its own value, and a daily scan moves few scores.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        moving = _INDEXED if stored is None else _moving(row, stored.get(row["account_id"]))
+        groups.setdefault(moving, []).append(row)
+    for moving, group in groups.items():
+        statement = _insert(connection, ACCOUNT_HEALTH)
+        current, fresh = ACCOUNT_HEALTH.c, statement.excluded
+        columns = {name: fresh[name] for name in group[0] if name not in ("account_id", *_INDEXED)}
+        moved = {"score": fresh.score, "rag": fresh.rag, "previous_score": current.score}
+        moved["delta"] = fresh.score - current.score
+        columns |= {name: moved[name] for name in moving}
+        # A score read late but computed earlier (history written after a scan) never replaces a newer one.
+        newer = fresh.computed_at > current.computed_at
+        upserting = statement.on_conflict_do_update(index_elements=["account_id"], set_=columns, where=newer)
+        if connection.dialect.name == "sqlite":
+            insert_bound_rows(connection, ACCOUNT_HEALTH, group, upserting)
+        else:
+            connection.execute(upserting, group)
+
+
+def _moving(row: Mapping[str, Any], stored: StoredHealth | None) -> tuple[str, ...]:
+    """The indexed columns whose value the row's update changes (all of them for an account not in the book)."""
+    if stored is None:
+        return _INDEXED
+    rag, score, previous_score, delta = stored
+    new = {"score": row["score"], "rag": row["rag"], "previous_score": score, "delta": row["score"] - score}
+    old = {"score": score, "rag": rag, "previous_score": previous_score, "delta": delta}
+    return tuple(name for name in _INDEXED if not _same(new[name], old[name]))
+
+
+def _same(new: Any, old: Any) -> bool:
+    """Whether a column holding `old` would hold the very same value after being set to `new` (0.0 is not -0.0)."""
+    if old is None or new != old:
+        return new is None and old is None
+    return not isinstance(new, float) or new != 0 or copysign(1.0, new) == copysign(1.0, old)
 
 
 def upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
