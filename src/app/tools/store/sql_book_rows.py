@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import product
 from math import copysign
 from operator import itemgetter
 from typing import Any
@@ -45,6 +46,11 @@ TOP_SIGNALS = 3
 _INDEXED = ("score", "rag", "previous_score", "delta")
 """The `account_health` columns an upsert sets from the score that have an index (`previous_score` has none, but
 it moves with `score`)."""
+_MOVING = {
+    flags: tuple(name for name, moved in zip(_INDEXED, flags, strict=True) if moved)
+    for flags in product((False, True), repeat=len(_INDEXED))
+}
+"""The columns named by which of `_INDEXED` move."""
 StoredHealth = tuple[str, float, float | None, float | None]
 """An account's row in the book as an upsert compares with it: RAG, score, previous score, delta."""
 _ID_BATCH = 900
@@ -307,9 +313,9 @@ def _moving(row: Mapping[str, Any], stored: StoredHealth | None) -> tuple[str, .
     if stored is None:
         return _INDEXED
     rag, score, previous_score, delta = stored
-    new = {"score": row["score"], "rag": row["rag"], "previous_score": score, "delta": row["score"] - score}
-    old = {"score": score, "rag": rag, "previous_score": previous_score, "delta": delta}
-    return tuple(name for name in _INDEXED if not _same(new[name], old[name]))
+    new = row["score"]
+    moved = (not _same(new, score), row["rag"] != rag, not _same(score, previous_score), not _same(new - score, delta))
+    return _MOVING[moved]
 
 
 def _same(new: Any, old: Any) -> bool:
