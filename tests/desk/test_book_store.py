@@ -8,14 +8,22 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from sqlalchemy import delete
+from pydantic_core import from_json
+from sqlalchemy import delete, select
 
 from src.app.analysis.health import SIGNAL_MAX_POINTS, weakest_signals
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store.sql import SQLStore
 from src.app.tools.store.sql_book import RAGS, BookFilter, BookStore
-from src.app.tools.store.sql_book_rows import _top_of, health_rows, top_signals
-from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, BOOK_DAYS, DESK_MARKS
+from src.app.tools.store.sql_book_rows import (
+    _stored_health,
+    _top_of,
+    health_rows,
+    top_signals,
+    top_signals_json,
+    upsert_health,
+)
+from src.app.tools.store.sql_tables import ACCOUNT_HEALTH, BOOK_DAYS, DESK_MARKS, JSONText
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -139,7 +147,7 @@ async def test_an_account_changed_after_the_scan_shows_its_new_fields_on_the_fir
 def test_the_book_names_the_signals_that_cost_the_most_as_the_scorer_does(breakdown: dict[str, float]) -> None:
     [row] = health_rows(["a"], [50], ["AMBER"], ["low"], [breakdown], [NOW])
     expected = weakest_signals(score("a", 50, 0).model_copy(update={"signal_breakdown": breakdown}))
-    assert row["top_signals"] == [[name, round(best - points, 2)] for name, points, best in expected]
+    assert from_json(row["top_signals"]) == [[name, round(best - points, 2)] for name, points, best in expected]
 
 
 @given(
@@ -164,6 +172,7 @@ def test_a_page_of_breakdowns_gets_the_top_signals_each_gets_alone(breakdowns: l
         )
     ]
     assert together == alone == by_hand
+    assert [from_json(text) for text in top_signals_json(breakdowns, SIGNAL_MAX_POINTS)] == together
 
 
 async def test_each_snapshot_holds_the_books_rag_counts_as_a_full_count_gives_them(sql_store: SQLStore) -> None:
@@ -183,4 +192,57 @@ async def test_each_snapshot_holds_the_books_rag_counts_as_a_full_count_gives_th
             ).all()[:1]
             rags = list(connection.execute(ACCOUNT_HEALTH.select().with_only_columns(ACCOUNT_HEALTH.c.rag)).scalars())
         assert counts == {rag: rags.count(rag) for rag in sorted(set(rags))}
+    await sql_store.aclose()
+
+
+async def test_an_upsert_that_leaves_unmoved_columns_out_leaves_the_book_as_the_full_upsert_does(
+    sql_store: SQLStore,
+) -> None:
+    values = (None, 0.0, -0.0, 40.0, 55.5)
+    stored = [
+        {"account_id": f"a{i:03d}", "score": score_value, "rag": rag, "previous_score": previous, "delta": delta}
+        for i, (score_value, rag, previous, delta) in enumerate(
+            (s, r, p, d) for s in values[1:] for r in ("RED", "AMBER") for p in values for d in values
+        )
+    ]
+    new_scores = (0.0, -0.0, 40.0, 70.25)
+    rows = [
+        {
+            "account_id": row["account_id"],
+            "score": new_scores[i % len(new_scores)],
+            "rag": ("RED", "GREEN")[i // 7 % 2],
+            "previous_score": None,
+            "delta": None,
+            "churn_risk_level": "low",
+            "top_signals": JSONText("[]"),
+            "computed_at": NOW - timedelta(hours=1) if i % 5 == 0 else NOW,  # some are older than the book's
+        }
+        for i, row in enumerate(stored)
+    ]
+    book: dict[bool, list[tuple[object, ...]]] = {}
+    for leave_out in (False, True):
+        with sql_store._transaction(write=True) as connection:
+            connection.execute(delete(ACCOUNT_HEALTH))
+            connection.execute(
+                ACCOUNT_HEALTH.insert(),
+                [
+                    {**row, "churn_risk_level": "low", "top_signals": [], "computed_at": NOW - timedelta(minutes=30)}
+                    for row in stored
+                ],
+            )
+            before = _stored_health(connection, [row["account_id"] for row in rows])
+            upsert_health(connection, rows, stored=before if leave_out else None)
+            columns = ACCOUNT_HEALTH.c
+            query = select(
+                columns.account_id,
+                columns.score,
+                columns.rag,
+                columns.previous_score,
+                columns.delta,
+                columns.computed_at,
+            ).order_by(columns.account_id)
+            book[leave_out] = [
+                tuple(f"{v!r}" if isinstance(v, float) else v for v in row) for row in connection.execute(query)
+            ]
+    assert book[True] == book[False]
     await sql_store.aclose()

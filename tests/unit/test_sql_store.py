@@ -9,11 +9,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pydantic_core import from_json
+from sqlalchemy import Text, cast, select
 
 from src.app.schemas import CSMHealthScore, ExpansionOpportunity, FeatureAdoptionReport, QBRContent
 from src.app.tools.store import AuditEntry, CSMStore, DraftRecord
 from src.app.tools.store.sql import SQLStore
-from src.app.tools.store.sql_tables import HEALTH_SCORES
+from src.app.tools.store.sql_review import ReviewStore
+from src.app.tools.store.sql_tables import HEALTH_SCORES, JSONText
 
 T0 = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
 
@@ -245,6 +248,32 @@ async def test_scores_come_back_as_aware_utc_datetimes(store: SQLStore) -> None:
 
     assert_utc(computed_at)
     assert computed_at == datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+
+
+async def test_a_score_reads_back_whole_from_its_columns_and_payload_and_so_does_an_older_whole_payload_row(
+    store: SQLStore,
+) -> None:
+    scores = [
+        health_score("acc_1", 50, T0).model_copy(update={"missing_signals": ["nps_score"], "coverage": 0.9}),
+        health_score("acc_2", 70, T0).model_copy(update={"churn_triggered_by": "behavioral", "alert_rule": True}),
+    ]
+    await store.save_scores(scores)
+    with store._transaction(write=True) as connection:  # acc_2's row as a version before this one wrote it
+        connection.execute(
+            HEALTH_SCORES.update()
+            .where(HEALTH_SCORES.c.account_id == "acc_2")
+            .values(payload=JSONText(scores[1].model_dump_json()))
+        )
+        stored = dict(connection.execute(select(HEALTH_SCORES.c.account_id, cast(HEALTH_SCORES.c.payload, Text))).all())
+    assert "signal_breakdown" not in from_json(stored["acc_1"]) and "signal_breakdown" in from_json(stored["acc_2"])
+
+    latest = await store.latest_scores(["acc_1", "acc_2"])
+    history = await store.score_history(["acc_1", "acc_2"], since=None)
+    desk = [(await ReviewStore(store).score_history(account_id))[0] for account_id in ("acc_1", "acc_2")]
+
+    for read in ([latest["acc_1"], latest["acc_2"]], [history["acc_1"][0], history["acc_2"][0]], desk):
+        assert [score.model_dump() for score in read] == [score.model_dump() for score in scores]
+        assert all(score.computed_at.tzinfo is UTC for score in read[:1])
 
 
 async def test_save_qbr_is_idempotent_by_key(store: SQLStore) -> None:

@@ -11,9 +11,12 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import product
+from math import copysign
 from operator import itemgetter
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -28,6 +31,7 @@ from src.app.tools.store.sql_tables import (
     BOOK_DAYS,
     DESK_MARKS,
     HEALTH_SCORES,
+    JSONText,
     as_utc,
     id_table,
 )
@@ -39,6 +43,16 @@ ACCOUNTS_MARK = "accounts_updated_at"
 BOOK_LOCK_KEY = 0x63736D626F6F6B  # "csmbook"
 """PostgreSQL advisory lock held by every writer of score rows and of the book, so rows are applied in id order."""
 TOP_SIGNALS = 3
+_INDEXED = ("score", "rag", "previous_score", "delta")
+"""The `account_health` columns an upsert sets from the score that have an index (`previous_score` has none, but
+it moves with `score`)."""
+_MOVING = {
+    flags: tuple(name for name, moved in zip(_INDEXED, flags, strict=True) if moved)
+    for flags in product((False, True), repeat=len(_INDEXED))
+}
+"""The columns named by which of `_INDEXED` move."""
+StoredHealth = tuple[str, float, float | None, float | None]
+"""An account's row in the book as an upsert compares with it: RAG, score, previous score, delta."""
 _ID_BATCH = 900
 
 
@@ -97,31 +111,44 @@ def apply_day(connection: Connection, day: str, rows: list[dict[str, Any]], *, l
     snapshot's with these accounts' RAG before and after swapped, so a page costs what its accounts do, not
     what the whole book does; without a snapshot to start from, the book is counted.
     """
-    ids = [row["account_id"] for row in rows]
-    before = _rags(connection, ids)
+    before = _stored_health(connection, [row["account_id"] for row in rows])
     last = connection.execute(select(BOOK_DAYS.c.counts).order_by(BOOK_DAYS.c.last_score_id.desc()).limit(1))
     snapshot_counts = last.scalar()
     counts = None if snapshot_counts is None else Counter[str](snapshot_counts)
-    upsert_health(connection, [row for row in rows if row["account_id"] in before])
+    upsert_health(connection, [row for row in rows if row["account_id"] in before], stored=before)
     fresh = [row for row in rows if row["account_id"] not in before]
     if fresh:
         fields = account_fields(connection, [row["account_id"] for row in fresh])
         empty = dict.fromkeys(ACCOUNT_FIELDS)
         _insert_rows(connection, ACCOUNT_HEALTH, [{**row, **fields.get(row["account_id"], empty)} for row in fresh])
     if counts is not None:
-        counts.subtract(before.values())
-        counts.update(_rags(connection, ids).values())
+        # Only an account whose RAG the row changes can change the counts (whether or not the upsert took the row,
+        # which an older stored score keeps out); only those are read again.
+        moved = [
+            row["account_id"]
+            for row in rows
+            if row["account_id"] in before and row["rag"] != before[row["account_id"]][0]
+        ]
+        counts.subtract(before[account_id][0] for account_id in moved)
+        counts.update(stored[0] for stored in (_stored_health(connection, moved) if moved else {}).values())
+        counts.update(row["rag"] for row in fresh)
     if counts is None or min(counts.values(), default=0) < 0:
         counts = Counter(dict(connection.execute(select(ACCOUNT_HEALTH.c.rag, func.count()).group_by("rag")).all()))
     snapshot = {"day": day, "counts": {rag: int(n) for rag, n in sorted(counts.items()) if n}, "last_score_id": last_id}
     upsert(connection, BOOK_DAYS, "day", [snapshot])
 
 
-def _rags(connection: Connection, account_ids: list[str]) -> dict[str, str]:
-    """The RAG each of these accounts has in the book now, for those it holds."""
+def _stored_health(connection: Connection, account_ids: list[str]) -> dict[str, StoredHealth]:
+    """The RAG, score, previous score and delta each of these accounts has in the book now, for those it holds."""
     wanted = id_table(account_ids, connection.dialect.name)
     h = ACCOUNT_HEALTH.c
-    return dict(driver_rows(connection, select(h.account_id, h.rag).where(h.account_id.in_(select(wanted.c.value)))))
+    query = select(h.account_id, h.rag, h.score, h.previous_score, h.delta).where(
+        h.account_id.in_(select(wanted.c.value))
+    )
+    return {
+        account_id: (rag, score, previous, delta)
+        for account_id, rag, score, previous, delta in driver_rows(connection, query)
+    }
 
 
 def account_fields(connection: Connection, account_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -159,8 +186,11 @@ def health_rows(
     *,
     max_points: Mapping[str, float] = SIGNAL_MAX_POINTS,
 ) -> list[dict[str, Any]]:
-    """`account_health` rows without their account fields: each score and the signals that cost it the most."""
-    tops = top_signals(breakdowns, max_points)
+    """`account_health` rows without their account fields: each score and the signals that cost it the most.
+
+    `top_signals` is JSON text already (`top_signals` serialised), so the insert binds it as it is.
+    """
+    tops = top_signals_json(breakdowns, max_points)
     columns = zip(account_ids, scores, rags, churn_risk_levels, tops, computed_at, strict=True)
     return [
         {
@@ -195,42 +225,104 @@ def _top_of(breakdown: Mapping[str, float], names: list[str], max_points: Mappin
     return [[names[column], -cents[column] / 100] for column in order if cents[column] < 0]
 
 
+def top_signals_json(breakdowns: Sequence[Mapping[str, float]], max_points: Mapping[str, float]) -> list[JSONText]:
+    """`top_signals` of each breakdown as JSON text, written directly from the losses of a large page."""
+    names = sorted(max_points)
+    if "numpy" not in sys.modules and len(breakdowns) < NUMPY_REPAID_RECORDS:
+        return [JSONText(to_json(_top_of(breakdown, names, max_points)).decode()) for breakdown in breakdowns]
+    quoted = [to_json(name).decode() for name in names]
+    pairs: dict[tuple[int, int], str] = {}  # a page's accounts share most of their (signal, loss) pairs
+
+    def pair(column: int, cent: int) -> str:
+        text = pairs.get((column, cent))
+        if text is None:
+            text = pairs[column, cent] = f"[{quoted[column]},{-cent / 100!r}]"
+        return text
+
+    return [
+        JSONText(
+            "[" + ",".join([pair(column, cent) for column, cent in zip(columns, row, strict=True) if cent < 0]) + "]"
+        )
+        for columns, row in zip(*_largest_losses(breakdowns, names, max_points), strict=True)
+    ]
+
+
 def _top_signals_at_once(
     breakdowns: Sequence[Mapping[str, float]], names: list[str], max_points: Mapping[str, float]
 ) -> list[list[list[Any]]]:
+    return [
+        [[names[column], -cent / 100] for column, cent in zip(columns, row, strict=True) if cent < 0]
+        for columns, row in zip(*_largest_losses(breakdowns, names, max_points), strict=True)
+    ]
+
+
+def _largest_losses(
+    breakdowns: Sequence[Mapping[str, float]], names: list[str], max_points: Mapping[str, float]
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Per breakdown, the columns of its `TOP_SIGNALS` largest losses and those losses as negative whole cents."""
     import numpy as np  # imported by the first large page of scores
 
     pick = itemgetter(*names)
-    try:
-        picked = [pick(breakdown) for breakdown in breakdowns]
-    except KeyError:  # a breakdown without some signal counts it as 0 points
-        picked = [[breakdown.get(name, 0.0) for name in names] for breakdown in breakdowns]
+
+    def points(breakdown: Mapping[str, float]) -> Any:
+        try:
+            return pick(breakdown)
+        except KeyError:  # a breakdown without some signal counts it as 0 points (its other breakdowns are picked)
+            return [breakdown.get(name, 0.0) for name in names]
+
+    picked = [points(breakdown) for breakdown in breakdowns]
     got = np.array(picked, dtype=np.float64).reshape(len(breakdowns), len(names))
     best = np.array([max_points[name] for name in names], dtype=np.float64)
     cents = ((got - best) * 100 - 0.5).astype(np.int64)  # truncated toward zero: minus `cents_lost`
     order = np.argsort(cents, axis=1, kind="stable")[:, :TOP_SIGNALS]  # ties keep name order
     lost = np.take_along_axis(cents, order, axis=1)
-    return [
-        [[names[column], -cent / 100] for column, cent in zip(columns, row, strict=True) if cent < 0]
-        for columns, row in zip(order.tolist(), lost.tolist(), strict=True)
-    ]
+    return order.tolist(), lost.tolist()
 
 
-def upsert_health(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Newest scores in: a newer score moves the stored one to `previous_score` and records the change as `delta`."""
-    if not rows:
-        return
-    statement = _insert(connection, ACCOUNT_HEALTH)
-    current, fresh = ACCOUNT_HEALTH.c, statement.excluded
-    columns = {name: fresh[name] for name in rows[0] if name not in ("account_id", "previous_score", "delta")}
-    columns |= {"previous_score": current.score, "delta": fresh.score - current.score}
-    # A score read late but computed earlier (history written after a scan) never replaces a newer one.
-    newer = fresh.computed_at > current.computed_at
-    upserting = statement.on_conflict_do_update(index_elements=["account_id"], set_=columns, where=newer)
-    if connection.dialect.name == "sqlite":
-        insert_bound_rows(connection, ACCOUNT_HEALTH, rows, upserting)
-    else:
-        connection.execute(upserting, rows)
+def upsert_health(
+    connection: Connection, rows: list[dict[str, Any]], *, stored: Mapping[str, StoredHealth] | None = None
+) -> None:
+    """Newest scores in: a newer score moves the stored one to `previous_score` and records the change as `delta`.
+
+    Given the rows' `stored` values, an indexed column that a row would set to the value it already holds is left
+    out of that row's update (rows are upserted in groups by the columns they move): SQLite rewrites a column's
+    index entries whenever the column is set, even to its own value, and a daily scan moves few scores.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        moving = _INDEXED if stored is None else _moving(row, stored.get(row["account_id"]))
+        groups.setdefault(moving, []).append(row)
+    for moving, group in groups.items():
+        statement = _insert(connection, ACCOUNT_HEALTH)
+        current, fresh = ACCOUNT_HEALTH.c, statement.excluded
+        columns = {name: fresh[name] for name in group[0] if name not in ("account_id", *_INDEXED)}
+        moved = {"score": fresh.score, "rag": fresh.rag, "previous_score": current.score}
+        moved["delta"] = fresh.score - current.score
+        columns |= {name: moved[name] for name in moving}
+        # A score read late but computed earlier (history written after a scan) never replaces a newer one.
+        newer = fresh.computed_at > current.computed_at
+        upserting = statement.on_conflict_do_update(index_elements=["account_id"], set_=columns, where=newer)
+        if connection.dialect.name == "sqlite":
+            insert_bound_rows(connection, ACCOUNT_HEALTH, group, upserting)
+        else:
+            connection.execute(upserting, group)
+
+
+def _moving(row: Mapping[str, Any], stored: StoredHealth | None) -> tuple[str, ...]:
+    """The indexed columns whose value the row's update changes (all of them for an account not in the book)."""
+    if stored is None:
+        return _INDEXED
+    rag, score, previous_score, delta = stored
+    new = row["score"]
+    moved = (not _same(new, score), row["rag"] != rag, not _same(score, previous_score), not _same(new - score, delta))
+    return _MOVING[moved]
+
+
+def _same(new: Any, old: Any) -> bool:
+    """Whether a column holding `old` would hold the very same value after being set to `new` (0.0 is not -0.0)."""
+    if old is None or new != old:
+        return new is None and old is None
+    return not isinstance(new, float) or new != 0 or copysign(1.0, new) == copysign(1.0, old)
 
 
 def upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:

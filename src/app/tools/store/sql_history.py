@@ -9,10 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, Text, cast, select
+from sqlalchemy.engine import URL
 
 from src.app.schemas import CSMHealthScore, QBRContent
 from src.app.tools.store import AlertRecord
-from src.app.tools.store.sql_tables import ALERTS, AUDIT_LOG, HEALTH_SCORES, QBR_PAGES, as_utc
+from src.app.tools.store.sql_score_rows import STORED_SCORE_COLUMNS, stored_score
+from src.app.tools.store.sql_tables import ALERTS, AUDIT_LOG, HEALTH_SCORES, QBR_PAGES, as_utc, id_table
 
 BATCH = 500
 """Account ids per query."""
@@ -29,14 +31,15 @@ def read_score_history(
     with transaction(write=False) as connection:
         for start in range(0, len(account_ids), BATCH):
             batch = list(account_ids[start : start + BATCH])
-            query = select(cast(HEALTH_SCORES.c.payload, Text)).where(HEALTH_SCORES.c.account_id.in_(batch))
+            payload = cast(HEALTH_SCORES.c.payload, Text)
+            query = select(payload, *STORED_SCORE_COLUMNS).where(HEALTH_SCORES.c.account_id.in_(batch))
             if since is not None:
                 query = query.where(HEALTH_SCORES.c.computed_at >= since)
             if until is not None:
                 query = query.where(HEALTH_SCORES.c.computed_at <= until)
             query = query.order_by(HEALTH_SCORES.c.computed_at, HEALTH_SCORES.c.id)
-            for payload in connection.execute(query).scalars():
-                score = CSMHealthScore.model_validate_json(payload)
+            for text, *columns in connection.execute(query):
+                score = stored_score(text, columns)
                 score.computed_at = as_utc(score.computed_at)
                 history.setdefault(score.account_id, []).append(score)
     return history
@@ -62,13 +65,10 @@ def finished_qbrs_query(period: str, trigger: str | None) -> Select[Any]:
     return query if trigger is None else query.where(QBR_PAGES.c.trigger == trigger)
 
 
-def _batches(ids: list[str]) -> list[list[str]]:
-    return [ids[start : start + BATCH] for start in range(0, len(ids), BATCH)]
-
-
 class HistoryReads:
     """The SQL store's reads of history (mixed into `SQLStore`): scores over a window, QBRs, churn alerts."""
 
+    _url: URL
     _transaction: Callable[..., AbstractContextManager[Connection]]
     _fetch_mappings: Callable[[Any], list[dict[str, Any]]]
 
@@ -93,14 +93,16 @@ class HistoryReads:
 
     def _last_alerts(self, account_ids: Sequence[str]) -> dict[str, AlertRecord]:
         newest: dict[str, AlertRecord] = {}
-        for batch in _batches(sorted(set(account_ids))):
-            query = (
-                select(ALERTS)
-                .where(ALERTS.c.account_id.in_(batch))
-                .order_by(ALERTS.c.account_id, ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc())
-            )
-            for row in self._fetch_mappings(query):
-                newest.setdefault(str(row["account_id"]), AlertRecord.model_validate(row))
+        if not account_ids:
+            return newest
+        wanted = id_table(sorted(set(account_ids)), self._url.get_backend_name())  # one parameter however many
+        query = (
+            select(ALERTS)
+            .where(ALERTS.c.account_id.in_(select(wanted.c.value)))
+            .order_by(ALERTS.c.account_id, ALERTS.c.alerted_at.desc(), ALERTS.c.id.desc())
+        )
+        for row in self._fetch_mappings(query):
+            newest.setdefault(str(row["account_id"]), AlertRecord.model_validate(row))
         return newest
 
     def _list_alerts(self, account_id: str | None, limit: int) -> list[AlertRecord]:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from src.app.schemas import CSMHealthScore
 from src.app.tools.store import CSMStore, DraftRecord, DraftStatus
 from src.app.tools.store.sql import SQLStore
+from src.app.tools.store.sql_score_rows import STORED_SCORE_COLUMNS, stored_score
 from src.app.tools.store.sql_tables import ACCOUNTS, DRAFTS, FEEDBACK, HEALTH_SCORES, USERS, as_utc, utc_now
 
 Role = Literal["lead", "rep"]
@@ -265,13 +266,13 @@ class ReviewStore:
     async def score_history(self, account_id: str, *, limit: int = 400) -> list[CSMHealthScore]:
         """The account's stored scores, oldest first (at most the newest `limit`)."""
         query = (
-            select(HEALTH_SCORES.c.payload)
+            select(HEALTH_SCORES.c.payload, *STORED_SCORE_COLUMNS)
             .where(HEALTH_SCORES.c.account_id == account_id)
             .order_by(HEALTH_SCORES.c.computed_at.desc(), HEALTH_SCORES.c.id.desc())
             .limit(limit)
         )
         rows = await asyncio.to_thread(self._fetch, query)
-        return [CSMHealthScore.model_validate(row["payload"]) for row in reversed(rows)]
+        return [stored_score(row["payload"], [row[c.name] for c in STORED_SCORE_COLUMNS]) for row in reversed(rows)]
 
     async def names(self, account_ids: list[str]) -> dict[str, str]:
         """Account names by id (for the ids given)."""

@@ -15,7 +15,8 @@ from sqlalchemy.engine import URL, Connection
 from src.app.schemas import DEFAULT_SCORECARD_NAME, DEFAULT_SCORECARD_VERSION, CSMHealthScore, PriorScore
 from src.app.tools.store.sql_book_rows import keep_book, lock_book
 from src.app.tools.store.sql_engine import driver_rows, insert_bound_columns
-from src.app.tools.store.sql_tables import HEALTH_SCORES, as_utc, id_table, score_columns
+from src.app.tools.store.sql_score_rows import STORED_SCORE_COLUMNS, score_columns, stored_score
+from src.app.tools.store.sql_tables import HEALTH_SCORES, as_utc, id_table
 
 SEEK_BATCH_SIZE = 10_000
 """Ids per newest-score lookup (they travel as one parameter, so no parameter limit applies)."""
@@ -42,8 +43,11 @@ class ScoreRows:
         await asyncio.to_thread(self._save_scores, scores)
 
     def _latest_scores(self, account_ids: Sequence[str] | None) -> dict[str, CSMHealthScore]:
-        payloads = [payload for (payload,) in self._newest_rows(account_ids, (cast(HEALTH_SCORES.c.payload, Text),))]
-        scores = [CSMHealthScore.model_validate_json(payload) for payload in payloads]
+        sqlite = self._url.get_backend_name() == "sqlite"
+        as_text = {"breakdown", "computed_at"} if sqlite else {"breakdown"}
+        columns = tuple(cast(c, Text) if c.name in as_text else c for c in STORED_SCORE_COLUMNS)
+        rows = self._newest_rows(account_ids, (cast(HEALTH_SCORES.c.payload, Text), *columns))
+        scores = [stored_score(payload, values) for payload, *values in rows]
         for score in scores:  # pydantic reads "Z" as its own zero-offset zone; the store hands back `UTC` itself
             score.computed_at = as_utc(score.computed_at)
         return {score.account_id: score for score in scores}

@@ -34,7 +34,6 @@ from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
 from src.app.analysis.signals import DETAIL_FIELDS
-from src.app.schemas import CSMHealthScore
 
 _DETAIL_KEYS = set(DETAIL_FIELDS)
 """The keys a scan's copy of a record (`scan_record`) leaves out."""
@@ -108,7 +107,8 @@ HEALTH_SCORES = Table(
     Index("ix_health_scores_account_latest", "account_id", "computed_at", "id"),
 )
 """`scorecard_name`/`scorecard_version`: the scorecard that computed the score (NULL in rows written before the
-columns existed: the seed scorer's, i.e. the default scorecard version 1)."""
+columns existed: the seed scorer's, i.e. the default scorecard version 1). `payload`: the score's fields without a
+column of their own (`sql_score_rows.PAYLOAD_FIELDS`; rows written before 2026-12 hold the whole score)."""
 
 ALERTS = Table(
     "alerts",
@@ -418,35 +418,6 @@ def _short_text(value: Any, limit: int) -> str | None:
         return None
     text = str(value).replace("\x00", "")
     return text[:limit]
-
-
-def score_columns(scores: Sequence[CSMHealthScore]) -> dict[str, list[Any]]:
-    """The history rows of scores as columns, the JSON ones serialised here once each (the payload in UTC).
-
-    The payload is the score's fields and computed fields (what `model_dump_json` writes) serialised from the
-    score's own field dict: no model dump per row.
-    """
-    rows = [_stored_fields(score) for score in scores]
-    return {
-        "account_id": [row["account_id"] for row in rows],
-        "score": [row["score"] for row in rows],
-        "rag": [row["rag"] for row in rows],
-        "churn_risk_level": [row["churn_risk_level"] for row in rows],
-        "churn_triggered_by": [row["churn_triggered_by"] for row in rows],
-        "breakdown": [JSONText(to_json(row["signal_breakdown"], inf_nan_mode="null").decode()) for row in rows],
-        "computed_at": [row["computed_at"] for row in rows],
-        "payload": [JSONText(to_json(row, inf_nan_mode="null").decode()) for row in rows],
-        "scorecard_name": [row["scorecard_name"] for row in rows],
-        "scorecard_version": [row["scorecard_version"] for row in rows],
-    }
-
-
-def _stored_fields(score: CSMHealthScore) -> dict[str, Any]:
-    """The score's fields (in UTC) and computed fields, as `model_dump` gives them."""
-    fields = score.__dict__
-    if fields["computed_at"].tzinfo is not UTC:
-        fields = {**fields, "computed_at": as_utc(fields["computed_at"])}
-    return {**fields, "should_alert": score.should_alert, "score_delta": score.score_delta}
 
 
 def id_table(account_ids: Sequence[str], dialect: str) -> FromClause:
