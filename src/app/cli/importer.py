@@ -2,9 +2,11 @@
 
 Every row is checked with the same parsers a scan uses (`parse_account` for identity and detail,
 `signals_from_record` for the health signals): a good row in one validation of both models at once, a row with
-a problem again by each, so the problems are named in their words. A bad row is reported with its line number and
-why (the field and the value) and never stops the import; bytes that are not UTF-8 make only their own row bad,
-and a row the store still refuses (a status longer than its column) is found by halving its batch.
+a problem again by each, so the problems are named in their words. A row the store would refuse (a status longer
+than its column) is found before anything is written, by the store's own check, so `--dry-run` reports it too.
+A bad row is reported with its line number and why (the field and the value) and never stops the import; bytes
+that are not UTF-8 make only their own row bad. For an account id on several rows the last good row wins: a bad
+row never replaces a good one, even a later bad row (a bad record never loses good data).
 The file is read as a stream and good rows are upserted in batches, so memory stays flat in the file size.
 """
 
@@ -34,6 +36,7 @@ from src.app.cli.import_readers import (
 from src.app.scan.heap import older_objects_left_alone
 from src.app.schemas import AccountRecord, CSMHealthSignals
 from src.app.tools.store import CSMStore
+from src.app.tools.store.sql_tables import checked_account_text
 
 __all__ = ["ImportFileError", "ImportReport", "RowProblem", "import_accounts", "run_import"]
 
@@ -41,7 +44,7 @@ _FORMATS: dict[str, FileFormat] = {".csv": "csv", ".json": "json", ".jsonl": "js
 _SURROGATE = re.compile("[\udc80-\udcff]")
 """Lone surrogates: how bytes that were not UTF-8 look after reading with `surrogateescape`."""
 UPSERT_BATCH = 2000
-"""Good rows written per store call (the last row wins for an account id repeated in the file)."""
+"""Good rows written per store call (the last good row wins for an account id repeated in the file)."""
 
 _Good = tuple[int, int | None, dict[str, Any]]
 """A validated row waiting in a batch: (line, item, record)."""
@@ -152,7 +155,12 @@ async def import_accounts(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Validate every row of `path` and upsert the good ones in batches (the last row wins for a repeated id)."""
+    """Validate every row of `path` and upsert the good ones in batches.
+
+    For a repeated account id the last good row wins; a row that is bad (for the parsers or for the store's
+    columns) is reported by its line and leaves the id's earlier good row to be written. `dry_run`: the same
+    checks and report, nothing written.
+    """
     fmt = file_format(path)
     try:
         handle = path.open("rb")
@@ -167,6 +175,8 @@ async def import_accounts(
         for line, item, row in read_rows(handle, fmt):
             rows += 1
             checked = row if isinstance(row, RowProblem) else validate_row(line, row, now=now, tz=tz, item=item)
+            if not isinstance(checked, RowProblem):
+                checked = _storable(line, item, checked)
             if isinstance(checked, RowProblem):
                 report.errors.append(checked)
                 continue
@@ -186,6 +196,19 @@ async def import_accounts(
     return report
 
 
+def _storable(line: int, item: int | None, record: dict[str, Any]) -> dict[str, Any] | RowProblem:
+    """The record, or the problem when the store would refuse it (text longer than its column), by its own check."""
+    try:
+        checked_account_text(record)
+    except ValueError as error:
+        return _not_stored(line, item, str(record["account_id"]), error)
+    return record
+
+
+def _not_stored(line: int, item: int | None, account_id: str, error: ValueError) -> RowProblem:
+    return RowProblem(line=line, item=item, account_id=printable(account_id), message=f"not stored: {error}")
+
+
 async def _flush(store: CSMStore, batch: dict[str, _Good], done: set[str], dry_run: bool) -> list[RowProblem]:
     """Upsert the batch, and report the rows the store refused (the others are written)."""
     refused = [] if dry_run or not batch else await _upsert(store, list(batch.items()))
@@ -195,15 +218,18 @@ async def _flush(store: CSMStore, batch: dict[str, _Good], done: set[str], dry_r
 
 
 async def _upsert(store: CSMStore, rows: list[tuple[str, _Good]]) -> list[tuple[str, RowProblem]]:
-    """Write the rows; when the store refuses them (a value longer than its column), halve until each is found."""
+    """Write the rows; when the store refuses them anyway, halve until each refused row is found.
+
+    `_storable` has checked every row as the store does, so this is a safety net for a check added to the store
+    later; a row refused here does lose the earlier good row its own row replaced in the batch.
+    """
     try:
         await store.upsert_accounts([record for _, (_, _, record) in rows])
     except ValueError as error:
         if len(rows) > 1:
             return await _upsert(store, rows[: len(rows) // 2]) + await _upsert(store, rows[len(rows) // 2 :])
         [(account_id, (line, item, _))] = rows
-        message = f"not stored: {error}"
-        return [(account_id, RowProblem(line=line, item=item, account_id=printable(account_id), message=message))]
+        return [(account_id, _not_stored(line, item, account_id, error))]
     return []
 
 

@@ -381,20 +381,31 @@ def account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     now = utc_now()
     rows: dict[str, dict[str, Any]] = {}
     for record in records:
-        if record.get("account_id") in (None, ""):
-            raise ValueError("Every account record needs a non-empty 'account_id'")
-        account_id = str(record["account_id"])
-        rows[account_id] = {
-            "account_id": account_id,
-            "name": str(record.get("name") or ""),
-            "status": str(record.get("status") or "active"),
+        text = checked_account_text(record)
+        rows[text["account_id"]] = {
+            **text,
             "record": record,
             "updated_at": now,
             "scan_record": to_json(record, exclude=_DETAIL_KEYS).decode(),
             **account_field_values(record),
         }
-        check_text(ACCOUNTS, rows[account_id], only=_ACCOUNT_TEXT)
     return list(rows.values())
+
+
+def checked_account_text(record: Mapping[str, Any]) -> dict[str, str]:
+    """The account row's id, name and status for `record`, or ValueError when the store cannot keep them.
+
+    What `account_rows` refuses, so a caller can find a record the store would refuse before writing anything.
+    """
+    if record.get("account_id") in (None, ""):
+        raise ValueError("Every account record needs a non-empty 'account_id'")
+    text = {
+        "account_id": str(record["account_id"]),
+        "name": str(record.get("name") or ""),
+        "status": str(record.get("status") or "active"),
+    }
+    check_text(ACCOUNTS, text, only=_ACCOUNT_TEXT)
+    return text
 
 
 def account_field_values(record: Mapping[str, Any]) -> dict[str, Any]:
