@@ -15,15 +15,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 from rich.console import Console
+from typing_extensions import TypedDict  # pydantic validates TypedDicts only from this on 3.11
 
 from src.app.analysis.signals import AccountDataError, days_until, parse_account, signals_from_record
 from src.app.cli.import_readers import (
@@ -34,7 +35,7 @@ from src.app.cli.import_readers import (
     read_rows,
 )
 from src.app.scan.heap import older_objects_left_alone
-from src.app.schemas import AccountRecord, CSMHealthSignals
+from src.app.schemas import AccountRecord, CSMHealthSignals, TicketSentiment
 from src.app.tools.store import CSMStore
 from src.app.tools.store.sql_tables import checked_account_text
 
@@ -90,10 +91,25 @@ def validate_row(
     return {**record, **typed}  # typed holds keys of the record only: its order, the typed values
 
 
+class _TicketFields(TypedDict, total=False):
+    """A `Ticket`'s fields as validated, only those given: what `model_dump(exclude_unset=True)` of it holds."""
+
+    subject: str
+    body: str
+    status: str
+    sentiment: TicketSentiment
+
+
 class _ImportRow(AccountRecord, CSMHealthSignals):
-    """An account's identity, detail and signals in one model: one validation and one dump for a good row."""
+    """An account's identity, detail and signals in one model: one validation for a good row.
+
+    Its validated fields are JSON values as they are (text, numbers, lists and maps of them; tickets as
+    `_TicketFields`, not models) except `contract_end_date`, which `_typed_at_once` serialises: no dump of the model.
+    """
 
     model_config = ConfigDict(extra="ignore")
+
+    tickets: list[_TicketFields] = Field(default_factory=list)  # type: ignore[assignment]  # dicts, not models
 
 
 def _typed_at_once(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) -> dict[str, Any] | None:
@@ -105,9 +121,13 @@ def _typed_at_once(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) ->
         except (TypeError, ValueError):
             return None
     try:
-        typed = _ImportRow.model_validate(record).model_dump(mode="json", exclude_unset=True)
+        row = _ImportRow.model_validate(record)
     except ValidationError:
         return None
+    values = row.__dict__  # JSON values already but for a date: no dump of the whole model
+    typed = {name: values[name] for name in row.model_fields_set}
+    if isinstance(typed.get("contract_end_date"), date):  # a datetime too; as `model_dump(mode="json")` writes it
+        typed["contract_end_date"] = to_jsonable_python(typed["contract_end_date"])
     if days is not None and "days_to_renewal" in record:  # an explicit null is replaced by the derived days
         typed["days_to_renewal"] = days
     return typed
