@@ -114,3 +114,7 @@ def test_validation_types_tickets_as_the_ticket_model_does() -> None:
     [ticket_fields] = get_args(field.annotation)
     assert get_type_hints(ticket_fields) == {name: field.annotation for name, field in Ticket.model_fields.items()}
     assert Ticket.model_config.get("extra") == "ignore" and not ticket_fields.__required_keys__
+
+
+def test_validation_by_the_fields_typed_dict_knows_every_field_by_its_name() -> None:
+    assert all(field.alias is None and field.validation_alias is None for field in _ImportRow.model_fields.values())

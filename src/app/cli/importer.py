@@ -16,15 +16,16 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NotRequired, Required  # pydantic's TypedDicts on 3.11
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 from rich.console import Console
-from typing_extensions import TypedDict  # pydantic validates TypedDicts only from this on 3.11
+from typing_extensions import TypedDict
 
 from src.app.analysis.signals import AccountDataError, days_until, parse_account, signals_from_record
 from src.app.cli.import_readers import (
@@ -101,7 +102,7 @@ class _TicketFields(TypedDict, total=False):
 
 
 class _ImportRow(AccountRecord, CSMHealthSignals):
-    """An account's identity, detail and signals in one model: one validation for a good row.
+    """An account's identity, detail and signals in one model: one validation for a good row (`_given_fields`).
 
     Its validated fields are JSON values as they are (text, numbers, lists and maps of them; tickets as
     `_TicketFields`, not models) except `contract_end_date`, which `_typed_at_once` serialises: no dump of the model.
@@ -110,6 +111,24 @@ class _ImportRow(AccountRecord, CSMHealthSignals):
     model_config = ConfigDict(extra="ignore")
 
     tickets: list[_TicketFields] = Field(default_factory=list)  # type: ignore[assignment]  # dicts, not models
+
+
+@cache
+def _given_fields() -> TypeAdapter[dict[str, Any]]:
+    """`_ImportRow`'s fields and constraints as a TypedDict: validating returns the given fields typed, a dict.
+
+    That is `model_dump(exclude_unset=True)` of the model without building the model (~3 us less a row).
+    """
+    fields = {  # the type and its constraints, not the default: a missing field stays missing
+        name: (Required if field.is_required() else NotRequired)[_constrained(field)]
+        for name, field in _ImportRow.model_fields.items()
+    }
+    given = with_config(ConfigDict(extra="ignore"))(TypedDict("_GivenFields", fields))  # type: ignore[operator]
+    return TypeAdapter(given)
+
+
+def _constrained(field: FieldInfo) -> Any:
+    return Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
 
 
 def _typed_at_once(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) -> dict[str, Any] | None:
@@ -121,11 +140,9 @@ def _typed_at_once(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) ->
         except (TypeError, ValueError):
             return None
     try:
-        row = _ImportRow.model_validate(record)
+        typed = _given_fields().validate_python(record)
     except ValidationError:
         return None
-    values = row.__dict__  # JSON values already but for a date: no dump of the whole model
-    typed = {name: values[name] for name in row.model_fields_set}
     if isinstance(typed.get("contract_end_date"), date):  # a datetime too; as `model_dump(mode="json")` writes it
         typed["contract_end_date"] = to_jsonable_python(typed["contract_end_date"])
     if days is not None and "days_to_renewal" in record:  # an explicit null is replaced by the derived days
