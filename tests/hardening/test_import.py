@@ -292,3 +292,16 @@ async def test_a_dry_run_reports_the_rows_the_store_would_refuse_and_writes_noth
     assert (problem.line, problem.account_id) == (2, "acct-1")
     assert problem.message.startswith("not stored: accounts.status allows 64 characters, got 70")
     assert await store.count_accounts(active_only=False) == 0
+
+
+async def test_an_oddity_typing_would_drop_still_rejects_its_row(tmp_path: Path, store: SQLStore) -> None:
+    tickets = [{"subject": "SSO?", "note\u0000": "x"}]  # a key no ticket field reads, with a NUL character
+    rows = [make_account("a", HEALTHY), make_account("odd", HEALTHY, tickets=tickets), make_account("b", HEALTHY)]
+    path = tmp_path / "book.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = await run_import(store, path)
+    assert report.account_ids == ["a", "b"]
+    [problem] = report.errors
+    assert (problem.line, problem.account_id, problem.message) == (2, "odd", "tickets contains a NUL character")
+    [stored] = await store.load_accounts(["a"], active_only=False)
+    assert stored == {**make_account("a", HEALTHY), **stored} and stored["nps_score"] == 9

@@ -8,12 +8,14 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic_core import to_json
 from typing_extensions import is_typeddict
 
 from src.app.analysis.signals import AccountDataError, parse_account, signals_from_record
 from src.app.cli.import_readers import RowProblem
 from src.app.cli.importer import _ImportRow, validate_row
 from src.app.schemas import Ticket
+from src.app.tools.store.sql_tables import SerialisedRecord
 from tests.conftest import NOW
 from tests.support.fakes import HEALTHY, make_account
 
@@ -89,6 +91,8 @@ def test_one_validation_types_and_rejects_rows_as_the_parsers_do(
     else:
         assert not isinstance(result, RowProblem), result
         assert list(result.items()) == list(expected.items())
+        if isinstance(result, SerialisedRecord):  # the JSON the store would have made of the row
+            assert result.json == to_json(dict(result)).decode()
 
 
 def _json_native(annotation: Any) -> bool:

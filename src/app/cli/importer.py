@@ -38,7 +38,7 @@ from src.app.cli.import_readers import (
 from src.app.scan.heap import older_objects_left_alone
 from src.app.schemas import AccountRecord, CSMHealthSignals, TicketSentiment
 from src.app.tools.store import CSMStore
-from src.app.tools.store.sql_tables import checked_account_text
+from src.app.tools.store.sql_tables import SerialisedRecord, checked_account_text
 
 __all__ = ["ImportFileError", "ImportReport", "RowProblem", "import_accounts", "run_import"]
 
@@ -80,10 +80,21 @@ def file_format(path: Path) -> FileFormat:
 def validate_row(
     line: int, record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo, item: int | None = None
 ) -> dict[str, Any] | RowProblem:
-    """The row as a typed account record ("12" becomes 12), or the problem naming each bad field and value."""
+    """The row as a typed account record ("12" becomes 12), or the problem naming each bad field and value.
+
+    A good row comes back with its JSON text (`SerialisedRecord`), made once here: the store writes that.
+    """
+    typed = _typed_at_once(record, now=now, tz=tz)
+    if typed is not None:
+        row = SerialisedRecord(record, "")
+        row.update(typed)  # typed holds keys of the record only: its order, the typed values
+        row.json = _plain_json(row, record) or ""
+        if row.json:
+            return row
     problems = _oddities(record)
-    typed = None if problems else _typed_at_once(record, now=now, tz=tz)
-    if typed is None and not problems:
+    if problems:
+        typed = None
+    elif typed is None:
         typed, problems = _typed_by_parts(record, now=now, tz=tz)
     if typed is None or problems:
         raw_id = record.get("account_id")
@@ -111,6 +122,9 @@ class _ImportRow(AccountRecord, CSMHealthSignals):
     model_config = ConfigDict(extra="ignore")
 
     tickets: list[_TicketFields] = Field(default_factory=list)  # type: ignore[assignment]  # dicts, not models
+
+
+_TICKET_KEYS = frozenset(_TicketFields.__annotations__)
 
 
 @cache
@@ -166,6 +180,25 @@ def _typed_by_parts(record: Mapping[str, Any], *, now: datetime, tz: ZoneInfo) -
         except AccountDataError as error:
             problems += [p for p in error.problems if p not in problems]
     return {key: value for key, value in typed.items() if key in record}, problems
+
+
+def _plain_json(row: Mapping[str, Any], record: Mapping[str, Any]) -> str | None:
+    """The typed row's JSON text when it shows that the record holds no oddity (`_oddities`), else None.
+
+    The typed row holds the record's every key and string, and its numbers but those typing refused, so a row
+    with no NUL, surrogate or non-finite number stands for a record with none; except a ticket's keys other
+    than `_TicketFields`' (typing drops them), so a record with such keys is left to `_oddities`.
+    """
+    tickets = record.get("tickets")
+    if tickets and not all(isinstance(ticket, dict) and ticket.keys() <= _TICKET_KEYS for ticket in tickets):
+        return None
+    try:
+        dumped = to_json(row, inf_nan_mode="constants")
+    except PydanticSerializationError:
+        return None
+    if b"\\u0000" in dumped or b"NaN" in dumped or b"Infinity" in dumped:
+        return None
+    return dumped.decode()
 
 
 def _oddities(record: Mapping[str, Any]) -> list[str]:

@@ -353,6 +353,16 @@ class JSONText(str):
     """JSON text serialised already, written to a JSON column as it is."""
 
 
+class SerialisedRecord(dict[str, Any]):
+    """An account record carrying its JSON text (`to_json(record)`): `account_rows` writes that, not a new one."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, record: Mapping[str, Any], json: str) -> None:
+        super().__init__(record)
+        self.json = json
+
+
 def check_text(table: Table, row: Mapping[str, Any], *, only: tuple[str, ...] = ()) -> None:
     """Refuse the same text on every database, naming the column (`only`: just these columns, else all).
 
@@ -384,7 +394,7 @@ def account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         text = checked_account_text(record)
         rows[text["account_id"]] = {
             **text,
-            "record": record,
+            "record": JSONText(record.json) if isinstance(record, SerialisedRecord) else record,
             "updated_at": now,
             "scan_record": to_json(record, exclude=_DETAIL_KEYS).decode(),
             **account_field_values(record),
