@@ -124,9 +124,6 @@ class _ImportRow(AccountRecord, CSMHealthSignals):
     tickets: list[_TicketFields] = Field(default_factory=list)  # type: ignore[assignment]  # dicts, not models
 
 
-_TICKET_KEYS = frozenset(_TicketFields.__annotations__)
-
-
 @cache
 def _given_fields() -> TypeAdapter[dict[str, Any]]:
     """`_ImportRow`'s fields and constraints as a TypedDict: validating returns the given fields typed, a dict.
@@ -187,10 +184,10 @@ def _plain_json(row: Mapping[str, Any], record: Mapping[str, Any]) -> str | None
 
     The typed row holds the record's every key and string, and its numbers but those typing refused, so a row
     with no NUL, surrogate or non-finite number stands for a record with none; except a ticket's keys other
-    than `_TicketFields`' (typing drops them), so a record with such keys is left to `_oddities`.
+    than `_TicketFields`' (typing drops them), so a record whose tickets typing changed is left to `_oddities`.
     """
     tickets = record.get("tickets")
-    if tickets and not all(isinstance(ticket, dict) and ticket.keys() <= _TICKET_KEYS for ticket in tickets):
+    if tickets and row["tickets"] != tickets:  # ticket fields are text: equal when typing dropped no key
         return None
     try:
         dumped = to_json(row, inf_nan_mode="constants")
