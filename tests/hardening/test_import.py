@@ -244,10 +244,13 @@ async def test_a_csv_cell_nested_too_deeply_rejects_only_its_row(tmp_path: Path,
     assert (problem.line, problem.account_id) == (3, "deep") and problem.message.startswith("tickets=")
 
 
+@pytest.mark.parametrize("found", ["before writing", "by the store's write"])
 async def test_a_row_the_store_refuses_is_reported_and_the_rest_of_its_batch_written(
-    tmp_path: Path, store: SQLStore, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: SQLStore, monkeypatch: pytest.MonkeyPatch, found: str
 ) -> None:
     monkeypatch.setattr("src.app.cli.importer.UPSERT_BATCH", 4)
+    if found == "by the store's write":  # the safety net: a check the importer does not make up front
+        monkeypatch.setattr("src.app.cli.importer.checked_account_text", lambda record: None)
     rows = [make_account(f"acct-{i}", HEALTHY) for i in range(7)]
     rows[2] = {**rows[2], "status": "s" * 70}  # valid for the parser, longer than the store's column
     path = tmp_path / "book.jsonl"
@@ -258,3 +261,47 @@ async def test_a_row_the_store_refuses_is_reported_and_the_rest_of_its_batch_wri
     assert (problem.line, problem.account_id) == (3, "acct-2")
     assert problem.message.startswith("not stored: accounts.status allows 64 characters, got 70")
     assert len(await store.load_accounts(active_only=False)) == 6
+
+
+async def test_a_last_row_the_store_refuses_keeps_the_earlier_good_row_for_its_id(
+    tmp_path: Path, store: SQLStore
+) -> None:
+    good = {**make_account("acct-1", HEALTHY), "name": "Good"}
+    rows = [good, make_account("acct-2", HEALTHY), {**good, "name": "Refused", "status": "s" * 70}]
+    path = tmp_path / "book.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = await run_import(store, path)
+    assert report.account_ids == ["acct-1", "acct-2"] and report.imported == 2 and report.repeated == 0
+    [problem] = report.errors
+    assert (problem.line, problem.account_id) == (3, "acct-1")
+    assert problem.message.startswith("not stored: accounts.status allows 64 characters, got 70")
+    [stored] = await store.load_accounts(["acct-1"], active_only=False)
+    assert stored["name"] == "Good"
+
+
+async def test_a_dry_run_reports_the_rows_the_store_would_refuse_and_writes_nothing(
+    tmp_path: Path, store: SQLStore
+) -> None:
+    rows = [make_account(f"acct-{i}", HEALTHY) for i in range(3)]
+    rows[1] = {**rows[1], "status": "s" * 70}
+    path = tmp_path / "book.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = await run_import(store, path, dry_run=True)
+    assert report.account_ids == ["acct-0", "acct-2"] and report.imported == 0 and report.dry_run
+    [problem] = report.errors
+    assert (problem.line, problem.account_id) == (2, "acct-1")
+    assert problem.message.startswith("not stored: accounts.status allows 64 characters, got 70")
+    assert await store.count_accounts(active_only=False) == 0
+
+
+async def test_an_oddity_typing_would_drop_still_rejects_its_row(tmp_path: Path, store: SQLStore) -> None:
+    tickets = [{"subject": "SSO?", "note\u0000": "x"}]  # a key no ticket field reads, with a NUL character
+    rows = [make_account("a", HEALTHY), make_account("odd", HEALTHY, tickets=tickets), make_account("b", HEALTHY)]
+    path = tmp_path / "book.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = await run_import(store, path)
+    assert report.account_ids == ["a", "b"]
+    [problem] = report.errors
+    assert (problem.line, problem.account_id, problem.message) == (2, "odd", "tickets contains a NUL character")
+    [stored] = await store.load_accounts(["a"], active_only=False)
+    assert stored == {**make_account("a", HEALTHY), **stored} and stored["nps_score"] == 9

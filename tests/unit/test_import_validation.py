@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic_core import to_json
+from typing_extensions import is_typeddict
 
 from src.app.analysis.signals import AccountDataError, parse_account, signals_from_record
 from src.app.cli.import_readers import RowProblem
-from src.app.cli.importer import validate_row
+from src.app.cli.importer import _ImportRow, validate_row
+from src.app.schemas import Ticket
+from src.app.tools.store.sql_tables import SerialisedRecord
 from tests.conftest import NOW
 from tests.support.fakes import HEALTHY, make_account
 
@@ -86,3 +91,34 @@ def test_one_validation_types_and_rejects_rows_as_the_parsers_do(
     else:
         assert not isinstance(result, RowProblem), result
         assert list(result.items()) == list(expected.items())
+        if isinstance(result, SerialisedRecord):  # the JSON the store would have made of the row
+            assert result.json == to_json(dict(result)).decode()
+
+
+def _json_native(annotation: Any) -> bool:
+    """Whether a field of this type holds a JSON value as validated (text, numbers, null, lists and maps of them)."""
+    if annotation in (str, int, float, bool, type(None)):
+        return True
+    if is_typeddict(annotation):
+        return all(_json_native(argument) for argument in get_type_hints(annotation).values())
+    if get_origin(annotation) is Literal:
+        return all(isinstance(value, str | int | float | bool) for value in get_args(annotation))
+    if get_origin(annotation) in (list, dict, Union, UnionType):
+        return all(_json_native(argument) for argument in get_args(annotation))
+    return False
+
+
+def test_every_field_validation_types_is_a_json_value_but_the_date_it_serialises() -> None:
+    serialised = {name for name, field in _ImportRow.model_fields.items() if not _json_native(field.annotation)}
+    assert serialised == {"contract_end_date"}
+
+
+def test_validation_types_tickets_as_the_ticket_model_does() -> None:
+    [field] = [field for name, field in _ImportRow.model_fields.items() if name == "tickets"]
+    [ticket_fields] = get_args(field.annotation)
+    assert get_type_hints(ticket_fields) == {name: field.annotation for name, field in Ticket.model_fields.items()}
+    assert Ticket.model_config.get("extra") == "ignore" and not ticket_fields.__required_keys__
+
+
+def test_validation_by_the_fields_typed_dict_knows_every_field_by_its_name() -> None:
+    assert all(field.alias is None and field.validation_alias is None for field in _ImportRow.model_fields.values())

@@ -131,6 +131,24 @@ async def test_construction_does_no_io_and_first_use_creates_the_folder(tmp_path
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_a_new_sqlite_file_gets_8_kb_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    fresh, existing = tmp_path / "fresh.sqlite", tmp_path / "existing.sqlite"
+    with sqlite3.connect(existing) as connection:  # made by an earlier version: SQLite's default 4 KB pages
+        connection.execute("CREATE TABLE earlier (id INTEGER)")
+    connection.close()
+    for database in (fresh, existing):
+        sql_store = SQLStore(f"sqlite:///{database}")
+        await sql_store.upsert_accounts([account("acc_1")])
+        await sql_store.aclose()
+    sizes = {}
+    for database in (fresh, existing):
+        with sqlite3.connect(database) as connection:
+            sizes[database.name] = connection.execute("PRAGMA page_size").fetchone()[0]
+            assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        connection.close()
+    assert sizes == {"fresh.sqlite": 8192, "existing.sqlite": 4096}
+
+
 async def test_data_survives_aclose_and_a_new_store_on_the_same_database(shared_url: str) -> None:
     first = SQLStore(shared_url)
     await first.upsert_accounts([account("acc_1")])

@@ -23,6 +23,10 @@ from src.app.tools.store.sql_tables import ACCOUNT_FIELD_COLUMNS, ACCOUNTS, ADDE
 WAL_CHECKPOINT_PAGES = 10_000
 """SQLite copies its write-ahead log into the database once it holds this many pages (~40 MB; SQLite's default
 is 1,000): a whole-book scan writes ~1 KB per account, and fewer, larger checkpoints cost less in all."""
+SQLITE_PAGE_BYTES = 8192
+"""The page size of a new SQLite file (SQLite's default is 4,096): an account row (~2.4 KB: the record and its
+scan copy) leaves most of a 4 KB page unused, so a 100,000-account book took 388 MB, and 280 MB with 8 KB pages.
+A file that exists keeps the page size it was made with (changing it would take a VACUUM)."""
 
 
 def create_store_engine(url: URL) -> Engine:
@@ -41,10 +45,11 @@ def create_store_engine(url: URL) -> Engine:
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any) -> None:
-    """Per connection: enforce foreign keys; WAL so readers never wait on the writer."""
+    """Per connection: enforce foreign keys; 8 KB pages for a new file; WAL so readers never wait on the writer."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")  # before WAL: a WAL file's page size is fixed
         _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")

@@ -353,6 +353,16 @@ class JSONText(str):
     """JSON text serialised already, written to a JSON column as it is."""
 
 
+class SerialisedRecord(dict[str, Any]):
+    """An account record carrying its JSON text (`to_json(record)`): `account_rows` writes that, not a new one."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, record: Mapping[str, Any], json: str) -> None:
+        super().__init__(record)
+        self.json = json
+
+
 def check_text(table: Table, row: Mapping[str, Any], *, only: tuple[str, ...] = ()) -> None:
     """Refuse the same text on every database, naming the column (`only`: just these columns, else all).
 
@@ -381,20 +391,31 @@ def account_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     now = utc_now()
     rows: dict[str, dict[str, Any]] = {}
     for record in records:
-        if record.get("account_id") in (None, ""):
-            raise ValueError("Every account record needs a non-empty 'account_id'")
-        account_id = str(record["account_id"])
-        rows[account_id] = {
-            "account_id": account_id,
-            "name": str(record.get("name") or ""),
-            "status": str(record.get("status") or "active"),
-            "record": record,
+        text = checked_account_text(record)
+        rows[text["account_id"]] = {
+            **text,
+            "record": JSONText(record.json) if isinstance(record, SerialisedRecord) else record,
             "updated_at": now,
             "scan_record": to_json(record, exclude=_DETAIL_KEYS).decode(),
             **account_field_values(record),
         }
-        check_text(ACCOUNTS, rows[account_id], only=_ACCOUNT_TEXT)
     return list(rows.values())
+
+
+def checked_account_text(record: Mapping[str, Any]) -> dict[str, str]:
+    """The account row's id, name and status for `record`, or ValueError when the store cannot keep them.
+
+    What `account_rows` refuses, so a caller can find a record the store would refuse before writing anything.
+    """
+    if record.get("account_id") in (None, ""):
+        raise ValueError("Every account record needs a non-empty 'account_id'")
+    text = {
+        "account_id": str(record["account_id"]),
+        "name": str(record.get("name") or ""),
+        "status": str(record.get("status") or "active"),
+    }
+    check_text(ACCOUNTS, text, only=_ACCOUNT_TEXT)
+    return text
 
 
 def account_field_values(record: Mapping[str, Any]) -> dict[str, Any]:
