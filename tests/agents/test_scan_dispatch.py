@@ -59,6 +59,13 @@ async def book(folder: Path) -> AsyncIterator[tuple[CustomerSuccessAgent, SQLSto
         await store.aclose()
 
 
+def paged_scheduler(agent: CustomerSuccessAgent, store: SQLStore, dispatcher: Any, *, owner: str) -> CSMScheduler:
+    """A scheduler at `MORNING` that sends the book to `dispatcher` in pages of `PAGE_SIZE` accounts."""
+    return CSMScheduler(
+        agent, store=store, clock=lambda: MORNING, owner=owner, dispatcher=dispatcher, scan_page_size=PAGE_SIZE
+    )
+
+
 async def test_a_scan_on_workers_scores_every_page_and_alerts_like_one_process(tmp_path: Path) -> None:
     async with book(tmp_path / "local") as (agent, store, _):
         local = await CSMScheduler(agent, store=store, clock=lambda: MORNING, owner="l").run_job(JOB)
@@ -67,9 +74,7 @@ async def test_a_scan_on_workers_scores_every_page_and_alerts_like_one_process(t
 
     async with book(tmp_path / "cluster") as (agent, store, mail):
         dispatcher = RecordingDispatcher()
-        scheduler = CSMScheduler(
-            agent, store=store, clock=lambda: MORNING, owner="s", dispatcher=dispatcher, scan_page_size=PAGE_SIZE
-        )
+        scheduler = paged_scheduler(agent, store, dispatcher, owner="s")
         outcome = await scheduler.run_job(JOB)
         active = await store.load_accounts()
         pages = outcome["pages"]
@@ -131,9 +136,7 @@ async def test_pages_done_before_the_dispatch_is_recorded_still_get_their_alert_
                 return len(tasks)
 
         dispatcher = EagerWorkers()
-        scheduler = CSMScheduler(
-            agent, store=store, clock=lambda: MORNING, owner="s", dispatcher=dispatcher, scan_page_size=PAGE_SIZE
-        )
+        scheduler = paged_scheduler(agent, store, dispatcher, owner="s")
         outcome = await scheduler.run_job(JOB)
         assert outcome["status"] == "dispatched"
         (step,) = dispatcher.take()
@@ -149,9 +152,7 @@ async def test_a_run_taken_over_after_the_book_changed_sends_the_same_pages_and_
 ) -> None:
     async with book(tmp_path / "changed") as (agent, store, _):
         first = RecordingDispatcher()
-        scheduler = CSMScheduler(
-            agent, store=store, clock=lambda: MORNING, owner="s1", dispatcher=first, scan_page_size=PAGE_SIZE
-        )
+        scheduler = paged_scheduler(agent, store, first, owner="s1")
         outcome = await scheduler.run_job(JOB)
         book_then = {str(record["account_id"]) for record in await store.load_accounts()}
         old = [task for _, _, task in first.take()]
@@ -162,9 +163,7 @@ async def test_a_run_taken_over_after_the_book_changed_sends_the_same_pages_and_
         added = [{**record, "account_id": f"0000-new-{n}"} for n, record in enumerate(await store.load_accounts())]
         await store.upsert_accounts([*added[:10], {**added[10], "account_id": "zzzz-new"}])
         second = RecordingDispatcher()
-        taker = CSMScheduler(
-            agent, store=store, clock=lambda: MORNING, owner="s2", dispatcher=second, scan_page_size=PAGE_SIZE
-        )
+        taker = paged_scheduler(agent, store, second, owner="s2")
         again = await taker.run_job(JOB, take_over=True)
         new = [task for _, _, task in second.take()]
         assert again["status"] == "dispatched" and again["resumed"] and again["pages"] == outcome["pages"]
@@ -195,9 +194,7 @@ async def test_a_forced_rerun_of_a_completed_scan_sends_every_page_again_and_the
 ) -> None:
     async with book(tmp_path / "forced") as (agent, store, _):
         dispatcher = RecordingDispatcher()
-        scheduler = CSMScheduler(
-            agent, store=store, clock=lambda: MORNING, owner="s", dispatcher=dispatcher, scan_page_size=PAGE_SIZE
-        )
+        scheduler = paged_scheduler(agent, store, dispatcher, owner="s")
         first = await scheduler.run_job(JOB)
         while dispatcher.sent:  # the pages, then the alert step they queue
             for run_id, job, task in dispatcher.take():
