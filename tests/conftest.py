@@ -25,10 +25,23 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 
+@pytest.fixture(scope="session")
+def session_logging() -> tuple[dict[str, Any], list[logging.Handler]]:
+    """structlog's configuration and the root handlers as the session started, before any fixture ran the CLI."""
+    return structlog.get_config(), list(logging.root.handlers)
+
+
 @pytest.fixture(autouse=True)
-def logging_restored() -> Iterator[None]:
-    """An in-process CLI run points structlog and logging at a captured stderr that closes after it: put them back."""
-    saved, handlers = structlog.get_config(), list(logging.root.handlers)
+def logging_restored(session_logging: tuple[dict[str, Any], list[logging.Handler]]) -> Iterator[None]:
+    """Every test starts and ends with the session's own logging.
+
+    An in-process CLI run points structlog at a captured stderr and filters below its `--log-level`; a
+    module-scoped fixture that runs the CLI does so before any test's own fixtures, and what it set would else
+    carry over (`capture_logs` then saw no info events in later modules).
+    """
+    saved, handlers = session_logging
+    structlog.configure(**saved)
+    logging.root.handlers[:] = handlers
     yield
     structlog.configure(**saved)
     logging.root.handlers[:] = handlers
