@@ -99,6 +99,10 @@ def figures(accounts: int, measured: dict[str, Any]) -> dict[str, Any]:
         out["loop_records_cpu_s"] = loop["records_cpu_s"]["median"]
         out["loop_ratio_signals"] = round(scan_cpu / loop["signals_cpu_s"]["median"], 2)
         out["loop_ratio_records"] = round(scan_cpu / loop["records_cpu_s"]["median"], 2)
+        floor = measured["floor"]["cpu_s"]["median"]
+        out["floor_cpu_s"] = floor
+        out["floor_ratio_signals"] = round(floor / loop["signals_cpu_s"]["median"], 2)
+        out["floor_share_of_scan"] = round(floor / scan_cpu, 2)
     out["targets"] = targets(out)
     return out
 

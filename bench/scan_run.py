@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from bench.common import ChildPeaks, current_rss_mb, emit, peak_rss_mb, stats
+from bench.scan_floor import Written, database_file, last_history_id, replay, written_since
 from src.app.agents.customer_success.agent import CustomerSuccessAgent
 from src.app.agents.runtime import open_agent
 from src.app.analysis.health import CSMHealthScorer
@@ -121,6 +122,22 @@ async def batch_run(template: Path, task: dict[str, Any]) -> tuple[float, dict[s
     }
 
 
+async def floor_written(template: Path, task: dict[str, Any]) -> Written:
+    """What one scan writes to a fresh copy of the store (`bench.scan_floor`), untimed."""
+    with fresh_copy(template) as data_dir:
+        database = database_file(bench_settings(data_dir).resolved_database_url)
+        last = last_history_id(database)
+        async with open_agent(bench_settings(data_dir)) as (agent, _):
+            await agent.execute(dict(task), dict(JOB_CONTEXT))
+        return written_since(database, last)
+
+
+def floor_run(template: Path, written: Written) -> dict[str, float]:
+    """The scan's storage floor: its writes replayed by the driver on a fresh copy of the store."""
+    with fresh_copy(template) as data_dir:
+        return replay(database_file(bench_settings(data_dir).resolved_database_url), written)
+
+
 async def baseline_run(template: Path, sample: int) -> dict[str, Any]:
     """The naive pattern: one graph invocation (`health_scan` with an `account_id`) per account of a sample."""
     async with ready_agent(template) as (agent, store):
@@ -163,6 +180,8 @@ async def measure(
     seconds: list[float] = []
     cpu: list[float] = []
     loops: list[dict[str, float]] = []
+    floors: list[dict[str, float]] = []
+    written: Written | None = None
     facts: dict[str, Any] = {}
     helpers_peak = 0.0
     peak_before_loops = 0.0
@@ -175,6 +194,8 @@ async def measure(
             if not loops:  # the first scan's peak: the loop holds the whole book in memory, which the scan does not
                 peak_before_loops = peak_rss_mb()
             loops.append(await loop_run(template))
+            written = written or await floor_written(template, task)
+            floors.append(floor_run(template, written))
     figures: dict[str, Any] = {"task": task, "batch_s": stats(seconds), **facts, "rss_ready_mb": rss_ready}
     figures["batch_cpu_s"] = stats(cpu)
     if loops:
@@ -182,6 +203,11 @@ async def measure(
             "accounts": loops[0]["accounts"],
             "signals_cpu_s": stats([run["signals_s"] for run in loops]),
             "records_cpu_s": stats([run["records_s"] for run in loops]),
+        }
+        figures["floor"] = {
+            "accounts": floors[0]["accounts"],
+            "cpu_s": stats([run["cpu_s"] for run in floors]),
+            "wall_s": stats([run["wall_s"] for run in floors]),
         }
     figures["peak_rss_main_mb"] = peak_before_loops if loops else peak_rss_mb()
     figures["peak_rss_helpers_mb"] = helpers_peak
