@@ -529,3 +529,31 @@ async def test_iter_accounts_leaves_omitted_keys_out_and_keeps_the_rest(store: S
     assert trimmed == {"account_id": "a", "name": "A", "nps_score": 40}
     [[whole]] = [page async for page in store.iter_accounts()]
     assert whole["tickets"] == detail["tickets"] and whole["notes"] == "long text"
+
+
+async def test_scores_reach_sqlite_as_plain_text_not_through_an_adapter(tmp_path: Path) -> None:
+    """Serialised JSON (`JSONText`) is handed to sqlite3 as a plain `str`: its adapter lookup costs twice as much."""
+    sql_store = SQLStore(f"sqlite:///{tmp_path / 'csm.sqlite'}")
+
+    def refuse(value: JSONText) -> str:
+        raise AssertionError(f"sqlite3 was handed a JSONText to adapt: {value[:40]}")
+
+    sqlite3.register_adapter(JSONText, refuse)
+    try:
+        score = CSMHealthScore.model_validate(
+            {
+                "account_id": "acct-1",
+                "score": 55.0,
+                "rag": "AMBER",
+                "churn_risk_level": "medium",
+                "signal_breakdown": {"nps_score": 3.5},
+                "computed_at": datetime(2026, 12, 3, tzinfo=UTC),
+            }
+        )
+        await sql_store.save_scores([score])
+        stored = await sql_store.latest_scores(["acct-1"])
+    finally:
+        sqlite3.adapters.pop((JSONText, sqlite3.PrepareProtocol), None)
+        await sql_store.aclose()
+    assert stored["acct-1"].signal_breakdown == {"nps_score": 3.5}
+    assert stored["acct-1"].score == 55.0

@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from itertools import product
+from itertools import chain, product
 from math import copysign
 from operator import itemgetter
 from typing import Any
@@ -226,39 +226,49 @@ def _top_of(breakdown: Mapping[str, float], names: list[str], max_points: Mappin
 
 
 def top_signals_json(breakdowns: Sequence[Mapping[str, float]], max_points: Mapping[str, float]) -> list[JSONText]:
-    """`top_signals` of each breakdown as JSON text, written directly from the losses of a large page."""
+    """`top_signals` of each breakdown as JSON text, written directly from the losses of a large page.
+
+    Accounts of a page often lose the same points on the same signals: each distinct top is written once.
+    """
     names = sorted(max_points)
     if "numpy" not in sys.modules and len(breakdowns) < NUMPY_REPAID_RECORDS:
         return [JSONText(to_json(_top_of(breakdown, names, max_points)).decode()) for breakdown in breakdowns]
+    import numpy as np
+
     quoted = [to_json(name).decode() for name in names]
+    columns, lost = _largest_losses(breakdowns, names, max_points)
     pairs: dict[tuple[int, int], str] = {}  # a page's accounts share most of their (signal, loss) pairs
+    texts: dict[tuple[int, ...], JSONText] = {}  # and often their whole top
 
     def pair(column: int, cent: int) -> str:
-        text = pairs.get((column, cent))
-        if text is None:
-            text = pairs[column, cent] = f"[{quoted[column]},{-cent / 100!r}]"
-        return text
+        found = pairs.get((column, cent))
+        if found is None:
+            found = pairs[column, cent] = f"[{quoted[column]},{-cent / 100!r}]"
+        return found
 
-    return [
-        JSONText(
-            "[" + ",".join([pair(column, cent) for column, cent in zip(columns, row, strict=True) if cent < 0]) + "]"
-        )
-        for columns, row in zip(*_largest_losses(breakdowns, names, max_points), strict=True)
-    ]
+    def text(row: tuple[int, ...]) -> JSONText:
+        found = texts.get(row)
+        if found is None:
+            listed = zip(row[:TOP_SIGNALS], row[TOP_SIGNALS:], strict=True)
+            found = texts[row] = JSONText("[" + ",".join([pair(c, cent) for c, cent in listed if cent < 0]) + "]")
+        return found
+
+    return [text(row) for row in map(tuple, np.concatenate([columns, lost], axis=1).tolist())]
 
 
 def _top_signals_at_once(
     breakdowns: Sequence[Mapping[str, float]], names: list[str], max_points: Mapping[str, float]
 ) -> list[list[list[Any]]]:
+    columns, lost = _largest_losses(breakdowns, names, max_points)
     return [
-        [[names[column], -cent / 100] for column, cent in zip(columns, row, strict=True) if cent < 0]
-        for columns, row in zip(*_largest_losses(breakdowns, names, max_points), strict=True)
+        [[names[column], -cent / 100] for column, cent in zip(picked, row, strict=True) if cent < 0]
+        for picked, row in zip(columns.tolist(), lost.tolist(), strict=True)
     ]
 
 
 def _largest_losses(
     breakdowns: Sequence[Mapping[str, float]], names: list[str], max_points: Mapping[str, float]
-) -> tuple[list[list[int]], list[list[int]]]:
+) -> tuple[Any, Any]:
     """Per breakdown, the columns of its `TOP_SIGNALS` largest losses and those losses as negative whole cents."""
     import numpy as np  # imported by the first large page of scores
 
@@ -270,13 +280,13 @@ def _largest_losses(
         except KeyError:  # a breakdown without some signal counts it as 0 points (its other breakdowns are picked)
             return [breakdown.get(name, 0.0) for name in names]
 
-    picked = [points(breakdown) for breakdown in breakdowns]
-    got = np.array(picked, dtype=np.float64).reshape(len(breakdowns), len(names))
+    count = len(breakdowns) * len(names)
+    got = np.fromiter(chain.from_iterable(map(points, breakdowns)), dtype=np.float64, count=count)
+    got = got.reshape(len(breakdowns), len(names))
     best = np.array([max_points[name] for name in names], dtype=np.float64)
     cents = ((got - best) * 100 - 0.5).astype(np.int64)  # truncated toward zero: minus `cents_lost`
     order = np.argsort(cents, axis=1, kind="stable")[:, :TOP_SIGNALS]  # ties keep name order
-    lost = np.take_along_axis(cents, order, axis=1)
-    return order.tolist(), lost.tolist()
+    return order, np.take_along_axis(cents, order, axis=1)
 
 
 def upsert_health(

@@ -160,7 +160,7 @@ def insert_bound_columns(
     for key in order:
         bind = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
         values = columns[key]
-        bound.append(values if bind is None else _bind_each(bind, values))
+        bound.append(_plain(values if bind is None else _bind_each(bind, values)))
     connection.exec_driver_sql(compiled.string, list(zip(*bound, strict=True)))
 
 
@@ -178,6 +178,16 @@ def driver_rows(connection: Connection, query: Select[Any]) -> list[tuple[Any, .
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def _plain(values: Sequence[Any]) -> Sequence[Any]:
+    """Bound values as the driver takes them fastest: JSON text serialised already (`JSONText`) as a plain `str`.
+
+    sqlite3 binds a subclass of `str` through its adapter lookup, which costs twice what a `str` does.
+    """
+    if not values or type(values[0]) is not JSONText:
+        return values
+    return [str.__str__(value) if type(value) is JSONText else value for value in values]
 
 
 def _bind_each(bind: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
