@@ -357,9 +357,9 @@ def _groups(page: _Page, scorecards: ScorecardSet) -> Iterator[tuple[ScorecardSp
         match = chosen < 0
         for condition in segment.when:
             column = _Column(page.values(condition.field))
-            match &= column.holds(condition)
-            chosen[column.failed] = len(scorecards.segments)
-            match &= ~column.failed
+            holds = column.holds(condition)
+            chosen[match & column.failed] = len(scorecards.segments)  # where the reference would meet the error
+            match &= holds & ~column.failed
         chosen[match] = index
     by_card: dict[str, list[int]] = {}
     for index, segment in enumerate(scorecards.segments):
