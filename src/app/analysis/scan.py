@@ -58,7 +58,7 @@ def score_book(
         history: Each account's recent scores, when a scorecard reads the score trend.
     """
     records = list(records)
-    batched = _batched(records, scorer=scorer, previous=previous, now=now, tz=tz)
+    batched = _batched(records, scorer=scorer, previous=previous, now=now, tz=tz, history=history)
     outcome = ScanOutcome()
     for index, record in enumerate(records):
         result = batched[index] or _score_one(
@@ -78,22 +78,20 @@ def _batched(
     previous: Mapping[str, StoredScore],
     now: datetime,
     tz: ZoneInfo,
+    history: Mapping[str, StoredScores] | None,
 ) -> list[CSMHealthScore | None]:
-    """The default scorecard's scores of a page at once (`health_batch`); None where a record scores per account.
+    """The scores of a page at once (`scorecard_batch.score_page`); None where a record scores per account.
 
-    A configured scorecard set, and a page too small to repay numpy's fixed cost, score every record per account.
+    A page too small to repay numpy's fixed cost scores every record per account.
     """
     plain = [isinstance(r, Mapping) and isinstance(r.get("account_id"), str) and bool(r["account_id"]) for r in records]
     fewest = BATCH_MIN_RECORDS if "numpy" in sys.modules else NUMPY_REPAID_RECORDS
-    if scorer.scorecards is not None or sum(plain) < fewest:
+    if sum(plain) < fewest:
         return [None] * len(records)
-    from src.app.analysis.health_batch import score_batch  # numpy: imported by the first page worth it
+    from src.app.analysis.scorecard_batch import score_page  # numpy: imported by the first page worth it
 
-    scored = iter(
-        score_batch(
-            [r for r, ok in zip(records, plain, strict=True) if ok], scorer=scorer, previous=previous, now=now, tz=tz
-        )
-    )
+    page = [r for r, ok in zip(records, plain, strict=True) if ok]
+    scored = iter(score_page(page, scorer=scorer, previous=previous, now=now, tz=tz, history=history))
     return [next(scored) if ok else None for ok in plain]
 
 
