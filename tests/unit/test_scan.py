@@ -153,3 +153,16 @@ def test_account_error_is_json_safe() -> None:
 def test_a_trusted_score_needs_exactly_the_score_fields() -> None:
     with pytest.raises(ValueError, match="needs exactly the fields"):
         trusted_score({"account_id": "a", "score": 50.0})
+
+
+def test_a_trusted_score_is_what_model_construct_makes_with_a_fields_set_of_its_own() -> None:
+    score = score_book([HEALTHY], scorer=CSMHealthScorer(), previous={}, now=NOW, tz=TZ).scores[0]
+    fields = {name: getattr(score, name) for name in CSMHealthScore.model_fields}
+    trusted, other = trusted_score(dict(fields)), trusted_score(dict(fields))
+    constructed = CSMHealthScore.model_construct(**fields)
+    assert trusted == constructed
+    assert trusted.model_dump_json() == constructed.model_dump_json()
+    assert trusted.model_fields_set == constructed.model_fields_set
+    assert (trusted.model_extra, trusted.__pydantic_private__) == (None, None)
+    trusted.model_fields_set.discard("score")
+    assert other.model_fields_set == constructed.model_fields_set
