@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +20,7 @@ from src.app.analysis.signals import (
     REQUIRED_SIGNALS,
     AccountDataError,
     days_until,
+    field_columns,
     identity_problems,
     parse_account,
     plain_identities,
@@ -326,3 +330,26 @@ def test_a_typical_record_has_a_plain_identity_and_a_bad_date_does_not() -> None
 
 def test_the_plain_identity_check_covers_every_identity_field() -> None:
     assert {name for name, *_ in signals._IDENTITY_CHECKS} == set(IDENTITY_FIELDS)
+
+
+_COLUMN_FIELDS = ["a", "b", "c"]
+_COLUMN_RECORDS = st.one_of(
+    st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), st.one_of(st.none(), st.integers())),
+    st.builds(lambda fields: MappingProxyType(fields), st.dictionaries(st.sampled_from(["a", "b"]), st.integers())),
+    st.builds(lambda fields: defaultdict(int, fields), st.dictionaries(st.sampled_from(["a", "c"]), st.integers())),
+)
+
+
+@given(st.lists(_COLUMN_RECORDS, max_size=8), st.lists(st.sampled_from(_COLUMN_FIELDS), min_size=1, max_size=3))
+def test_field_columns_read_what_get_reads(records: list[Mapping[str, Any]], names: list[str]) -> None:
+    before = [dict(record) for record in records]
+    columns = field_columns(records, names)
+    assert {name: list(column) for name, column in columns.items()} == {
+        name: [record.get(name) for record in records] for name in names
+    }
+    assert [dict(record) for record in records] == before  # a defaultdict gains no key
+
+
+def test_field_columns_of_records_holding_every_field_alike() -> None:
+    records = [{"a": 1, "b": None, "c": "x"}, {"c": "y", "b": 2, "a": 3}]
+    assert field_columns(records, ["c", "a", "z"]) == {"c": ("x", "y"), "a": (1, 3), "z": [None, None]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -192,6 +193,24 @@ _IDENTITY_CHECKS: tuple[tuple[str, Any, Callable[[Any], bool], frozenset[type]],
     ("seats_active", None, _count, _NO_TYPES),
     ("contract_end_date", None, lambda v: v is None or (type(v) is str and _plain_date(v)), _NO_TYPES),
 )
+
+
+def field_columns(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Sequence[Any]]:
+    """Each named field's values over the records, None where a record lacks it (as `record.get(name)` reads it).
+
+    When the records are plain dicts holding the same fields as the first, those fields are read with one
+    `itemgetter` call per record rather than one `get` per field and record.
+    """
+    held = [name for name in names if records and name in records[0]]
+    if len(held) > 1 and set(map(type, records)) == {dict}:
+        try:
+            rows = list(map(itemgetter(*held), records))
+        except KeyError:  # a record lacks a field the first one has
+            pass
+        else:
+            columns = dict(zip(held, zip(*rows, strict=True), strict=True))
+            return {name: columns[name] if name in columns else [r.get(name) for r in records] for name in names}
+    return {name: [record.get(name) for record in records] for name in names}
 
 
 def plain_identities(records: Sequence[Mapping[str, Any]]) -> list[bool]:
