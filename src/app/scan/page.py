@@ -139,15 +139,18 @@ def _with_valid_identity(
     tasks that read them, and a whole-book scan does not even load them. A bad field that is not essential
     (`arr: "lots"`) is reported and the score kept.
     """
-    by_id = {str(record.get("account_id")): record for record in records}
-    plain = dict(zip(by_id, plain_identities(list(by_id.values())), strict=True))
+    plain_records = plain_identities(records)
+    if all(plain_records):
+        return scores, []
+    by_id = {str(record.get("account_id")): (record, ok) for record, ok in zip(records, plain_records, strict=True)}
     valid, errors = [], []
     for score in scores:
-        if plain[score.account_id]:
+        record, plain = by_id[score.account_id]
+        if plain:
             valid.append(score)
             continue
         try:
-            problems = identity_problems(by_id[score.account_id])
+            problems = identity_problems(record)
         except AccountDataError as problem:
             errors.append(WorkError(account_id=score.account_id, stage="score_accounts", message=str(problem)))
             continue
