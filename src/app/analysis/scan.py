@@ -60,6 +60,10 @@ def score_book(
     records = list(records)
     batched = _batched(records, scorer=scorer, previous=previous, now=now, tz=tz)
     outcome = ScanOutcome()
+    scored = list(filter(None, batched))
+    if len(scored) == len(records):  # the whole page scored at once
+        outcome.scores.extend(scored)
+        return outcome
     for index, record in enumerate(records):
         result = batched[index] or _score_one(
             record, index, scorer=scorer, previous=previous, now=now, tz=tz, history=history or {}
@@ -89,6 +93,8 @@ def _batched(
         return [None] * len(records)
     from src.app.analysis.health_batch import score_batch  # numpy: imported by the first page worth it
 
+    if all(plain):
+        return score_batch(records, scorer=scorer, previous=previous, now=now, tz=tz)
     scored = iter(
         score_batch(
             [r for r, ok in zip(records, plain, strict=True) if ok], scorer=scorer, previous=previous, now=now, tz=tz
