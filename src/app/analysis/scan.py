@@ -87,7 +87,10 @@ def _batched(
 
     A configured scorecard set, and a page too small to repay numpy's fixed cost, score every record per account.
     """
-    plain = [isinstance(r, Mapping) and isinstance(r.get("account_id"), str) and bool(r["account_id"]) for r in records]
+    plain = [
+        (type(r) is dict or isinstance(r, Mapping)) and isinstance(r.get("account_id"), str) and bool(r["account_id"])
+        for r in records
+    ]
     fewest = BATCH_MIN_RECORDS if "numpy" in sys.modules else NUMPY_REPAID_RECORDS
     if scorer.scorecards is not None or sum(plain) < fewest:
         return [None] * len(records)
