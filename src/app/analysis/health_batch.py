@@ -387,7 +387,7 @@ def _breakdowns(points: dict[str, Floats], removed: dict[str, Floats], applied: 
     """Each account's rounded breakdown: the eleven signals, then the multipliers that applied, in that order."""
     keys = list(points)
     rows: list[list[float]] = _python_round(np.stack(list(points.values()), axis=1)).tolist()
-    breakdowns = [dict(zip(keys, row, strict=True)) for row in rows]
+    breakdowns = list(map(dict, map(zip, repeat(keys), rows)))
     for (key, column), flags in zip(removed.items(), applied, strict=True):
         where = np.flatnonzero(flags)
         for row, value in zip(where.tolist(), _python_round(column[where]).tolist(), strict=True):
