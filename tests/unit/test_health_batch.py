@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from src.app.analysis.health import CSMHealthScorer
-from src.app.analysis.health_batch import score_batch
+from src.app.analysis.health_batch import _python_round, score_batch
 from src.app.analysis.scan import BATCH_MIN_RECORDS, score_book, score_record
 from src.app.analysis.signals import AccountDataError
 from src.app.schemas import CSMHealthScore
@@ -211,3 +214,24 @@ def test_score_book_uses_the_batch_for_a_page_and_keeps_errors_per_account() -> 
         ("bad", "invalid_data"),
         ("<missing account_id #33>", "invalid_data"),
     ]
+
+
+HALVES = st.builds(  # a number of hundredths and a half, and its float neighbours
+    lambda cents, toward: math.nextafter((cents + 0.5) / 100, toward),
+    st.integers(-(10**6), 10**6),
+    st.sampled_from([-math.inf, 0.0, math.inf]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.floats(), HALVES, st.floats(-1e6, 1e6), st.sampled_from([0.125, -0.0, 2.0**52 / 100, 1e16 + 2])),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_rounding_a_column_is_pythons_round_bit_for_bit(values: list[float]) -> None:
+    rounded = _python_round(np.array(values, dtype=np.float64)).tolist()
+    expected = [round(value, 2) for value in values]
+    assert [struct.pack("<d", value) for value in rounded] == [struct.pack("<d", value) for value in expected]

@@ -12,6 +12,7 @@ import pytest
 from src.app.analysis.health import CSMHealthScorer
 from src.app.analysis.scan import AccountError, ScanOutcome, score_book
 from src.app.analysis.signals import signals_from_record
+from src.app.scan.page import _with_valid_identity
 from src.app.schemas import CSMHealthScore, trusted_score
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
@@ -153,3 +154,31 @@ def test_account_error_is_json_safe() -> None:
 def test_a_trusted_score_needs_exactly_the_score_fields() -> None:
     with pytest.raises(ValueError, match="needs exactly the fields"):
         trusted_score({"account_id": "a", "score": 50.0})
+
+
+def test_a_trusted_score_is_what_model_construct_makes_with_a_fields_set_of_its_own() -> None:
+    score = score_book([HEALTHY], scorer=CSMHealthScorer(), previous={}, now=NOW, tz=TZ).scores[0]
+    fields = {name: getattr(score, name) for name in CSMHealthScore.model_fields}
+    trusted, other = trusted_score(dict(fields)), trusted_score(dict(fields))
+    constructed = CSMHealthScore.model_construct(**fields)
+    assert trusted == constructed
+    assert trusted.model_dump_json() == constructed.model_dump_json()
+    assert trusted.model_fields_set == constructed.model_fields_set
+    assert (trusted.model_extra, trusted.__pydantic_private__) == (None, None)
+    trusted.model_fields_set.discard("score")
+    assert other.model_fields_set == constructed.model_fields_set
+
+
+def test_a_page_keeps_the_scores_of_plain_identities_and_judges_the_last_record_of_an_id() -> None:
+    healthy = {**HEALTHY, "name": "Healthy"}
+    records = [
+        {**healthy, "account_id": "a", "arr": "lots"},  # an earlier copy of "a": the last one decides
+        {**healthy, "account_id": "a"},
+        {**healthy, "account_id": "b", "seats_active": -1},  # not essential: scored, and reported
+        {**healthy, "account_id": "c", "name": ""},  # essential: dropped
+    ]
+    scores = score_book(records, scorer=CSMHealthScorer(), previous={}, now=NOW, tz=TZ).scores
+    kept, errors = _with_valid_identity(scores, records)
+    assert [score.account_id for score in kept] == ["a", "a", "b"]
+    assert [(error["account_id"], error["stage"]) for error in errors] == [("b", "identity"), ("c", "score_accounts")]
+    assert _with_valid_identity(scores[1:3], records[1:2]) == (scores[1:3], [])

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from src.app.analysis import signals
@@ -17,6 +20,7 @@ from src.app.analysis.signals import (
     REQUIRED_SIGNALS,
     AccountDataError,
     days_until,
+    field_columns,
     identity_problems,
     parse_account,
     plain_identities,
@@ -326,3 +330,98 @@ def test_a_typical_record_has_a_plain_identity_and_a_bad_date_does_not() -> None
 
 def test_the_plain_identity_check_covers_every_identity_field() -> None:
     assert {name for name, *_ in signals._IDENTITY_CHECKS} == set(IDENTITY_FIELDS)
+
+
+_COLUMN_FIELDS = ["a", "b", "c"]
+_COLUMN_RECORDS = st.one_of(
+    st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), st.one_of(st.none(), st.integers())),
+    st.builds(lambda fields: MappingProxyType(fields), st.dictionaries(st.sampled_from(["a", "b"]), st.integers())),
+    st.builds(lambda fields: defaultdict(int, fields), st.dictionaries(st.sampled_from(["a", "c"]), st.integers())),
+)
+
+
+@given(st.lists(_COLUMN_RECORDS, max_size=8), st.lists(st.sampled_from(_COLUMN_FIELDS), min_size=1, max_size=3))
+def test_field_columns_read_what_get_reads(records: list[Mapping[str, Any]], names: list[str]) -> None:
+    before = [dict(record) for record in records]
+    columns = field_columns(records, names)
+    assert {name: list(column) for name, column in columns.items()} == {
+        name: [record.get(name) for record in records] for name in names
+    }
+    assert [dict(record) for record in records] == before  # a defaultdict gains no key
+
+
+def test_field_columns_of_records_holding_every_field_alike() -> None:
+    records = [{"a": 1, "b": None, "c": "x"}, {"c": "y", "b": 2, "a": 3}]
+    assert field_columns(records, ["c", "a", "z"]) == {"c": ("x", "y"), "a": (1, 3), "z": [None, None]}
+
+
+_NEAR_PLAIN = [10**400, 2**53, 2**53 - 1, 2.0**53, -0.0, -1, -0.5, 0, float("nan"), float("inf"), True, False]
+_TRICKY_IDENTITY_VALUES = st.one_of(
+    st.sampled_from([*_NEAR_PLAIN, "", "2026-1-05", " 2026-12-24", "2026-02-30", date(2026, 12, 24)]),
+    _IDENTITY_VALUES,
+)
+_PLAIN_IDENTITY_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "account_id": st.one_of(st.text(min_size=1, max_size=8), st.just("x" * 200)),
+    "name": st.one_of(st.text(min_size=1, max_size=8), st.just("x" * 500)),
+    "arr": st.one_of(st.integers(0, 2**53 - 1), st.floats(0, 2**53, exclude_max=True)),
+    "plan": st.text(max_size=4),
+    "status": st.text(max_size=4),
+    "rep_email": st.one_of(st.none(), st.text(max_size=4)),
+    "ae_email": st.one_of(st.none(), st.text(max_size=4)),
+    "chat_space": st.one_of(st.none(), st.text(max_size=4)),
+    "seats_purchased": st.one_of(st.none(), st.integers(0, 2**70)),
+    "seats_active": st.one_of(st.none(), st.integers(0, 2**70)),
+    "contract_end_date": st.one_of(st.none(), st.sampled_from(["2026-12-24", "2027-02-28", "2028-02-29"])),
+}
+
+
+@st.composite
+def _identity_pages(draw: st.DrawFn) -> list[Mapping[str, Any]]:
+    """A page whose fields are mostly plain, each now and then tricky or absent in some record."""
+    tricky = {name: draw(st.booleans()) for name in _PLAIN_IDENTITY_VALUES}
+    page: list[Mapping[str, Any]] = []
+    for _ in range(draw(st.integers(1, 6))):
+        record: dict[str, Any] = {}
+        for name, plain in _PLAIN_IDENTITY_VALUES.items():
+            if tricky[name] and draw(st.integers(0, 3)) == 0:
+                if draw(st.booleans()):
+                    record[name] = draw(_TRICKY_IDENTITY_VALUES)
+            else:
+                record[name] = draw(plain)
+        page.append(MappingProxyType(record) if draw(st.integers(0, 9)) == 0 else record)
+    return page
+
+
+@settings(max_examples=400)
+@given(_identity_pages())
+def test_plain_identities_decide_as_each_value_checked_on_its_own(page: list[Mapping[str, Any]]) -> None:
+    each = [
+        all(check(record.get(name, default)) for name, default, check, _ in signals._IDENTITY_CHECKS) for record in page
+    ]
+    assert plain_identities(page) == each
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("arr", [1.0, float("nan"), 2**60]),
+        ("arr", [float("nan"), 5]),
+        ("arr", [1.0, float("nan"), 5]),
+        ("arr", [-0.5, 3]),
+        ("arr", [10**400, 1.5]),
+        ("arr", [1.5, float("inf")]),
+        ("arr", [True, 2]),
+        ("arr", [2**53, 1]),
+        ("seats_active", [None, 0, -1]),
+        ("seats_active", [False, 3]),
+        ("account_id", ["a", ""]),
+        ("name", ["a", "x" * 501]),
+        ("contract_end_date", [None, "2026-12-24", "2026-02-30"]),
+        ("contract_end_date", ["2026-12-24", date(2026, 12, 24)]),
+        ("plan", ["a", None]),
+    ],
+)
+def test_a_column_with_one_bad_value_is_checked_value_by_value(name: str, values: list[Any]) -> None:
+    _, _, check, all_pass = next(checks for checks in signals._IDENTITY_CHECKS if checks[0] == name)
+    assert not all_pass(values)
+    assert plain_identities([{**RECORD, name: value} for value in values]) == [check(value) for value in values]

@@ -5,13 +5,14 @@ type within range, known categories, required signals present) is scored here wi
 other record is left to the per-account path (`analysis.scan.score_record`), which names what is wrong with it
 exactly as before. The per-account scorer stays the reference: the same floating-point operations in the same
 order, Python's own `round`, and thresholds on the unrounded score give identical scores (property-tested).
-Only the default (unconfigured) scorecard is vectorised; a configured `CSM_SCORECARD` scores per account.
+This is the default (unconfigured) scorecard; a configured `CSM_SCORECARD` is scored at once by `scorecard_batch`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
@@ -23,11 +24,10 @@ from src.app.analysis.health import (
     SCORE_MIN,
     Bands,
     CSMHealthScorer,
-    comparable_previous,
     score_deltas,
     utc_moment,
 )
-from src.app.analysis.signals import days_until
+from src.app.analysis.signals import days_until, field_columns
 from src.app.schemas import (
     CollectionsRisk,
     CSMHealthScore,
@@ -43,6 +43,8 @@ from src.app.schemas import (
 Floats = npt.NDArray[np.float64]
 Flags = npt.NDArray[np.bool_]
 Codes = npt.NDArray[np.intp]
+_Outcome = tuple[Rag, str, str | None, bool]
+"""An account's RAG, churn risk level, churn trigger and whether it alerts."""
 
 EXACT_INT = 2**53
 """Integers beyond this are not exact as float64: such a record is scored per account."""
@@ -69,6 +71,8 @@ _CATEGORIES: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 _DEFAULTS: dict[str, Any] = {"open_ticket_count": 0, "escalation_count_90_days": 0, "avg_ticket_sentiment": "neutral"}
 _RAGS: tuple[Rag, ...] = ("GREEN", "AMBER", "RED")
+_READ: tuple[str, ...] = ("account_id", *_NUMBERS, *_CATEGORIES, "contract_end_date")
+"""The record fields a page's scores read."""
 
 
 class _Columns:
@@ -80,16 +84,18 @@ class _Columns:
         self.observed: dict[str, Flags] = {}
         self.numbers: dict[str, Floats] = {}
         self.codes: dict[str, Codes] = {}
+        values = field_columns(records, _READ)
+        self.account_ids: list[str] = list(map(str, values["account_id"]))
         for name, (integer, low, high, required) in _NUMBERS.items():
-            raw = [record.get(name) for record in records]
+            raw = values[name]
             if name == "days_to_renewal":
-                raw = _with_renewal_from_contract(raw, records, self.ok, now=now, tz=tz)
+                raw = _with_renewal_from_contract(raw, values["contract_end_date"], self.ok, now=now, tz=tz)
             self._number(name, raw, integer=integer, low=low, high=high, required=required)
         for name, (allowed, required) in _CATEGORIES.items():
-            self._category(name, [record.get(name) for record in records], allowed, required=required)
+            self._category(name, values[name], allowed, required=required)
 
     def _number(
-        self, name: str, raw: list[Any], *, integer: bool, low: float | None, high: float | None, required: bool
+        self, name: str, raw: Sequence[Any], *, integer: bool, low: float | None, high: float | None, required: bool
     ) -> None:
         kinds = (int,) if integer else (int, float)
         if not set(map(type, raw)) <= {*kinds, type(None)}:  # a bool, a string...: that account scores per account
@@ -112,11 +118,11 @@ class _Columns:
         self.observed[name] = present
         self.numbers[name] = numbers
 
-    def _category(self, name: str, raw: list[Any], allowed: tuple[str, ...], *, required: bool) -> None:
+    def _category(self, name: str, raw: Sequence[Any], allowed: tuple[str, ...], *, required: bool) -> None:
         absent = len(allowed)
         index: dict[Any, int] = {value: code for code, value in enumerate(allowed)} | {None: absent}
         try:
-            codes = np.array([index.get(value, -1) for value in raw], dtype=np.intp)
+            codes = np.fromiter(map(index.get, raw, repeat(-1)), np.intp, len(raw))
         except TypeError:  # an unhashable value: that account scores per account
             codes = np.array([index.get(v, -1) if v is None or type(v) is str else -1 for v in raw], dtype=np.intp)
         present = codes != absent
@@ -131,13 +137,12 @@ class _Columns:
 
 
 def _with_renewal_from_contract(
-    raw: list[Any], records: Sequence[Mapping[str, Any]], ok: Flags, *, now: datetime, tz: ZoneInfo
+    raw: Sequence[Any], ends: Sequence[Any], ok: Flags, *, now: datetime, tz: ZoneInfo
 ) -> list[Any]:
     """`days_to_renewal` as `signals_from_record` derives it from `contract_end_date` when the record has none."""
     derived = list(raw)
     known: dict[Any, int | None] = {}  # a page's accounts share many contract end dates
-    for row, (value, record) in enumerate(zip(raw, records, strict=True)):
-        end = record.get("contract_end_date")
+    for row, (value, end) in enumerate(zip(raw, ends, strict=True)):
         if value is not None or end is None:
             continue
         try:
@@ -177,12 +182,21 @@ def _table(points: Mapping[Any, float], allowed: tuple[str, ...]) -> Floats:
     return np.array([*(points[value] for value in allowed), 0.0], dtype=np.float64)
 
 
-def _python_round(values: Floats) -> list[float]:
-    """`round(value, 2)` of each value, by Python itself, once per distinct value (numpy's rounding differs)."""
-    distinct, inverse = np.unique(values, return_inverse=True)
-    rounded = np.array([round(value, 2) for value in distinct.tolist()], dtype=np.float64)
-    result: list[float] = rounded[inverse.reshape(-1)].tolist()
-    return result
+def _python_round(values: Floats) -> Floats:
+    """`round(value, 2)` of each value exactly as Python rounds it (numpy's `round` differs near halves).
+
+    Python rounds the exact binary value to a whole number of hundredths k and returns the float nearest k / 100,
+    which IEEE division gives. `rint(value * 100)` is that k unless the product lies within its rounding error
+    of a half (or is huge, infinite or NaN): those few values are rounded by Python itself.
+    """
+    with np.errstate(all="ignore"):
+        scaled = values * 100.0
+        rounded = np.rint(scaled) / 100.0
+        half_gap = np.abs(scaled - np.floor(scaled) - 0.5)
+        sure = (half_gap > np.abs(scaled) * 2.0**-50) & (np.abs(scaled) < 2.0**52)  # False for NaN and infinities
+    for index in np.flatnonzero(~sure.reshape(-1)).tolist():
+        rounded.flat[index] = round(float(values.flat[index]), 2)
+    return rounded
 
 
 def _points(scorer: CSMHealthScorer, cols: _Columns) -> dict[str, Floats]:
@@ -257,17 +271,21 @@ def _multipliers(scorer: CSMHealthScorer, cols: _Columns, total: Floats) -> tupl
     return total, removed, stacked
 
 
-def _churn(scorer: CSMHealthScorer, cols: _Columns, rag: Codes) -> tuple[list[str], list[str | None]]:
-    """Churn risk level and trigger per account, as `CSMHealthScorer._churn` decides them."""
+def _churn(scorer: CSMHealthScorer, cols: _Columns, rag: Codes) -> list[_Outcome]:
+    """Each account's RAG, churn risk level and trigger, and whether it alerts, as `CSMHealthScorer` decides them."""
     renewal, login = cols.numbers["days_to_renewal"], cols.numbers["login_frequency_days"]
     proximity = (rag != 0) & cols.observed["days_to_renewal"] & (renewal <= scorer.churn_window_days)
     trends = [_CATEGORIES["usage_trend"][0].index(t) for t in scorer.scorecard.behavioral_usage_trends]
     rare = ~cols.observed["login_frequency_days"] | (login > scorer.scorecard.behavioral_login_days)
     behavioral = np.isin(cols.codes["usage_trend"], trends) & rare
     case = rag * 4 + proximity * 2 + behavioral  # (rag, proximity, behavioral) as one code
-    outcomes = [_churn_case(_RAGS[code // 4], bool(code & 2), bool(code & 1)) for code in range(12)]
-    chosen = [outcomes[code] for code in case.tolist()]
-    return [level for level, _ in chosen], [trigger for _, trigger in chosen]
+    outcomes = [_outcome(_RAGS[code // 4], bool(code & 2), bool(code & 1)) for code in range(12)]
+    return [outcomes[code] for code in case.tolist()]
+
+
+def _outcome(rag: Rag, proximity: bool, behavioral: bool) -> _Outcome:
+    level, trigger = _churn_case(rag, proximity, behavioral)
+    return rag, level, trigger, rag == "RED" or level in ("high", "critical")
 
 
 def _churn_case(rag: Rag, proximity: bool, behavioral: bool) -> tuple[str, str | None]:
@@ -317,7 +335,9 @@ def score_batch(
         tz: The time zone in which contract end dates are read.
     """
     if scorer.scorecards is not None:
-        raise ValueError("score_batch scores with the default scorecard only; a configured one scores per account")
+        raise ValueError(
+            "score_batch scores with the default scorecard only; a configured one is scored by scorecard_batch"
+        )
     if not records:
         return []
     cols = _Columns(records, now=now, tz=tz)
@@ -329,39 +349,38 @@ def score_batch(
         final, removed, applied = _multipliers(scorer, cols, total)
     clamped = np.where(final > SCORE_MAX, SCORE_MAX, np.where(final < SCORE_MIN, SCORE_MIN, final))
     rag = np.where(clamped >= scorer.green_threshold, 0, np.where(clamped >= scorer.amber_threshold, 1, 2))
-    levels, triggers = _churn(scorer, cols, rag)
+    outcomes = _churn(scorer, cols, rag)
     coverage, missing = _coverage(scorer, cols)
     breakdowns = _breakdowns(points, removed, applied)
-    scores = _python_round(clamped)
-    rags = [_RAGS[code] for code in rag.tolist()]
+    scores: list[float] = _python_round(clamped).tolist()
     computed_at = utc_moment(now)
     card = scorer.default_scorecard
-    results: list[CSMHealthScore | None] = []
-    for row, (record, ok) in enumerate(zip(records, cols.ok.tolist(), strict=True)):
-        if not ok:
-            results.append(None)
-            continue
-        account_id = str(record["account_id"])
-        before = comparable_previous(previous.get(account_id), card)
-        results.append(
-            trusted_score(
-                {
-                    "account_id": account_id,
-                    "score": scores[row],
-                    "rag": rags[row],
-                    "churn_risk_level": levels[row],
-                    "churn_triggered_by": triggers[row],
-                    "signal_breakdown": breakdowns[row],
-                    "computed_at": computed_at,
-                    "previous_score": None if before is None else before.score,
-                    "signal_deltas": {} if before is None else score_deltas(breakdowns[row], before.signal_breakdown),
-                    "coverage": coverage[row],
-                    "missing_signals": missing[row],
-                    "scorecard_name": card.name,
-                    "scorecard_version": card.version,
-                    "alert_rule": rags[row] == "RED" or levels[row] in ("high", "critical"),
-                }
-            )
+    same_card = (card.name, card.version)
+    results: list[CSMHealthScore | None] = [None] * len(records)
+    for row in np.flatnonzero(cols.ok).tolist():
+        account_id = cols.account_ids[row]
+        breakdown = breakdowns[row]
+        before = previous.get(account_id)
+        if before is not None and before.scorecard != same_card:  # `comparable_previous`
+            before = None
+        rag_name, level, trigger, alert = outcomes[row]
+        results[row] = trusted_score(
+            {
+                "account_id": account_id,
+                "score": scores[row],
+                "rag": rag_name,
+                "churn_risk_level": level,
+                "churn_triggered_by": trigger,
+                "signal_breakdown": breakdown,
+                "computed_at": computed_at,
+                "previous_score": None if before is None else before.score,
+                "signal_deltas": {} if before is None else score_deltas(breakdown, before.signal_breakdown),
+                "coverage": coverage[row],
+                "missing_signals": missing[row],
+                "scorecard_name": card.name,
+                "scorecard_version": card.version,
+                "alert_rule": alert,
+            }
         )
     return results
 
@@ -369,10 +388,10 @@ def score_batch(
 def _breakdowns(points: dict[str, Floats], removed: dict[str, Floats], applied: Flags) -> list[dict[str, float]]:
     """Each account's rounded breakdown: the eleven signals, then the multipliers that applied, in that order."""
     keys = list(points)
-    rows = zip(*(_python_round(column) for column in points.values()), strict=True)
-    breakdowns = [dict(zip(keys, row, strict=True)) for row in rows]
+    rows: list[list[float]] = _python_round(np.stack(list(points.values()), axis=1)).tolist()
+    breakdowns = list(map(dict, map(zip, repeat(keys), rows)))
     for (key, column), flags in zip(removed.items(), applied, strict=True):
-        rounded = _python_round(column)
-        for row in np.flatnonzero(flags).tolist():
-            breakdowns[row][key] = rounded[row]
+        where = np.flatnonzero(flags)
+        for row, value in zip(where.tolist(), _python_round(column[where]).tolist(), strict=True):
+            breakdowns[row][key] = value
     return breakdowns

@@ -60,6 +60,10 @@ def score_book(
     records = list(records)
     batched = _batched(records, scorer=scorer, previous=previous, now=now, tz=tz, history=history)
     outcome = ScanOutcome()
+    scored = list(filter(None, batched))
+    if len(scored) == len(records):  # the whole page scored at once
+        outcome.scores.extend(scored)
+        return outcome
     for index, record in enumerate(records):
         result = batched[index] or _score_one(
             record, index, scorer=scorer, previous=previous, now=now, tz=tz, history=history or {}
@@ -84,12 +88,17 @@ def _batched(
 
     A page too small to repay numpy's fixed cost scores every record per account.
     """
-    plain = [isinstance(r, Mapping) and isinstance(r.get("account_id"), str) and bool(r["account_id"]) for r in records]
+    plain = [
+        (type(r) is dict or isinstance(r, Mapping)) and isinstance(r.get("account_id"), str) and bool(r["account_id"])
+        for r in records
+    ]
     fewest = BATCH_MIN_RECORDS if "numpy" in sys.modules else NUMPY_REPAID_RECORDS
     if sum(plain) < fewest:
         return [None] * len(records)
     from src.app.analysis.scorecard_batch import score_page  # numpy: imported by the first page worth it
 
+    if all(plain):
+        return score_page(records, scorer=scorer, previous=previous, now=now, tz=tz, history=history)
     page = [r for r, ok in zip(records, plain, strict=True) if ok]
     scored = iter(score_page(page, scorer=scorer, previous=previous, now=now, tz=tz, history=history))
     return [next(scored) if ok else None for ok in plain]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -149,9 +150,6 @@ ESSENTIAL_IDENTITY: tuple[str, ...] = ("account_id", "name")
 
 
 _EXACT_INT = 2**53
-_NO_TYPES: frozenset[type] = frozenset()
-_TEXT_TYPES: frozenset[type] = frozenset({str})
-_OPTIONAL_TEXT_TYPES: frozenset[type] = frozenset({str, type(None)})
 
 
 @lru_cache(maxsize=4096)
@@ -178,20 +176,80 @@ def _count(value: Any) -> bool:
     return value is None or (type(value) is int and value >= 0)
 
 
-_IDENTITY_CHECKS: tuple[tuple[str, Any, Callable[[Any], bool], frozenset[type]], ...] = (
-    # (field, value when absent, the plain-validity check, types that pass it whatever their value)
-    ("account_id", None, lambda v: type(v) is str and 0 < len(v) <= 200, _NO_TYPES),
-    ("name", None, lambda v: type(v) is str and 0 < len(v) <= 500, _NO_TYPES),
-    ("arr", 0, lambda v: type(v) in (int, float) and 0 <= v < _EXACT_INT, _NO_TYPES),
-    ("plan", "", _text, _TEXT_TYPES),
-    ("status", "", _text, _TEXT_TYPES),
-    ("rep_email", None, _optional_text, _OPTIONAL_TEXT_TYPES),
-    ("ae_email", None, _optional_text, _OPTIONAL_TEXT_TYPES),
-    ("chat_space", None, _optional_text, _OPTIONAL_TEXT_TYPES),
-    ("seats_purchased", None, _count, _NO_TYPES),
-    ("seats_active", None, _count, _NO_TYPES),
-    ("contract_end_date", None, lambda v: v is None or (type(v) is str and _plain_date(v)), _NO_TYPES),
+def _all_texts_up_to(longest: int) -> Callable[[Sequence[Any]], bool]:
+    def all_texts(values: Sequence[Any]) -> bool:
+        return set(map(type, values)) == {str} and min(map(len, values)) > 0 and max(map(len, values)) <= longest
+
+    return all_texts
+
+
+def _all_texts(values: Sequence[Any]) -> bool:
+    return set(map(type, values)) <= {str}
+
+
+def _all_optional_texts(values: Sequence[Any]) -> bool:
+    return set(map(type, values)) <= {str, type(None)}
+
+
+def _all_amounts(values: Sequence[Any]) -> bool:
+    """Numbers in [0, 2**53), none NaN: a NaN would make their sum NaN; without one, `min` and `max` see them all."""
+    if not set(map(type, values)) <= {int, float}:
+        return False
+    try:
+        total = sum(values)
+    except OverflowError:  # an integer beyond any float, among floats
+        return False
+    return bool(total == total) and min(values) >= 0 and max(values) < _EXACT_INT
+
+
+def _all_counts(values: Sequence[Any]) -> bool:
+    return set(map(type, values)) <= {int, type(None)} and min(filter(None, values), default=0) >= 0
+
+
+def _all_plain_dates(values: Sequence[Any]) -> bool:
+    return set(map(type, values)) <= {str, type(None)} and all(map(_plain_date, set(values) - {None}))
+
+
+_IDENTITY_CHECKS: tuple[tuple[str, Any, Callable[[Any], bool], Callable[[Sequence[Any]], bool]], ...] = (
+    # (field, value when absent, the plain-validity check of a value, whether a page's values all pass it)
+    ("account_id", None, lambda v: type(v) is str and 0 < len(v) <= 200, _all_texts_up_to(200)),
+    ("name", None, lambda v: type(v) is str and 0 < len(v) <= 500, _all_texts_up_to(500)),
+    ("arr", 0, lambda v: type(v) in (int, float) and 0 <= v < _EXACT_INT, _all_amounts),
+    ("plan", "", _text, _all_texts),
+    ("status", "", _text, _all_texts),
+    ("rep_email", None, _optional_text, _all_optional_texts),
+    ("ae_email", None, _optional_text, _all_optional_texts),
+    ("chat_space", None, _optional_text, _all_optional_texts),
+    ("seats_purchased", None, _count, _all_counts),
+    ("seats_active", None, _count, _all_counts),
+    ("contract_end_date", None, lambda v: v is None or (type(v) is str and _plain_date(v)), _all_plain_dates),
 )
+_IDENTITY_DEFAULTS: dict[str, Any] = {name: default for name, default, _, _ in _IDENTITY_CHECKS}
+
+
+def field_columns(
+    records: Sequence[Mapping[str, Any]], names: Sequence[str], defaults: Mapping[str, Any] | None = None
+) -> dict[str, Sequence[Any]]:
+    """Each named field's values over the records, as `record.get(name, defaults.get(name))` reads them.
+
+    When the records are plain dicts holding the same fields as the first, those fields are read with one
+    `itemgetter` call per record rather than one `get` per field and record.
+    """
+    defaults = defaults or {}
+    held = [name for name in names if records and name in records[0]]
+    columns: dict[str, Sequence[Any]] = {}
+    if len(held) > 1 and set(map(type, records)) == {dict}:
+        try:
+            rows = list(map(itemgetter(*held), records))
+        except KeyError:  # a record lacks a field the first one has
+            pass
+        else:
+            columns = dict(zip(held, zip(*rows, strict=True), strict=True))
+    for name in names:
+        if name not in columns:
+            default = defaults.get(name)
+            columns[name] = [record.get(name, default) for record in records]
+    return {name: columns[name] for name in names}
 
 
 def plain_identities(records: Sequence[Mapping[str, Any]]) -> list[bool]:
@@ -199,14 +257,14 @@ def plain_identities(records: Sequence[Mapping[str, Any]]) -> list[bool]:
 
     True only where `read_identity` finds nothing wrong: ids and names of the right length, a non-negative number
     for ARR, text for plan and status, text or nothing for the owners, counts for seats and a `YYYY-MM-DD` date for
-    the contract end. False means "not sure": `identity_problems` decides, and names what is wrong.
+    the contract end. False means "not sure": `identity_problems` decides, and names what is wrong. A field is
+    checked in a few passes over the page's values, and value by value only when some value fails.
     """
     plain = [True] * len(records)
-    for name, default, check, plain_types in _IDENTITY_CHECKS:
-        values = [record.get(name, default) for record in records]
-        if plain_types and set(map(type, values)) <= plain_types:
-            continue
-        if not all(map(check, values)):
+    columns = field_columns(records, list(_IDENTITY_DEFAULTS), _IDENTITY_DEFAULTS)
+    for name, _, check, all_pass in _IDENTITY_CHECKS:
+        values = columns[name]
+        if values and not all_pass(values):
             plain = [ok and check(value) for ok, value in zip(plain, values, strict=True)]
     return plain
 

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -94,14 +95,15 @@ async def score_page(store: CSMStore, spec: ScanSpec, records: list[dict[str, An
     errors = [WorkError(account_id=e.account_id, stage="score_accounts", message=e.message) for e in outcome.errors]
     scores, identity_errors = _with_valid_identity(outcome.scores, records)
     repeated = await _repeated(store, scores, previous, spec.tz)
-    await store.save_scores([s for s in scores if s.account_id not in repeated])
-    held = [repeated.get(s.account_id, s) for s in scores]
+    await store.save_scores([s for s in scores if s.account_id not in repeated] if repeated else scores)
+    held = [repeated.get(s.account_id, s) for s in scores] if repeated else scores
+    alerting = [score for score in held if score.should_alert]
     return PageResult(
         scanned=len(records),
-        rag_counts=Counter(score.rag for score in held),
+        rag_counts=Counter(map(attrgetter("rag"), held)),
         errors=errors + identity_errors,
-        candidates=[alert_candidate(score) for score in held if score.should_alert],
-        candidate_rags={score.account_id: score.rag for score in held if score.should_alert},
+        candidates=[alert_candidate(score) for score in alerting],
+        candidate_rags={score.account_id: score.rag for score in alerting},
         scores=[score.model_dump(mode="json") for score in held] if spec.keep_scores else [],
     )
 
@@ -139,15 +141,18 @@ def _with_valid_identity(
     tasks that read them, and a whole-book scan does not even load them. A bad field that is not essential
     (`arr: "lots"`) is reported and the score kept.
     """
-    by_id = {str(record.get("account_id")): record for record in records}
-    plain = dict(zip(by_id, plain_identities(list(by_id.values())), strict=True))
+    plain_records = plain_identities(records)
+    if all(plain_records):
+        return scores, []
+    by_id = {str(record.get("account_id")): (record, ok) for record, ok in zip(records, plain_records, strict=True)}
     valid, errors = [], []
     for score in scores:
-        if plain[score.account_id]:
+        record, plain = by_id[score.account_id]
+        if plain:
             valid.append(score)
             continue
         try:
-            problems = identity_problems(by_id[score.account_id])
+            problems = identity_problems(record)
         except AccountDataError as problem:
             errors.append(WorkError(account_id=score.account_id, stage="score_accounts", message=str(problem)))
             continue
