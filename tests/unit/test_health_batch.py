@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from src.app.analysis.health import CSMHealthScorer
-from src.app.analysis.health_batch import _python_round, score_batch
+from src.app.analysis.health_batch import python_round, score_batch
 from src.app.analysis.scan import BATCH_MIN_RECORDS, score_book, score_record
 from src.app.analysis.signals import AccountDataError
 from src.app.schemas import CSMHealthScore
@@ -232,6 +232,6 @@ HALVES = st.builds(  # a number of hundredths and a half, and its float neighbou
     )
 )
 def test_rounding_a_column_is_pythons_round_bit_for_bit(values: list[float]) -> None:
-    rounded = _python_round(np.array(values, dtype=np.float64)).tolist()
+    rounded = python_round(np.array(values, dtype=np.float64)).tolist()
     expected = [round(value, 2) for value in values]
     assert [struct.pack("<d", value) for value in rounded] == [struct.pack("<d", value) for value in expected]

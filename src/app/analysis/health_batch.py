@@ -70,7 +70,7 @@ _CATEGORIES: dict[str, tuple[tuple[str, ...], bool]] = {
     "collections_risk": (get_args(CollectionsRisk), False),
 }
 _DEFAULTS: dict[str, Any] = {"open_ticket_count": 0, "escalation_count_90_days": 0, "avg_ticket_sentiment": "neutral"}
-_RAGS: tuple[Rag, ...] = ("GREEN", "AMBER", "RED")
+RAGS: tuple[Rag, ...] = ("GREEN", "AMBER", "RED")
 _READ: tuple[str, ...] = ("account_id", *_NUMBERS, *_CATEGORIES, "contract_end_date")
 """The record fields a page's scores read."""
 
@@ -101,10 +101,7 @@ class _Columns:
         if not set(map(type, raw)) <= {*kinds, type(None)}:  # a bool, a string...: that account scores per account
             self.ok &= np.fromiter((value is None or type(value) in kinds for value in raw), np.bool_, len(raw))
             raw = [value if type(value) in kinds else None for value in raw]
-        try:
-            numbers = np.array(raw, dtype=np.float64)  # None becomes NaN
-        except OverflowError:  # an integer beyond float64: that account scores per account
-            numbers = np.array([None if v is not None and abs(v) >= EXACT_INT else v for v in raw], dtype=np.float64)
+        numbers = as_floats(raw)
         present = ~np.isnan(numbers)  # a NaN given for a float signal is out of range: it scores per account
         within = np.abs(numbers) < EXACT_INT  # False for NaN and infinities
         if low is not None:
@@ -182,7 +179,15 @@ def _table(points: Mapping[Any, float], allowed: tuple[str, ...]) -> Floats:
     return np.array([*(points[value] for value in allowed), 0.0], dtype=np.float64)
 
 
-def _python_round(values: Floats) -> Floats:
+def as_floats(raw: Sequence[Any]) -> Floats:
+    """Numbers (int or float) and None as float64, None as NaN; an integer beyond float64's range becomes NaN too."""
+    try:
+        return np.array(raw, dtype=np.float64)
+    except OverflowError:
+        return np.array([None if v is not None and abs(v) >= EXACT_INT else v for v in raw], dtype=np.float64)
+
+
+def python_round(values: Floats) -> Floats:
     """`round(value, 2)` of each value exactly as Python rounds it (numpy's `round` differs near halves).
 
     Python rounds the exact binary value to a whole number of hundredths k and returns the float nearest k / 100,
@@ -279,7 +284,7 @@ def _churn(scorer: CSMHealthScorer, cols: _Columns, rag: Codes) -> list[_Outcome
     rare = ~cols.observed["login_frequency_days"] | (login > scorer.scorecard.behavioral_login_days)
     behavioral = np.isin(cols.codes["usage_trend"], trends) & rare
     case = rag * 4 + proximity * 2 + behavioral  # (rag, proximity, behavioral) as one code
-    outcomes = [_outcome(_RAGS[code // 4], bool(code & 2), bool(code & 1)) for code in range(12)]
+    outcomes = [_outcome(RAGS[code // 4], bool(code & 2), bool(code & 1)) for code in range(12)]
     return [outcomes[code] for code in case.tolist()]
 
 
@@ -352,7 +357,7 @@ def score_batch(
     outcomes = _churn(scorer, cols, rag)
     coverage, missing = _coverage(scorer, cols)
     breakdowns = _breakdowns(points, removed, applied)
-    scores: list[float] = _python_round(clamped).tolist()
+    scores: list[float] = python_round(clamped).tolist()
     computed_at = utc_moment(now)
     card = scorer.default_scorecard
     same_card = (card.name, card.version)
@@ -388,10 +393,10 @@ def score_batch(
 def _breakdowns(points: dict[str, Floats], removed: dict[str, Floats], applied: Flags) -> list[dict[str, float]]:
     """Each account's rounded breakdown: the eleven signals, then the multipliers that applied, in that order."""
     keys = list(points)
-    rows: list[list[float]] = _python_round(np.stack(list(points.values()), axis=1)).tolist()
+    rows: list[list[float]] = python_round(np.stack(list(points.values()), axis=1)).tolist()
     breakdowns = list(map(dict, map(zip, repeat(keys), rows)))
     for (key, column), flags in zip(removed.items(), applied, strict=True):
         where = np.flatnonzero(flags)
-        for row, value in zip(where.tolist(), _python_round(column[where]).tolist(), strict=True):
+        for row, value in zip(where.tolist(), python_round(column[where]).tolist(), strict=True):
             breakdowns[row][key] = value
     return breakdowns

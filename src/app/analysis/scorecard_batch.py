@@ -25,19 +25,24 @@ from pydantic.fields import FieldInfo
 
 from src.app.analysis.derived_signals import StoredScores, derived_values, same_scorecard
 from src.app.analysis.health import CSMHealthScorer, comparable_previous, score_deltas, utc_moment
-from src.app.analysis.health_batch import score_batch
-from src.app.analysis.scorecard_model import ChurnOutcome, Condition, ScorecardSet, ScorecardSpec, SignalSpec, as_number
+from src.app.analysis.health_batch import EXACT_INT, RAGS, as_floats, python_round, score_batch
+from src.app.analysis.scorecard_model import (
+    COMPARATORS,
+    ChurnOutcome,
+    Condition,
+    ScorecardSet,
+    ScorecardSpec,
+    SignalSpec,
+    as_number,
+)
 from src.app.analysis.scorecards import SCORE_MAX, SCORE_MIN, coverage_of
 from src.app.analysis.signals import days_until
-from src.app.schemas import ChurnRiskLevel, CSMHealthScore, CSMHealthSignals, Rag, StoredScore, trusted_score
+from src.app.schemas import ChurnRiskLevel, CSMHealthScore, CSMHealthSignals, StoredScore, trusted_score
 
 Floats = npt.NDArray[np.float64]
 Flags = npt.NDArray[np.bool_]
 
-EXACT_INT = 2**53
-"""Integers beyond this are not exact as float64: such a record is scored per account."""
 
-_RAGS: tuple[Rag, ...] = ("GREEN", "AMBER", "RED")
 _OUTCOMES: tuple[ChurnOutcome, ...] = ("none", "contract_proximity", "behavioral", "both")
 _BOUNDS: tuple[tuple[type, str, str], ...] = (
     (Ge, "ge", "at_least"),
@@ -84,25 +89,6 @@ def _rule(info: FieldInfo) -> _Rule:
 
 
 _RULES: dict[str, _Rule] = {name: _rule(info) for name, info in CSMHealthSignals.model_fields.items()}
-
-
-def _rounded(values: Floats) -> list[float]:
-    """`round(value, 2)` of each value, by Python itself, once per distinct value (numpy's rounding differs)."""
-    distinct, inverse = np.unique(values, return_inverse=True)
-    rounded = np.array([round(value, 2) for value in distinct.tolist()], dtype=np.float64)
-    result: list[float] = rounded[inverse.reshape(-1)].tolist()
-    return result
-
-
-def _passes(numbers: Floats, comparator: str, threshold: float) -> Flags:
-    """`compare` over an array."""
-    if comparator == "at_most":
-        return numbers <= threshold
-    if comparator == "below":
-        return numbers < threshold
-    if comparator == "at_least":
-        return numbers >= threshold
-    return numbers > threshold
 
 
 class _Column:
@@ -245,14 +231,11 @@ class _Page:
     def _in_bounds(self, raw: list[Any], rule: _Rule) -> list[bool]:
         """Per value of plain types, whether it is exact as a float, finite and within the field's bounds."""
         present = np.fromiter((value is not None for value in raw), np.bool_, len(raw))
-        try:
-            numbers = np.array(raw, dtype=np.float64)
-        except OverflowError:  # an integer beyond float64
-            numbers = np.array([None if v is not None and abs(v) >= EXACT_INT else v for v in raw], dtype=np.float64)
+        numbers = as_floats(raw)
         with np.errstate(invalid="ignore"):
             within = np.abs(numbers) < EXACT_INT  # False for NaN and infinities
             for comparator, threshold in rule.bounds:
-                within &= _passes(numbers, comparator, threshold)
+                within &= COMPARATORS[comparator](numbers, threshold)
         plain: list[bool] = (~present | within).tolist()
         return plain
 
@@ -411,7 +394,7 @@ def _mapped(spec: SignalSpec, column: _Column, ok: Flags) -> Floats:
     points = np.full(numbers.shape, spec.else_points or 0.0)
     for band in reversed(spec.bands or ()):  # the first band that matches wins, as in the reference loop
         comparator, threshold = band.test()
-        points = np.where(_passes(numbers, comparator, threshold), band.points, points)
+        points = np.where(COMPARATORS[comparator](numbers, threshold), band.points, points)
     return points
 
 
@@ -474,10 +457,10 @@ def _score_card(
     rag = np.where(clamped >= card.rag.green, 0, np.where(clamped >= card.rag.amber, 1, 2))
     levels, triggers, alerts = _churn_and_alert(card, group, rag)
     ok &= ~group.failed()
-    scores = _rounded(clamped)
+    scores = python_round(clamped).tolist()
     rags: list[int] = rag.tolist()
-    breakdown_columns = [_rounded(column) for column in points]
-    multiplier_columns = [(key, _rounded(change), has.tolist()) for key, change, has in removed]
+    breakdown_columns = [python_round(column).tolist() for column in points]
+    multiplier_columns = [(key, python_round(change).tolist(), has.tolist()) for key, change, has in removed]
     results: list[CSMHealthScore | None] = []
     for row, fine in enumerate(ok.tolist()):
         if not fine:
@@ -495,7 +478,7 @@ def _score_card(
                 {
                     "account_id": account_id,
                     "score": scores[row],
-                    "rag": _RAGS[rags[row]],
+                    "rag": RAGS[rags[row]],
                     "churn_risk_level": levels[row],
                     "churn_triggered_by": triggers[row],
                     "signal_breakdown": breakdown,
@@ -522,15 +505,15 @@ def _churn_and_alert(
     for bit, trigger in triggers:
         if trigger is None:
             continue
-        fired = np.isin(rag, [_RAGS.index(r) for r in trigger.rag_in])
+        fired = np.isin(rag, [RAGS.index(r) for r in trigger.rag_in])
         for condition in trigger.conditions:
             fired &= group.column(condition.field).holds(condition)
         outcome |= np.where(fired, bit, 0)
-    table = [card.churn.levels[name][r] for name in _OUTCOMES for r in _RAGS]
+    table = [card.churn.levels[name][r] for name in _OUTCOMES for r in RAGS]
     codes: list[int] = (outcome * 3 + rag).tolist()
     levels = [table[code] for code in codes]
     rule = card.alert
-    alert = np.isin(rag, [_RAGS.index(r) for r in rule.rag_in])
+    alert = np.isin(rag, [RAGS.index(r) for r in rule.rag_in])
     alert |= np.array([level in rule.churn_risk_in for level in levels], dtype=np.bool_)
     for condition in rule.conditions_any:
         alert |= group.column(condition.field).holds(condition)

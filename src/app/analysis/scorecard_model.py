@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from typing import Any, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,7 +21,6 @@ ChurnOutcome = Literal["both", "contract_proximity", "behavioral", "none"]
 """Which churn triggers fired: each alone, both, or none."""
 
 RAGS: tuple[Rag, ...] = get_args(Rag)
-COMPARATORS: tuple[str, ...] = ("at_most", "below", "at_least", "above")
 WEIGHT_TOLERANCE = 1e-6
 """How far a signal's best points may be from its weight (suggested scorecards carry rounded points)."""
 
@@ -37,15 +38,18 @@ def as_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+COMPARATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "at_most": operator.le,
+    "below": operator.lt,
+    "at_least": operator.ge,
+    "above": operator.gt,
+}
+"""Each comparator a band or condition may name, as the operator it applies (to a number or a numpy array)."""
+
+
 def compare(number: float, comparator: str, threshold: float) -> bool:
     """Whether `number` passes one comparator (at_most, below, at_least, above) against `threshold`."""
-    if comparator == "at_most":
-        return number <= threshold
-    if comparator == "below":
-        return number < threshold
-    if comparator == "at_least":
-        return number >= threshold
-    return number > threshold
+    return bool(COMPARATORS[comparator](number, threshold))
 
 
 class Condition(BaseModel):
