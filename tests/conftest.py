@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, settings
 
 from src.app.analysis.health import CSMHealthScorer
 from src.app.config import CSMSettings
@@ -22,6 +23,8 @@ from tests.support.fakes import Fakes, RecordingChat, RecordingEvents, Recording
 from tests.support.servers import postgres_url  # noqa: F401 - fixture: a fresh PostgreSQL schema (or a skip)
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+settings.register_profile("csm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("csm")  # property tests check results; time limits belong in bench/, not in a loaded CI
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 

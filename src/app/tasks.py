@@ -88,6 +88,13 @@ class HealthScanTask(_TaskBase):
             return [str(account_id) for account_id in value]
         return value
 
+    @field_validator("signals")
+    @classmethod
+    def _no_account_id(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "account_id" in value:
+            raise ValueError("'signals' cannot set 'account_id': it names the account, it is not a signal")
+        return value
+
     def account_scope(self) -> list[str] | None:
         """The accounts the scan is limited to, or None for the whole book."""
         if self.account_ids is not None:

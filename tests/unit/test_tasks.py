@@ -29,6 +29,7 @@ def test_unknown_type_raises_the_seed_error() -> None:
         ({"type": "generate_qbr", "account_id": "a", "period": ""}, "'period' must be a quarter label like 'Q3 2026'"),
         ({"type": "generate_qbr", "account_id": "a", "trigger": "whenever"}, "'trigger' must be one of quarterly"),
         ({"type": "health_scan", "summary": "maybe"}, "field 'summary'"),
+        ({"type": "health_scan", "signals": {"account_id": "x"}}, "'signals' cannot set 'account_id'"),
     ],
 )
 def test_bad_fields_are_named(task: dict[str, object], message: str) -> None:
