@@ -27,7 +27,8 @@ from src.app.analysis.health import (
     score_deltas,
     utc_moment,
 )
-from src.app.analysis.signals import days_until, field_columns
+from src.app.analysis.scorecard_model import RAGS
+from src.app.analysis.signals import EXACT_INT, days_until, field_columns
 from src.app.schemas import (
     CollectionsRisk,
     CSMHealthScore,
@@ -46,8 +47,6 @@ Codes = npt.NDArray[np.intp]
 _Outcome = tuple[Rag, str, str | None, bool]
 """An account's RAG, churn risk level, churn trigger and whether it alerts."""
 
-EXACT_INT = 2**53
-"""Integers beyond this are not exact as float64: such a record is scored per account."""
 
 _NUMBERS: dict[str, tuple[bool, float | None, float | None, bool]] = {
     # field: (integer, lowest, highest, required); the constraints of `CSMHealthSignals`
@@ -70,7 +69,6 @@ _CATEGORIES: dict[str, tuple[tuple[str, ...], bool]] = {
     "collections_risk": (get_args(CollectionsRisk), False),
 }
 _DEFAULTS: dict[str, Any] = {"open_ticket_count": 0, "escalation_count_90_days": 0, "avg_ticket_sentiment": "neutral"}
-RAGS: tuple[Rag, ...] = ("GREEN", "AMBER", "RED")
 _READ: tuple[str, ...] = ("account_id", *_NUMBERS, *_CATEGORIES, "contract_end_date")
 """The record fields a page's scores read."""
 

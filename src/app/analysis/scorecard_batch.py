@@ -22,10 +22,11 @@ import numpy.typing as npt
 
 from src.app.analysis.derived_signals import StoredScores
 from src.app.analysis.health import CSMHealthScorer, comparable_previous, score_deltas, utc_moment
-from src.app.analysis.health_batch import RAGS, Flags, Floats, python_round, score_batch
+from src.app.analysis.health_batch import Flags, Floats, python_round, score_batch
 from src.app.analysis.scorecard_columns import CardRows, FieldColumn, PageColumns
 from src.app.analysis.scorecard_model import (
     COMPARATORS,
+    RAGS,
     ChurnOutcome,
     ScorecardSet,
     ScorecardSpec,

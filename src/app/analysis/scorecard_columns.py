@@ -20,9 +20,9 @@ from pydantic.fields import FieldInfo
 
 from src.app.analysis.derived_signals import StoredScores, derived_values, same_scorecard
 from src.app.analysis.health import CSMHealthScorer
-from src.app.analysis.health_batch import EXACT_INT, Flags, Floats, as_floats
+from src.app.analysis.health_batch import Flags, Floats, as_floats
 from src.app.analysis.scorecard_model import COMPARATORS, Condition, as_number
-from src.app.analysis.signals import days_until
+from src.app.analysis.signals import EXACT_INT, days_until
 from src.app.schemas import CSMHealthSignals
 
 _BOUNDS: tuple[tuple[type, str, str], ...] = (

@@ -149,7 +149,8 @@ ESSENTIAL_IDENTITY: tuple[str, ...] = ("account_id", "name")
 """Identity fields without which an account cannot be scored, alerted or drafted; any other bad field is dropped."""
 
 
-_EXACT_INT = 2**53
+EXACT_INT = 2**53
+"""Integers beyond this are not exact as float64 (a value past it is never plainly valid)."""
 
 
 @lru_cache(maxsize=4096)
@@ -199,7 +200,7 @@ def _all_amounts(values: Sequence[Any]) -> bool:
         total = sum(values)
     except OverflowError:  # an integer beyond any float, among floats
         return False
-    return bool(total == total) and min(values) >= 0 and max(values) < _EXACT_INT
+    return bool(total == total) and min(values) >= 0 and max(values) < EXACT_INT
 
 
 def _all_counts(values: Sequence[Any]) -> bool:
@@ -214,7 +215,7 @@ _IDENTITY_CHECKS: tuple[tuple[str, Any, Callable[[Any], bool], Callable[[Sequenc
     # (field, value when absent, the plain-validity check of a value, whether a page's values all pass it)
     ("account_id", None, lambda v: type(v) is str and 0 < len(v) <= 200, _all_texts_up_to(200)),
     ("name", None, lambda v: type(v) is str and 0 < len(v) <= 500, _all_texts_up_to(500)),
-    ("arr", 0, lambda v: type(v) in (int, float) and 0 <= v < _EXACT_INT, _all_amounts),
+    ("arr", 0, lambda v: type(v) in (int, float) and 0 <= v < EXACT_INT, _all_amounts),
     ("plan", "", _text, _all_texts),
     ("status", "", _text, _all_texts),
     ("rep_email", None, _optional_text, _all_optional_texts),
